@@ -1,0 +1,19 @@
+//! Patron's pure domain core.
+//!
+//! Everything here is deterministic arithmetic and validation over values: points, lots,
+//! clawback, expiry instants, tier qualification, the program model and its validation.
+//! Architecture invariant: this crate performs no I/O, spawns no tasks, knows no SQL and no
+//! HTTP. Time is always passed in (`jiff::Timestamp`), never read from a clock. Parsing a
+//! program from TOML text is allowed (it is a pure function of a string).
+
+pub mod card;
+pub mod clawback;
+pub mod contact;
+pub mod earning;
+pub mod expiry;
+pub mod lots;
+pub mod program;
+pub mod tier;
+
+pub use jiff;
+pub use rust_decimal;
