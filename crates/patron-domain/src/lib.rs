@@ -13,6 +13,7 @@ pub mod earning;
 pub mod expiry;
 pub mod lots;
 pub mod program;
+pub mod purchase;
 pub mod tier;
 
 pub use jiff;

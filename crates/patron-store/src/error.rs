@@ -1,0 +1,94 @@
+//! What can go wrong in a unit of work.
+//!
+//! [`StoreError::Rejected`] is a business answer ("not enough points") that the use-case layer
+//! stores with an idempotency key and replays; every other variant is an infrastructure failure
+//! that stores nothing, so the caller may retry.
+
+use serde::{Deserialize, Serialize};
+
+/// A business rejection: the request was understood and refused, nothing was written.
+/// Serializable because it is stored and replayed under an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Rejection {
+    #[error("member {member_id} not found")]
+    MemberNotFound { member_id: String },
+    #[error("member {member_id} has left the club")]
+    MemberExited { member_id: String },
+    #[error("purchase {purchase_id} not found")]
+    PurchaseNotFound { purchase_id: String },
+    #[error("redemption {redemption_id} not found")]
+    RedemptionNotFound { redemption_id: String },
+    #[error("card {number} not found")]
+    CardNotFound { number: String },
+    #[error("card {number} is {status}")]
+    CardUnavailable { number: String, status: String },
+    #[error("not enough points: {available} available, {requested} requested")]
+    InsufficientPoints { available: i64, requested: i64 },
+    #[error("a member cannot transfer points to themselves")]
+    TransferToSelf,
+    #[error("{field} {value:?} is already used by another member")]
+    Duplicate { field: String, value: String },
+    #[error("document {document_id} was already posted with different content")]
+    DocumentConflict { document_id: String },
+    #[error("purchase {purchase_id} already belongs to a member")]
+    AlreadyAttached { purchase_id: String },
+    #[error("refund exceeds what remains of the purchase: {reason}")]
+    RefundTooLarge { reason: String },
+    #[error("redemption {redemption_id} is already {status}")]
+    RedemptionResolved { redemption_id: String, status: String },
+    #[error("capture of {requested} points exceeds the {held} held")]
+    CaptureTooLarge { held: i64, requested: i64 },
+    #[error("currency {found} does not match the program's {expected}")]
+    WrongCurrency { expected: String, found: String },
+    #[error("tenant {tenant} has no program yet: apply one first")]
+    NoProgram { tenant: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error("idempotency key {key:?} was already used for a different request")]
+    IdempotencyMismatch { key: String },
+    #[error("database configuration: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("serialization: {0}")]
+    Serialization(#[from] serde_json::Error),
+    /// Someone changed what this unit of work decided on (e.g. a member's tier) between the
+    /// engine's read and the write; the engine re-reads and tries again.
+    #[error("concurrent change: {0}")]
+    Conflict(String),
+}
+
+impl StoreError {
+    /// Transient conflicts the whole unit of work may be retried after: PostgreSQL
+    /// serialization failures (40001) and deadlocks (40P01), SQLite busy/locked, and a unique
+    /// violation on an idempotency claim raced by an identical request (retrying replays it).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+                matches!(code.as_str(), "40001" | "40P01" | "5" | "6" | "517" | "261" | "262")
+                    || db.message().contains("database is locked")
+                    || db.message().contains("database table is locked")
+            }
+            StoreError::Database(sqlx::Error::PoolTimedOut) => false,
+            _ => false,
+        }
+    }
+
+    /// A unique-constraint violation (SQLite 2067/1555, PostgreSQL 23505).
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation)
+            }
+            _ => false,
+        }
+    }
+}

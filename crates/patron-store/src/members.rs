@@ -1,0 +1,513 @@
+//! Members: enrollment, look-ups, profile changes, consents, and leaving the club.
+//!
+//! Enrollment creates the member, their wallet, their first card and their consents in one
+//! unit of work. Leaving the club erases personal data but keeps the ledger under the
+//! member's id, which after erasure identifies no one.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sqlx::{Acquire, Row};
+use sqlx::any::AnyRow;
+
+use crate::cards::{self, CardKind};
+use crate::idempotency::{self, Claim, Idempotent};
+use crate::ledger::{self, LedgerCtx, NewTransfer, code};
+use crate::programs::audit;
+use crate::tenants::TenantId;
+use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
+
+/// The personal data of a member. Everything here is erased when they leave.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Profile {
+    pub external_id: Option<String>,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub birthday: Option<String>,
+    pub locale: Option<String>,
+    pub time_zone: Option<String>,
+    /// A JSON object of custom attributes, validated by the engine.
+    pub attributes: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentInput {
+    /// email | sms | whatsapp | push | phone | mail
+    pub channel: String,
+    /// What the consent covers, e.g. `marketing`.
+    pub topic: String,
+    pub granted: bool,
+    /// How it was given: pos | web | phone | import | referral | portal ...
+    pub method: String,
+    /// The exact text the member was shown.
+    pub text_shown: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    pub channel: String,
+    pub topic: String,
+    pub granted: bool,
+    pub at: Timestamp,
+    pub method: String,
+    pub text_shown: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMember {
+    pub id: String,
+    pub profile: Profile,
+    /// pos | web | phone | import | referral
+    pub channel: String,
+    pub consents: Vec<ConsentInput>,
+    /// A pre-printed card handed over at enrollment; otherwise a virtual card is issued.
+    pub physical_card: Option<String>,
+    /// The program's entry tier.
+    pub tier: String,
+    /// The program's card number prefix.
+    pub card_prefix: String,
+    pub request_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: String,
+    pub status: String,
+    pub profile: Profile,
+    pub channel: String,
+    pub tier: String,
+    pub tier_since: Timestamp,
+    pub enrolled_at: Timestamp,
+    pub exited_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+    pub card_number: Option<String>,
+}
+
+impl Member {
+    pub fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+}
+
+/// How to find a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    Id(&'a str),
+    ExternalId(&'a str),
+    Phone(&'a str),
+    Email(&'a str),
+    Card(&'a str),
+}
+
+const MEMBER_COLUMNS: &str = "m.id, m.external_id, m.status, m.name, m.phone, m.email, m.birthday, m.locale, \
+     m.time_zone, m.channel, m.attributes, m.tier, m.tier_since, m.enrolled_at, m.exited_at, m.updated_at, \
+     (SELECT c.number FROM cards c WHERE c.tenant_id = m.tenant_id AND c.member_id = m.id \
+      AND c.status = 'active' ORDER BY c.bound_at DESC LIMIT 1) AS card_number";
+
+pub(crate) fn member_from_row(row: &AnyRow) -> Result<Member, StoreError> {
+    Ok(Member {
+        id: row.try_get("id")?,
+        status: row.try_get("status")?,
+        profile: Profile {
+            external_id: row.try_get("external_id")?,
+            name: row.try_get("name")?,
+            phone: row.try_get("phone")?,
+            email: row.try_get("email")?,
+            birthday: row.try_get("birthday")?,
+            locale: row.try_get("locale")?,
+            time_zone: row.try_get("time_zone")?,
+            attributes: row.try_get("attributes")?,
+        },
+        channel: row.try_get("channel")?,
+        tier: row.try_get("tier")?,
+        tier_since: time::from_db(row.try_get("tier_since")?)?,
+        enrolled_at: time::from_db(row.try_get("enrolled_at")?)?,
+        exited_at: time::opt_from_db(row.try_get("exited_at")?)?,
+        updated_at: time::from_db(row.try_get("updated_at")?)?,
+        card_number: row.try_get("card_number")?,
+    })
+}
+
+pub(crate) async fn member_in_tx(tx: &mut Conn, tenant: TenantId, id: &str) -> Result<Member, StoreError> {
+    let sql = format!("SELECT {MEMBER_COLUMNS} FROM members m WHERE m.tenant_id = $1 AND m.id = $2");
+    let row = sqlx::query(&sql).bind(tenant.0).bind(id).fetch_optional(conn(tx)).await?;
+    match row {
+        Some(row) => member_from_row(&row),
+        None => Err(Rejection::MemberNotFound { member_id: id.to_string() }.into()),
+    }
+}
+
+/// Refuses a profile whose external id, phone or email another member already has.
+async fn check_unique(tx: &mut Conn, tenant: TenantId, member_id: &str, profile: &Profile) -> Result<(), StoreError> {
+    let fields = [
+        ("external_id", profile.external_id.as_deref()),
+        ("phone", profile.phone.as_deref()),
+        ("email", profile.email.as_deref()),
+    ];
+    for (field, value) in fields {
+        let Some(value) = value else { continue };
+        let sql = format!("SELECT id FROM members WHERE tenant_id = $1 AND {field} = $2 AND id <> $3");
+        let taken = sqlx::query(&sql).bind(tenant.0).bind(value).bind(member_id).fetch_optional(conn(tx)).await?;
+        if taken.is_some() {
+            return Err(Rejection::Duplicate { field: field.to_string(), value: value.to_string() }.into());
+        }
+    }
+    Ok(())
+}
+
+async fn insert_consents(
+    tx: &mut Conn,
+    tenant: TenantId,
+    member_id: &str,
+    consents: &[ConsentInput],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    for consent in consents {
+        sqlx::query(
+            "INSERT INTO consents (tenant_id, member_id, channel, topic, granted, at, method, text_shown) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(tenant.0)
+        .bind(member_id)
+        .bind(&consent.channel)
+        .bind(&consent.topic)
+        .bind(i64::from(consent.granted))
+        .bind(time::to_db(now))
+        .bind(&consent.method)
+        .bind(&consent.text_shown)
+        .execute(conn(tx))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Inserts one member with wallet, card and consents (inside the caller's transaction).
+pub(crate) async fn insert_member(tx: &mut Conn, tenant: TenantId, new: &NewMember, now: Timestamp) -> Result<Member, StoreError> {
+    check_unique(tx, tenant, &new.id, &new.profile).await?;
+    let p = &new.profile;
+    let inserted = sqlx::query(
+        "INSERT INTO members (tenant_id, id, external_id, status, name, phone, email, birthday, locale, time_zone, \
+         channel, attributes, tier, tier_since, enrolled_at, updated_at) \
+         VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13)",
+    )
+    .bind(tenant.0)
+    .bind(&new.id)
+    .bind(&p.external_id)
+    .bind(&p.name)
+    .bind(&p.phone)
+    .bind(&p.email)
+    .bind(&p.birthday)
+    .bind(&p.locale)
+    .bind(&p.time_zone)
+    .bind(&new.channel)
+    .bind(&p.attributes)
+    .bind(&new.tier)
+    .bind(time::to_db(now))
+    .execute(conn(tx))
+    .await;
+    if let Err(error) = inserted {
+        return Err(unique_to_rejection(error.into(), p));
+    }
+    ledger::create_wallet(tx, tenant, &new.id).await?;
+    match &new.physical_card {
+        Some(number) => cards::bind_card(tx, tenant, number, &new.id, now).await?,
+        None => {
+            cards::issue_card(tx, tenant, &new.card_prefix, CardKind::Virtual, Some(&new.id), None, now).await?;
+        }
+    }
+    insert_consents(tx, tenant, &new.id, &new.consents, now).await?;
+    member_in_tx(tx, tenant, &new.id).await
+}
+
+/// A unique violation that raced past `check_unique` still becomes a clear answer.
+fn unique_to_rejection(error: StoreError, profile: &Profile) -> StoreError {
+    if !error.is_unique_violation() {
+        return error;
+    }
+    let text = error.to_string();
+    let (field, value) = if text.contains("phone") {
+        ("phone", profile.phone.clone())
+    } else if text.contains("email") {
+        ("email", profile.email.clone())
+    } else {
+        ("external_id", profile.external_id.clone())
+    };
+    Rejection::Duplicate { field: field.to_string(), value: value.unwrap_or_default() }.into()
+}
+
+/// What happened when a member left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitReceipt {
+    pub member_id: String,
+    pub exited_at: Timestamp,
+    pub points_forfeited: i64,
+    pub pending_voided: i64,
+    pub holds_released: i64,
+    pub points_kept: i64,
+}
+
+impl Store {
+    /// Enrolls a member (idempotent under `claim`).
+    pub async fn enroll(
+        &self,
+        tenant: TenantId,
+        new: &NewMember,
+        claims: &[Claim],
+        now: Timestamp,
+    ) -> Result<Idempotent<Member>, StoreError> {
+        unit_of_work!(self, |tx| async {
+            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| insert_member(c, tenant, new, now).await)
+                .await
+        }
+        .await)
+    }
+
+    /// Enrolls many members in one transaction (the import path). Rows that would break a
+    /// uniqueness rule are refused individually; the rest land together.
+    pub async fn enroll_batch(
+        &self,
+        tenant: TenantId,
+        batch: &[NewMember],
+        now: Timestamp,
+    ) -> Result<Vec<Result<String, Rejection>>, StoreError> {
+        unit_of_work!(self, |tx| async {
+            let mut results = Vec::with_capacity(batch.len());
+            for new in batch {
+                // A savepoint per row: a refused row leaves nothing behind, the others land.
+                let mut row = tx.begin().await?;
+                match insert_member(&mut row, tenant, new, now).await {
+                    Ok(member) => {
+                        row.commit().await?;
+                        results.push(Ok(member.id));
+                    }
+                    Err(StoreError::Rejected(rejection)) => {
+                        row.rollback().await?;
+                        results.push(Err(rejection));
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            Ok(results)
+        }
+        .await)
+    }
+
+    pub async fn find_member(&self, tenant: TenantId, lookup: Lookup<'_>) -> Result<Option<Member>, StoreError> {
+        let (condition, value) = match lookup {
+            Lookup::Id(v) => ("m.id = $2", v),
+            Lookup::ExternalId(v) => ("m.external_id = $2", v),
+            Lookup::Phone(v) => ("m.phone = $2", v),
+            Lookup::Email(v) => ("m.email = $2", v),
+            Lookup::Card(v) => (
+                "m.id = (SELECT c.member_id FROM cards c WHERE c.tenant_id = $1 AND c.number = $2 AND c.status = 'active')",
+                v,
+            ),
+        };
+        let sql = format!("SELECT {MEMBER_COLUMNS} FROM members m WHERE m.tenant_id = $1 AND {condition}");
+        let row = sqlx::query(&sql).bind(tenant.0).bind(value).fetch_optional(self.pool()).await?;
+        row.as_ref().map(member_from_row).transpose()
+    }
+
+    /// Members in id order after `after` (cursor pagination).
+    pub async fn list_members(&self, tenant: TenantId, after: Option<&str>, limit: i64) -> Result<Vec<Member>, StoreError> {
+        let sql = format!(
+            "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.tenant_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant.0)
+            .bind(after.unwrap_or(""))
+            .bind(limit.clamp(1, 1000))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    pub async fn count_members(&self, tenant: TenantId) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM members WHERE tenant_id = $1")
+            .bind(tenant.0)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Replaces a member's profile (the engine merged and validated the patch), and appends
+    /// consents. Refused for members who left.
+    pub async fn update_member(
+        &self,
+        tenant: TenantId,
+        member_id: &str,
+        profile: &Profile,
+        consents: &[ConsentInput],
+        claims: &[Claim],
+        now: Timestamp,
+    ) -> Result<Idempotent<Member>, StoreError> {
+        unit_of_work!(self, |tx| async {
+            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+                let member = member_in_tx(c, tenant, member_id).await?;
+                if !member.is_active() {
+                    return Err(Rejection::MemberExited { member_id: member_id.to_string() }.into());
+                }
+                check_unique(c, tenant, member_id, profile).await?;
+                let updated = sqlx::query(
+                    "UPDATE members SET external_id = $3, name = $4, phone = $5, email = $6, birthday = $7, \
+                     locale = $8, time_zone = $9, attributes = $10, updated_at = $11 WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.0)
+                .bind(member_id)
+                .bind(&profile.external_id)
+                .bind(&profile.name)
+                .bind(&profile.phone)
+                .bind(&profile.email)
+                .bind(&profile.birthday)
+                .bind(&profile.locale)
+                .bind(&profile.time_zone)
+                .bind(&profile.attributes)
+                .bind(time::to_db(now))
+                .execute(conn(c))
+                .await;
+                if let Err(error) = updated {
+                    return Err(unique_to_rejection(error.into(), profile));
+                }
+                insert_consents(c, tenant, member_id, consents, now).await?;
+                member_in_tx(c, tenant, member_id).await
+            })
+            .await
+        }
+        .await)
+    }
+
+    pub async fn consents(&self, tenant: TenantId, member_id: &str) -> Result<Vec<Consent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT channel, topic, granted, at, method, text_shown FROM consents \
+             WHERE tenant_id = $1 AND member_id = $2 ORDER BY id",
+        )
+        .bind(tenant.0)
+        .bind(member_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Consent {
+                    channel: row.try_get("channel")?,
+                    topic: row.try_get("topic")?,
+                    granted: row.try_get::<i64, _>("granted")? != 0,
+                    at: time::from_db(row.try_get("at")?)?,
+                    method: row.try_get("method")?,
+                    text_shown: row.try_get("text_shown")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The member leaves the club: pending points are voided, holds released, points forfeited
+    /// or kept as the program says, personal data erased, cards blocked, the erasure audited.
+    pub async fn exit_member(
+        &self,
+        tenant: TenantId,
+        member_id: &str,
+        forfeit: bool,
+        actor: &str,
+        claims: &[Claim],
+        now: Timestamp,
+    ) -> Result<Idempotent<ExitReceipt>, StoreError> {
+        let backend = self.backend();
+        unit_of_work!(self, |tx| async {
+            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+                let ctx = LedgerCtx { tenant, backend, now };
+                let member = member_in_tx(c, tenant, member_id).await?;
+                if !member.is_active() {
+                    return Err(Rejection::MemberExited { member_id: member_id.to_string() }.into());
+                }
+                let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
+                ledger::expire_due(c, ctx, &mut wallet).await?;
+                let (pending_voided, holds_released) = resolve_open_pending(c, ctx, &mut wallet).await?;
+                let mut points_forfeited = 0;
+                let spendable = wallet.spendable();
+                if forfeit && spendable > 0 {
+                    let to = ledger::system_account(c, tenant, "forfeit").await?;
+                    let transfer = NewTransfer::posted(format!("exit:{member_id}"), 0, 0, spendable, code::FORFEIT)
+                        .member(member_id)
+                        .document("member_exit", member_id);
+                    ledger::debit(c, ctx, &mut wallet, to, transfer, false).await?;
+                    points_forfeited = spendable;
+                }
+                sqlx::query(
+                    "UPDATE members SET status = 'exited', external_id = NULL, name = NULL, phone = NULL, email = NULL, \
+                     birthday = NULL, time_zone = NULL, attributes = '{}', exited_at = $3, updated_at = $3 \
+                     WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.0)
+                .bind(member_id)
+                .bind(time::to_db(now))
+                .execute(conn(c))
+                .await?;
+                sqlx::query(
+                    "UPDATE cards SET status = 'blocked', blocked_at = $3 WHERE tenant_id = $1 AND member_id = $2 AND status = 'active'",
+                )
+                .bind(tenant.0)
+                .bind(member_id)
+                .bind(time::to_db(now))
+                .execute(conn(c))
+                .await?;
+                let receipt = ExitReceipt {
+                    member_id: member_id.to_string(),
+                    exited_at: now,
+                    points_forfeited,
+                    pending_voided,
+                    holds_released,
+                    points_kept: wallet.spendable().max(0),
+                };
+                let details = format!(
+                    "personal data erased; forfeited {points_forfeited}, kept {}, pending voided {pending_voided}, holds released {holds_released}",
+                    receipt.points_kept
+                );
+                audit(c, tenant, now, actor, "member.exit", &format!("member:{member_id}"), &details).await?;
+                Ok(receipt)
+            })
+            .await
+        }
+        .await)
+    }
+}
+
+/// Voids every unresolved pending credit into the wallet and releases every hold on it.
+/// Returns (points of pending credits voided, points of holds released).
+async fn resolve_open_pending(tx: &mut Conn, ctx: LedgerCtx, wallet: &mut ledger::Wallet) -> Result<(i64, i64), StoreError> {
+    let rows = sqlx::query(
+        "SELECT t.id, t.credit_account FROM transfers t WHERE t.tenant_id = $1 AND t.kind = 'pending' \
+         AND (t.credit_account = $2 OR t.debit_account = $2) \
+         AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.tenant_id = t.tenant_id AND r.pending_id = t.id) ORDER BY t.id",
+    )
+    .bind(ctx.tenant.0)
+    .bind(wallet.account_id)
+    .fetch_all(conn(tx))
+    .await?;
+    let (mut voided, mut released) = (0, 0);
+    for row in rows {
+        let id: i64 = row.try_get("id")?;
+        let credit_account: i64 = row.try_get("credit_account")?;
+        let pending = ledger::pending_transfer(tx, ctx, id).await?;
+        if credit_account == wallet.account_id {
+            ledger::resolve_pending_credit(tx, ctx, wallet, &pending, 0, None).await?;
+            voided += pending.amount;
+            sqlx::query("UPDATE purchases SET earn_state = 'voided' WHERE tenant_id = $1 AND earn_transfer_id = $2")
+                .bind(ctx.tenant.0)
+                .bind(id)
+                .execute(conn(tx))
+                .await?;
+        } else {
+            ledger::resolve_pending_debit(tx, ctx, wallet, &pending, 0).await?;
+            released += pending.amount;
+            sqlx::query(
+                "UPDATE redemptions SET status = 'released', resolved_at = $3 WHERE tenant_id = $1 AND transfer_id = $2",
+            )
+            .bind(ctx.tenant.0)
+            .bind(id)
+            .bind(time::to_db(ctx.now))
+            .execute(conn(tx))
+            .await?;
+        }
+    }
+    Ok((voided, released))
+}

@@ -1,0 +1,86 @@
+//! Embedded, forward-only migrations, one list per backend.
+//!
+//! Each migration runs in its own transaction together with the row that records it, so a
+//! crash leaves the schema either before or after it, never half-way (PostgreSQL and SQLite
+//! both have transactional DDL).
+
+use sqlx::{Executor, Row};
+
+use crate::{Backend, Store, StoreError};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/sqlite/0001_init.sql"),
+}];
+
+const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+fn migrations(backend: Backend) -> &'static [Migration] {
+    match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub applied: Vec<String>,
+    pub current_version: i64,
+}
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS patron_migrations (
+    version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+
+pub(crate) async fn run(store: &Store) -> Result<MigrationReport, StoreError> {
+    let mut applied = Vec::new();
+    {
+        let mut conn = store.pool().acquire().await?;
+        conn.execute(CREATE_TABLE).await?;
+    }
+    for migration in migrations(store.backend()) {
+        let mut tx = store.begin_write().await?;
+        let done = sqlx::query("SELECT version FROM patron_migrations WHERE version = $1")
+            .bind(migration.version)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if done.is_some() {
+            tx.rollback().await?;
+            continue;
+        }
+        tx.execute(migration.sql).await?;
+        sqlx::query("INSERT INTO patron_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(migration.version)
+            .bind(migration.name)
+            .bind(jiff::Timestamp::now().as_microsecond())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        applied.push(format!("{:04}_{}", migration.version, migration.name));
+    }
+    let current_version = migrations(store.backend()).last().map(|m| m.version).unwrap_or(0);
+    Ok(MigrationReport { applied, current_version })
+}
+
+pub(crate) async fn current(store: &Store) -> Result<bool, StoreError> {
+    let latest = migrations(store.backend()).last().map(|m| m.version).unwrap_or(0);
+    let row = sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM patron_migrations")
+        .fetch_one(store.pool())
+        .await;
+    match row {
+        Ok(row) => Ok(row.try_get::<i64, _>("v")? >= latest),
+        // No migrations table yet: not current.
+        Err(sqlx::Error::Database(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,822 @@
+//! Purchases and refunds as units of work.
+//!
+//! Posting a purchase stores it with its lines (anonymous ones too: the identified-revenue
+//! metric needs them), credits the points the engine computed (pending until the return
+//! window closes, or posted at once with an expiry lot), and moves the member up a tier when
+//! they qualify. A refund returns lines, and claws back points in proportion (LEDGER.md,
+//! Refunds) under the program's return policy.
+
+use jiff::Timestamp;
+use patron_domain::clawback::{self, ClawbackInput, ClawbackMode, EarnState};
+use patron_domain::program::{Program, ReturnPolicy, TierBasis};
+use patron_domain::rust_decimal::Decimal;
+use patron_domain::{expiry, purchase as purchase_math, tier};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::idempotency::{self, Claim, Idempotent};
+use crate::ledger::{self, LedgerCtx, NewTransfer, Wallet, code};
+use crate::members::member_in_tx;
+use crate::redemptions::{Balance, balance_in};
+use crate::tenants::TenantId;
+use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseLine {
+    pub line_no: i64,
+    pub sku: String,
+    pub category: String,
+    /// A decimal, as text (`"2"`, `"0.75"`).
+    pub quantity: String,
+    pub unit_price_minor: i64,
+    pub discount_minor: i64,
+    pub total_minor: i64,
+    /// Whether the line earns points (the program can exclude SKUs and categories).
+    pub eligible: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPurchase {
+    pub id: String,
+    pub document_id: String,
+    pub store_id: String,
+    pub channel: String,
+    pub member_id: Option<String>,
+    pub occurred_at: Timestamp,
+    pub currency: String,
+    pub total_minor: i64,
+    pub eligible_minor: i64,
+    pub lines: Vec<PurchaseLine>,
+    pub request_hash: String,
+}
+
+/// What the engine decided the purchase earns. The store checks the member's tier is still
+/// the one the decision was made for; if not, it answers [`StoreError::Conflict`] and the
+/// engine decides again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarnPlan {
+    pub points: i64,
+    pub expected_tier: String,
+    pub pending_until: Option<Timestamp>,
+}
+
+/// A member's tier after a posting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierStatus {
+    pub code: String,
+    pub upgraded_from: Option<String>,
+    pub metric: i64,
+    pub next: Option<String>,
+    pub needed_for_next: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseReceipt {
+    pub purchase_id: String,
+    pub document_id: String,
+    pub member_id: Option<String>,
+    pub points: i64,
+    /// none | pending | posted | voided
+    pub points_state: String,
+    pub pending_until: Option<Timestamp>,
+    pub balance: Option<Balance>,
+    pub tier: Option<TierStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purchase {
+    pub id: String,
+    pub document_id: String,
+    pub store_id: String,
+    pub channel: String,
+    pub member_id: Option<String>,
+    pub occurred_at: Timestamp,
+    pub currency: String,
+    pub total_minor: i64,
+    pub eligible_minor: i64,
+    pub points: i64,
+    pub earn_state: String,
+    pub pending_until: Option<Timestamp>,
+    pub refunded_minor: i64,
+    pub settled_points: i64,
+    pub clawed_back_points: i64,
+    pub lines: Vec<PurchaseLine>,
+    pub refunded_quantities: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundLine {
+    pub line_no: i64,
+    /// A decimal, as text.
+    pub quantity: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefund {
+    pub id: String,
+    pub purchase_id: String,
+    pub document_id: String,
+    /// None: everything that remains of the purchase.
+    pub lines: Option<Vec<RefundLine>>,
+    pub occurred_at: Timestamp,
+    pub request_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundReceipt {
+    pub refund_id: String,
+    pub purchase_id: String,
+    pub document_id: String,
+    pub amount_minor: i64,
+    pub clawed_back_points: i64,
+    pub reduced_pending_points: i64,
+    pub forgiven_points: i64,
+    pub balance: Option<Balance>,
+}
+
+const PURCHASE_COLUMNS: &str = "id, document_id, store_id, channel, member_id, occurred_at, currency, total_minor, \
+     eligible_minor, points, earn_state, earn_transfer_id, pending_until, refunded_minor, settled_points, clawed_back_points";
+
+struct PurchaseRow {
+    purchase: Purchase,
+    earn_transfer_id: Option<i64>,
+}
+
+fn purchase_from_row(row: &AnyRow) -> Result<PurchaseRow, StoreError> {
+    Ok(PurchaseRow {
+        earn_transfer_id: row.try_get("earn_transfer_id")?,
+        purchase: Purchase {
+            id: row.try_get("id")?,
+            document_id: row.try_get("document_id")?,
+            store_id: row.try_get("store_id")?,
+            channel: row.try_get("channel")?,
+            member_id: row.try_get("member_id")?,
+            occurred_at: time::from_db(row.try_get("occurred_at")?)?,
+            currency: row.try_get("currency")?,
+            total_minor: row.try_get("total_minor")?,
+            eligible_minor: row.try_get("eligible_minor")?,
+            points: row.try_get("points")?,
+            earn_state: row.try_get("earn_state")?,
+            pending_until: time::opt_from_db(row.try_get("pending_until")?)?,
+            refunded_minor: row.try_get("refunded_minor")?,
+            settled_points: row.try_get("settled_points")?,
+            clawed_back_points: row.try_get("clawed_back_points")?,
+            lines: Vec::new(),
+            refunded_quantities: Vec::new(),
+        },
+    })
+}
+
+async fn load_purchase(c: &mut Conn, ctx: LedgerCtx, purchase_id: &str, lock: bool) -> Result<PurchaseRow, StoreError> {
+    let sql = format!(
+        "SELECT {PURCHASE_COLUMNS} FROM purchases WHERE tenant_id = $1 AND id = $2{}",
+        if lock { ctx.backend.for_update() } else { "" }
+    );
+    let row = sqlx::query(&sql).bind(ctx.tenant.0).bind(purchase_id).fetch_optional(conn(c)).await?;
+    let Some(row) = row else {
+        return Err(Rejection::PurchaseNotFound { purchase_id: purchase_id.to_string() }.into());
+    };
+    let mut loaded = purchase_from_row(&row)?;
+    let lines = sqlx::query(
+        "SELECT line_no, sku, category, quantity, unit_price_minor, discount_minor, total_minor, eligible, refunded_quantity \
+         FROM purchase_lines WHERE tenant_id = $1 AND purchase_id = $2 ORDER BY line_no",
+    )
+    .bind(ctx.tenant.0)
+    .bind(purchase_id)
+    .fetch_all(conn(c))
+    .await?;
+    for line in lines {
+        loaded.purchase.lines.push(PurchaseLine {
+            line_no: line.try_get("line_no")?,
+            sku: line.try_get("sku")?,
+            category: line.try_get("category")?,
+            quantity: line.try_get("quantity")?,
+            unit_price_minor: line.try_get("unit_price_minor")?,
+            discount_minor: line.try_get("discount_minor")?,
+            total_minor: line.try_get("total_minor")?,
+            eligible: line.try_get::<i64, _>("eligible")? != 0,
+        });
+        loaded.purchase.refunded_quantities.push(line.try_get("refunded_quantity")?);
+    }
+    Ok(loaded)
+}
+
+/// The earning instant a lot's expiry counts from, and the member-activity deadline.
+fn lot_expiry(program: &Program, earned_at: Timestamp) -> Option<Timestamp> {
+    expiry::lot_expires_at(&program.expiry, earned_at, &program.tz())
+}
+
+fn inactivity_deadline(program: &Program, at: Timestamp) -> Option<Timestamp> {
+    expiry::inactivity_expires_at(&program.expiry, at, &program.tz())
+}
+
+/// Credits `points` to the wallet for a purchase: pending until `pending_until`, or posted at
+/// once with its lot. Returns (state, earn transfer id).
+#[allow(clippy::too_many_arguments)]
+async fn credit_earn(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    wallet: &mut Wallet,
+    purchase_id: &str,
+    points: i64,
+    pending_until: Option<Timestamp>,
+) -> Result<(&'static str, Option<i64>), StoreError> {
+    if points <= 0 {
+        return Ok(("none", None));
+    }
+    let member_id = wallet.member_id.clone();
+    let transfer = NewTransfer::posted(format!("earn:{purchase_id}"), 0, 0, points, code::EARN)
+        .member(&member_id)
+        .document("purchase", purchase_id);
+    match pending_until {
+        Some(until) if until > ctx.now => {
+            let transfer = NewTransfer { timeout_at: Some(until), ..transfer };
+            let id = ledger::credit_pending(c, ctx, wallet, "issuance", transfer).await?;
+            Ok(("pending", Some(id)))
+        }
+        _ => {
+            let id = ledger::credit_posted(c, ctx, wallet, "issuance", transfer, lot_expiry(program, ctx.now)).await?;
+            ledger::touch_activity(c, wallet, ctx.now, inactivity_deadline(program, ctx.now)).await?;
+            Ok(("posted", Some(id)))
+        }
+    }
+}
+
+/// The member's qualifying metric in the program's tier window, as of `now`.
+async fn tier_metric(c: &mut Conn, ctx: LedgerCtx, program: &Program, member_id: &str) -> Result<i64, StoreError> {
+    let start = tier::window_start(&program.tiers.window, ctx.now, &program.tz()).map(time::to_db).unwrap_or(i64::MIN);
+    let expression = match program.tiers.basis {
+        TierBasis::Spend => "CAST(COALESCE(SUM(total_minor - refunded_minor), 0) AS BIGINT)",
+        TierBasis::Visits => "CAST(COUNT(*) AS BIGINT)",
+        TierBasis::PointsEarned => "CAST(COALESCE(SUM(points - settled_points), 0) AS BIGINT)",
+    };
+    let sql = format!(
+        "SELECT {expression} AS metric FROM purchases WHERE tenant_id = $1 AND member_id = $2 \
+         AND occurred_at >= $3 AND occurred_at <= $4 AND total_minor > refunded_minor"
+    );
+    let row = sqlx::query(&sql)
+        .bind(ctx.tenant.0)
+        .bind(member_id)
+        .bind(start)
+        .bind(time::to_db(ctx.now))
+        .fetch_one(conn(c))
+        .await?;
+    Ok(row.try_get("metric")?)
+}
+
+/// Re-evaluates the member's tier after a posting: upgrades happen at once; downgrades wait
+/// for the period end (the nightly job of the tier engine).
+pub(crate) async fn update_tier(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    member_id: &str,
+    current: &str,
+) -> Result<TierStatus, StoreError> {
+    let metric = tier_metric(c, ctx, program, member_id).await?;
+    let mut code = current.to_string();
+    let mut upgraded_from = None;
+    if let tier::TierDecision::Upgrade(to) = tier::decide(&program.tiers, current, metric) {
+        sqlx::query("UPDATE members SET tier = $3, tier_since = $4, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+            .bind(ctx.tenant.0)
+            .bind(member_id)
+            .bind(&to)
+            .bind(time::to_db(ctx.now))
+            .execute(conn(c))
+            .await?;
+        upgraded_from = Some(code.clone());
+        code = to;
+    }
+    let progress = tier::progress(&program.tiers, &code, metric);
+    Ok(TierStatus { code, upgraded_from, metric, next: progress.next, needed_for_next: progress.needed_for_next })
+}
+
+fn mode(policy: &ReturnPolicy) -> ClawbackMode {
+    match policy {
+        ReturnPolicy::OnlyPending => ClawbackMode::OnlyPending,
+        ReturnPolicy::WithinBalance => ClawbackMode::WithinBalance,
+        ReturnPolicy::Unlimited => ClawbackMode::Unlimited,
+    }
+}
+
+fn parse_quantity(text: &str) -> Result<Decimal, StoreError> {
+    text.parse::<Decimal>().map_err(|e| StoreError::Corrupt(format!("stored quantity {text:?}: {e}")))
+}
+
+impl Store {
+    /// Posts a purchase (idempotent under `claims`, which include the document key).
+    pub async fn post_purchase(
+        &self,
+        tenant: TenantId,
+        program: &Program,
+        purchase: &NewPurchase,
+        earn: Option<&EarnPlan>,
+        claims: &[Claim],
+        now: Timestamp,
+    ) -> Result<Idempotent<PurchaseReceipt>, StoreError> {
+        let ctx = LedgerCtx { tenant, backend: self.backend(), now };
+        unit_of_work!(self, |tx| async {
+            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+                post_purchase_in(c, ctx, program, purchase, earn).await
+            })
+            .await
+        }
+        .await)
+    }
+
+    pub async fn purchase(&self, tenant: TenantId, purchase_id: &str) -> Result<Option<Purchase>, StoreError> {
+        let ctx = LedgerCtx { tenant, backend: self.backend(), now: Timestamp::UNIX_EPOCH };
+        let mut c = self.pool().acquire().await?;
+        match load_purchase(&mut c, ctx, purchase_id, false).await {
+            Ok(row) => Ok(Some(row.purchase)),
+            Err(StoreError::Rejected(Rejection::PurchaseNotFound { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn purchase_by_document(&self, tenant: TenantId, document_id: &str) -> Result<Option<Purchase>, StoreError> {
+        let row = sqlx::query("SELECT id FROM purchases WHERE tenant_id = $1 AND document_id = $2")
+            .bind(tenant.0)
+            .bind(document_id)
+            .fetch_optional(self.pool())
+            .await?;
+        match row {
+            Some(row) => self.purchase(tenant, &row.try_get::<String, _>("id")?).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Refunds lines of a purchase (idempotent under `claims`, which include the document key).
+    pub async fn refund_purchase(
+        &self,
+        tenant: TenantId,
+        program: &Program,
+        refund: &NewRefund,
+        claims: &[Claim],
+        now: Timestamp,
+    ) -> Result<Idempotent<RefundReceipt>, StoreError> {
+        let ctx = LedgerCtx { tenant, backend: self.backend(), now };
+        unit_of_work!(self, |tx| async {
+            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+                refund_in(c, ctx, program, refund).await
+            })
+            .await
+        }
+        .await)
+    }
+
+    /// Attaches an anonymous purchase to a member, who then earns for it as if it had been
+    /// identified at the till (net of anything refunded since).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn attach_purchase(
+        &self,
+        tenant: TenantId,
+        program: &Program,
+        purchase_id: &str,
+        member_id: &str,
+        earn: &EarnPlan,
+        claims: &[Claim],
+        now: Timestamp,
+    ) -> Result<Idempotent<PurchaseReceipt>, StoreError> {
+        let ctx = LedgerCtx { tenant, backend: self.backend(), now };
+        unit_of_work!(self, |tx| async {
+            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+                attach_in(c, ctx, program, purchase_id, member_id, earn).await
+            })
+            .await
+        }
+        .await)
+    }
+
+    /// Posts the pending earnings whose return window has closed by `now` (at most `limit`
+    /// of them), each with a lot that expires from the instant the window closed. Returns
+    /// how many were resolved. Safe to run concurrently and repeatedly: a pending transfer
+    /// resolves once.
+    pub async fn activate_due_pending(
+        &self,
+        tenant: TenantId,
+        program: &Program,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        let due = sqlx::query(
+            "SELECT p.id, p.member_id FROM purchases p WHERE p.tenant_id = $1 AND p.earn_state = 'pending' \
+             AND p.pending_until <= $2 ORDER BY p.pending_until LIMIT $3",
+        )
+        .bind(tenant.0)
+        .bind(time::to_db(now))
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(self.pool())
+        .await?;
+        let mut activated = 0;
+        for row in due {
+            let purchase_id: String = row.try_get("id")?;
+            let member_id: Option<String> = row.try_get("member_id")?;
+            let Some(member_id) = member_id else { continue };
+            let ctx = LedgerCtx { tenant, backend: self.backend(), now };
+            let done = unit_of_work!(self, |tx| async {
+                let mut wallet = ledger::lock_wallets(&mut tx, ctx, &[member_id.as_str()]).await?.remove(0);
+                activate_in(&mut tx, ctx, program, &mut wallet, &purchase_id).await
+            }
+            .await)?;
+            if done {
+                activated += 1;
+            }
+        }
+        Ok(activated)
+    }
+}
+
+/// Posts the pending earning of one purchase whose window has closed (wallet locked).
+/// Returns false when someone else resolved it first.
+pub(crate) async fn activate_in(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    wallet: &mut Wallet,
+    purchase_id: &str,
+) -> Result<bool, StoreError> {
+    let loaded = load_purchase(c, ctx, purchase_id, true).await?;
+    let purchase = &loaded.purchase;
+    let (Some(transfer_id), "pending", Some(until)) =
+        (loaded.earn_transfer_id, purchase.earn_state.as_str(), purchase.pending_until)
+    else {
+        return Ok(false);
+    };
+    if until > ctx.now {
+        return Ok(false);
+    }
+    let pending = ledger::pending_transfer(c, ctx, transfer_id).await?;
+    let amount = purchase.points - purchase.settled_points;
+    let resolution =
+        ledger::resolve_pending_credit(c, ctx, wallet, &pending, amount, lot_expiry(program, until)).await?;
+    if resolution == ledger::Resolution::AlreadyResolved {
+        return Ok(false);
+    }
+    let state = if amount > 0 { "posted" } else { "voided" };
+    sqlx::query("UPDATE purchases SET earn_state = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(ctx.tenant.0)
+        .bind(purchase_id)
+        .bind(state)
+        .execute(conn(c))
+        .await?;
+    if amount > 0 {
+        ledger::touch_activity(c, wallet, ctx.now, inactivity_deadline(program, ctx.now)).await?;
+    }
+    Ok(true)
+}
+
+async fn insert_purchase_rows(c: &mut Conn, ctx: LedgerCtx, purchase: &NewPurchase) -> Result<(), StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO purchases (tenant_id, id, document_id, store_id, channel, member_id, occurred_at, currency, \
+         total_minor, eligible_minor, points, earn_state, request_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 'none', $11, $12)",
+    )
+    .bind(ctx.tenant.0)
+    .bind(&purchase.id)
+    .bind(&purchase.document_id)
+    .bind(&purchase.store_id)
+    .bind(&purchase.channel)
+    .bind(&purchase.member_id)
+    .bind(time::to_db(purchase.occurred_at))
+    .bind(&purchase.currency)
+    .bind(purchase.total_minor)
+    .bind(purchase.eligible_minor)
+    .bind(&purchase.request_hash)
+    .bind(time::to_db(ctx.now))
+    .execute(conn(c))
+    .await;
+    if let Err(error) = inserted {
+        let error = StoreError::from(error);
+        // The document claim normally answers first; this covers a key purged long ago.
+        if error.is_unique_violation() {
+            return Err(Rejection::DocumentConflict { document_id: purchase.document_id.clone() }.into());
+        }
+        return Err(error);
+    }
+    for line in &purchase.lines {
+        sqlx::query(
+            "INSERT INTO purchase_lines (tenant_id, purchase_id, line_no, sku, category, quantity, unit_price_minor, \
+             discount_minor, total_minor, eligible, refunded_quantity, refunded_minor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '0', 0)",
+        )
+        .bind(ctx.tenant.0)
+        .bind(&purchase.id)
+        .bind(line.line_no)
+        .bind(&line.sku)
+        .bind(&line.category)
+        .bind(&line.quantity)
+        .bind(line.unit_price_minor)
+        .bind(line.discount_minor)
+        .bind(line.total_minor)
+        .bind(i64::from(line.eligible))
+        .execute(conn(c))
+        .await?;
+    }
+    Ok(())
+}
+
+async fn post_purchase_in(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    purchase: &NewPurchase,
+    earn: Option<&EarnPlan>,
+) -> Result<PurchaseReceipt, StoreError> {
+    if purchase.currency != program.currency.code {
+        return Err(Rejection::WrongCurrency { expected: program.currency.code.clone(), found: purchase.currency.clone() }.into());
+    }
+    let Some(member_id) = purchase.member_id.as_deref() else {
+        insert_purchase_rows(c, ctx, purchase).await?;
+        return Ok(PurchaseReceipt {
+            purchase_id: purchase.id.clone(),
+            document_id: purchase.document_id.clone(),
+            member_id: None,
+            points: 0,
+            points_state: "none".into(),
+            pending_until: None,
+            balance: None,
+            tier: None,
+        });
+    };
+    let member = member_in_tx(c, ctx.tenant, member_id).await?;
+    if !member.is_active() {
+        return Err(Rejection::MemberExited { member_id: member_id.to_string() }.into());
+    }
+    let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
+    let points = match earn {
+        Some(plan) if plan.expected_tier != member.tier => {
+            return Err(StoreError::Conflict(format!("tier of {member_id} changed to {}", member.tier)));
+        }
+        Some(plan) => plan.points.max(0),
+        None => 0,
+    };
+    ledger::expire_due(c, ctx, &mut wallet).await?;
+    insert_purchase_rows(c, ctx, purchase).await?;
+    let pending_until = earn.and_then(|plan| plan.pending_until);
+    let (state, transfer_id) = credit_earn(c, ctx, program, &mut wallet, &purchase.id, points, pending_until).await?;
+    sqlx::query(
+        "UPDATE purchases SET points = $3, earn_state = $4, earn_transfer_id = $5, pending_until = $6 \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(ctx.tenant.0)
+    .bind(&purchase.id)
+    .bind(points)
+    .bind(state)
+    .bind(transfer_id)
+    .bind(if state == "pending" { pending_until.map(time::to_db) } else { None })
+    .execute(conn(c))
+    .await?;
+    let tier = update_tier(c, ctx, program, member_id, &member.tier).await?;
+    let balance = balance_in(c, ctx, &wallet).await?;
+    Ok(PurchaseReceipt {
+        purchase_id: purchase.id.clone(),
+        document_id: purchase.document_id.clone(),
+        member_id: Some(member_id.to_string()),
+        points,
+        points_state: state.to_string(),
+        pending_until: if state == "pending" { pending_until } else { None },
+        balance: Some(balance),
+        tier: Some(tier),
+    })
+}
+
+async fn refund_in(c: &mut Conn, ctx: LedgerCtx, program: &Program, refund: &NewRefund) -> Result<RefundReceipt, StoreError> {
+    let loaded = load_purchase(c, ctx, &refund.purchase_id, true).await?;
+    let purchase = &loaded.purchase;
+    // Lock the wallet before anything else is written, in the same order as every other unit.
+    let mut wallet = match purchase.member_id.as_deref() {
+        Some(member_id) => Some(ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0)),
+        None => None,
+    };
+
+    // Which quantities of which lines come back, and for how much.
+    let wanted: Vec<(usize, Decimal)> = match &refund.lines {
+        None => purchase
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| Ok((i, parse_quantity(&line.quantity)? - parse_quantity(&purchase.refunded_quantities[i])?)))
+            .collect::<Result<Vec<_>, StoreError>>()?
+            .into_iter()
+            .filter(|(_, q)| *q > Decimal::ZERO)
+            .collect(),
+        Some(lines) => {
+            let mut wanted = Vec::with_capacity(lines.len());
+            for requested in lines {
+                let index = purchase.lines.iter().position(|l| l.line_no == requested.line_no).ok_or_else(|| {
+                    Rejection::RefundTooLarge { reason: format!("the purchase has no line {}", requested.line_no) }
+                })?;
+                let quantity = requested.quantity.parse::<Decimal>().map_err(|_| Rejection::RefundTooLarge {
+                    reason: format!("quantity {:?} of line {} is not a number", requested.quantity, requested.line_no),
+                })?;
+                wanted.push((index, quantity));
+            }
+            wanted
+        }
+    };
+    if wanted.is_empty() {
+        return Err(Rejection::RefundTooLarge { reason: "nothing of this purchase remains to refund".into() }.into());
+    }
+    let mut amount_minor = 0i64;
+    let mut eligible_refund_minor = 0i64;
+    for (index, quantity) in &wanted {
+        let line = &purchase.lines[*index];
+        let refunded_quantity = parse_quantity(&purchase.refunded_quantities[*index])?;
+        let refunded_minor: i64 = sqlx::query(
+            "SELECT refunded_minor FROM purchase_lines WHERE tenant_id = $1 AND purchase_id = $2 AND line_no = $3",
+        )
+        .bind(ctx.tenant.0)
+        .bind(&purchase.id)
+        .bind(line.line_no)
+        .fetch_one(conn(c))
+        .await?
+        .try_get("refunded_minor")?;
+        let line_amount = purchase_math::refund_line_amount(
+            line.total_minor,
+            parse_quantity(&line.quantity)?,
+            refunded_quantity,
+            refunded_minor,
+            *quantity,
+        )
+        .map_err(|e| Rejection::RefundTooLarge { reason: format!("line {}: {e}", line.line_no) })?;
+        sqlx::query(
+            "UPDATE purchase_lines SET refunded_quantity = $4, refunded_minor = refunded_minor + $5 \
+             WHERE tenant_id = $1 AND purchase_id = $2 AND line_no = $3",
+        )
+        .bind(ctx.tenant.0)
+        .bind(&purchase.id)
+        .bind(line.line_no)
+        .bind((refunded_quantity + quantity).normalize().to_string())
+        .bind(line_amount)
+        .execute(conn(c))
+        .await?;
+        amount_minor += line_amount;
+        if line.eligible {
+            eligible_refund_minor += line_amount;
+        }
+    }
+    clawback::check_refund(purchase.total_minor, purchase.refunded_minor, amount_minor)
+        .map_err(|e| Rejection::RefundTooLarge { reason: e.to_string() })?;
+    let eligible_refunded_before: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(refunded_minor), 0) AS BIGINT) AS r FROM purchase_lines \
+         WHERE tenant_id = $1 AND purchase_id = $2 AND eligible = 1",
+    )
+    .bind(ctx.tenant.0)
+    .bind(&purchase.id)
+    .fetch_one(conn(c))
+    .await?
+    .try_get::<i64, _>("r")?
+        - eligible_refund_minor;
+
+    let (mut clawed, mut reduced, mut forgiven) = (0, 0, 0);
+    let mut earn_state = purchase.earn_state.clone();
+    if let Some(wallet) = wallet.as_mut() {
+        ledger::expire_due(c, ctx, wallet).await?;
+        if purchase.points > 0 && (earn_state == "pending" || earn_state == "posted") {
+            let state = if earn_state == "pending" { EarnState::Pending } else { EarnState::Posted };
+            let plan = clawback::plan_clawback(&ClawbackInput {
+                mode: mode(&program.returns),
+                state,
+                earned: purchase.points,
+                original_amount: purchase.eligible_minor,
+                refunded_before: eligible_refunded_before,
+                refund_amount: eligible_refund_minor,
+                already_settled: purchase.settled_points,
+                spendable_balance: wallet.spendable(),
+            });
+            reduced = plan.reduce_pending;
+            forgiven = plan.forgiven;
+            if plan.claw_back > 0 {
+                let to = ledger::system_account(c, ctx.tenant, "clawback").await?;
+                let member_id = wallet.member_id.clone();
+                let transfer = NewTransfer::posted(format!("clawback:{}", refund.id), 0, 0, plan.claw_back, code::CLAWBACK)
+                    .member(&member_id)
+                    .document("refund", &refund.id);
+                ledger::debit(c, ctx, wallet, to, transfer, plan.may_go_negative).await?;
+                clawed = plan.claw_back;
+            }
+            // A pending earning reduced to nothing is voided now rather than at its timeout.
+            if earn_state == "pending" && purchase.settled_points + reduced >= purchase.points {
+                if let Some(transfer_id) = loaded.earn_transfer_id {
+                    let pending = ledger::pending_transfer(c, ctx, transfer_id).await?;
+                    ledger::resolve_pending_credit(c, ctx, wallet, &pending, 0, None).await?;
+                    earn_state = "voided".into();
+                }
+            }
+        }
+    }
+    sqlx::query(
+        "UPDATE purchases SET refunded_minor = refunded_minor + $3, settled_points = settled_points + $4, \
+         clawed_back_points = clawed_back_points + $5, earn_state = $6 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(ctx.tenant.0)
+    .bind(&purchase.id)
+    .bind(amount_minor)
+    .bind(clawed + reduced + forgiven)
+    .bind(clawed)
+    .bind(&earn_state)
+    .execute(conn(c))
+    .await?;
+    let balance = match wallet.as_ref() {
+        Some(wallet) => Some(balance_in(c, ctx, wallet).await?),
+        None => None,
+    };
+    let receipt = RefundReceipt {
+        refund_id: refund.id.clone(),
+        purchase_id: purchase.id.clone(),
+        document_id: refund.document_id.clone(),
+        amount_minor,
+        clawed_back_points: clawed,
+        reduced_pending_points: reduced,
+        forgiven_points: forgiven,
+        balance,
+    };
+    sqlx::query(
+        "INSERT INTO refunds (tenant_id, id, purchase_id, document_id, amount_minor, clawed_back_points, reduced_pending, \
+         forgiven_points, occurred_at, request_hash, response, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(ctx.tenant.0)
+    .bind(&refund.id)
+    .bind(&purchase.id)
+    .bind(&refund.document_id)
+    .bind(amount_minor)
+    .bind(clawed)
+    .bind(reduced)
+    .bind(forgiven)
+    .bind(time::to_db(refund.occurred_at))
+    .bind(&refund.request_hash)
+    .bind(serde_json::to_string(&receipt)?)
+    .bind(time::to_db(ctx.now))
+    .execute(conn(c))
+    .await?;
+    Ok(receipt)
+}
+
+async fn attach_in(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    purchase_id: &str,
+    member_id: &str,
+    earn: &EarnPlan,
+) -> Result<PurchaseReceipt, StoreError> {
+    let loaded = load_purchase(c, ctx, purchase_id, true).await?;
+    let purchase = &loaded.purchase;
+    if purchase.member_id.is_some() {
+        return Err(Rejection::AlreadyAttached { purchase_id: purchase_id.to_string() }.into());
+    }
+    let member = member_in_tx(c, ctx.tenant, member_id).await?;
+    if !member.is_active() {
+        return Err(Rejection::MemberExited { member_id: member_id.to_string() }.into());
+    }
+    if earn.expected_tier != member.tier {
+        return Err(StoreError::Conflict(format!("tier of {member_id} changed to {}", member.tier)));
+    }
+    let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
+    ledger::expire_due(c, ctx, &mut wallet).await?;
+    // Earn on what was kept: what was refunded before attaching never earned.
+    let eligible_refunded: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(refunded_minor), 0) AS BIGINT) AS r FROM purchase_lines \
+         WHERE tenant_id = $1 AND purchase_id = $2 AND eligible = 1",
+    )
+    .bind(ctx.tenant.0)
+    .bind(purchase_id)
+    .fetch_one(conn(c))
+    .await?
+    .try_get("r")?;
+    let points = earn.points.max(0);
+    let settled = clawback::clawback_target(points, purchase.eligible_minor, eligible_refunded);
+    let (state, transfer_id) =
+        credit_earn(c, ctx, program, &mut wallet, purchase_id, points - settled, earn.pending_until).await?;
+    sqlx::query(
+        "UPDATE purchases SET member_id = $3, attached_at = $4, points = $5, settled_points = $6, earn_state = $7, \
+         earn_transfer_id = $8, pending_until = $9 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(ctx.tenant.0)
+    .bind(purchase_id)
+    .bind(member_id)
+    .bind(time::to_db(ctx.now))
+    .bind(points)
+    .bind(settled)
+    .bind(state)
+    .bind(transfer_id)
+    .bind(if state == "pending" { earn.pending_until.map(time::to_db) } else { None })
+    .execute(conn(c))
+    .await?;
+    let tier = update_tier(c, ctx, program, member_id, &member.tier).await?;
+    let balance = balance_in(c, ctx, &wallet).await?;
+    Ok(PurchaseReceipt {
+        purchase_id: purchase_id.to_string(),
+        document_id: purchase.document_id.clone(),
+        member_id: Some(member_id.to_string()),
+        points: points - settled,
+        points_state: state.to_string(),
+        pending_until: if state == "pending" { earn.pending_until } else { None },
+        balance: Some(balance),
+        tier: Some(tier),
+    })
+}
