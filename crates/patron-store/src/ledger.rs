@@ -500,7 +500,21 @@ pub(crate) async fn restore_lots(
     amount: i64,
 ) -> Result<i64, StoreError> {
     let takes = takes_of(tx, original_transfer).await?;
-    let restores = lots::plan_restore(&takes, amount);
+    // What was given back already (a hold's capture returns the part not captured) must not
+    // be given back twice.
+    let rows = sqlx::query(
+        "SELECT m.lot_id, m.amount FROM lot_movements m JOIN transfers t ON t.id = m.transfer_id \
+         WHERE t.pending_id = $1 AND m.amount > 0 ORDER BY m.id",
+    )
+    .bind(original_transfer)
+    .fetch_all(conn(tx))
+    .await?;
+    let restored_before = rows
+        .iter()
+        .map(|row| Ok(Take { lot_id: row.try_get("lot_id")?, amount: row.try_get("amount")? }))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let remaining = lots::takes_not_yet_restored(&takes, &restored_before);
+    let restores = lots::plan_restore(&remaining, amount);
     let mut restored = 0;
     for take in restores {
         add_movement(tx, ctx, take.lot_id, by_transfer, take.amount).await?;

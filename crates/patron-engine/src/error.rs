@@ -1,0 +1,46 @@
+//! The errors of a use case, in the terms a caller can act on.
+
+use patron_domain::program::Diagnostic;
+use patron_store::{Rejection, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The request is malformed: nothing was written and nothing was stored.
+    #[error("invalid {field}: {message}")]
+    Invalid { field: String, message: String },
+    /// The program text does not validate.
+    #[error("the program has {} error(s)", .0.len())]
+    Program(Vec<Diagnostic>),
+    /// A business rejection (stored under the idempotency key, and replayed).
+    #[error(transparent)]
+    Rejected(Rejection),
+    #[error("tenant {0:?} not found")]
+    TenantNotFound(String),
+    #[error("idempotency key {key:?} was already used for a different request")]
+    IdempotencyMismatch { key: String },
+    /// Storage or infrastructure: nothing was stored, the call may be retried.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl EngineError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        EngineError::Invalid { field: field.into(), message: message.into() }
+    }
+}
+
+impl From<StoreError> for EngineError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Rejected(rejection) => EngineError::Rejected(rejection),
+            StoreError::IdempotencyMismatch { key } => EngineError::IdempotencyMismatch { key },
+            other => EngineError::Store(other),
+        }
+    }
+}
+
+impl From<Rejection> for EngineError {
+    fn from(rejection: Rejection) -> Self {
+        EngineError::Rejected(rejection)
+    }
+}

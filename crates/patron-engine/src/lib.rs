@@ -1,0 +1,677 @@
+//! Patron's use cases.
+//!
+//! The engine validates requests with `patron-domain`, decides what a purchase earns (the
+//! [`EarningPolicy`] seam, where the rule engine plugs in), and hands the store one atomic
+//! unit of work per call. It owns the clock ([`Clock`]) and the cache of parsed programs.
+//! It knows neither SQL nor HTTP; JSON appears only as the canonical form hashed for
+//! idempotency and the storage form of stored responses.
+
+pub mod clock;
+pub mod error;
+pub mod import;
+pub mod requests;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use jiff::{SignedDuration, Timestamp};
+use patron_domain::program::{Program, parse_program};
+use patron_domain::rust_decimal::Decimal;
+use patron_domain::{contact, earning, expiry};
+use patron_store::idempotency::{Claim, DOCUMENT_KEY_PREFIX, Idempotent};
+use patron_store::members::{Lookup, Member, NewMember, Profile};
+use patron_store::purchases::{EarnPlan, NewPurchase, NewRefund, PurchaseLine, PurchaseReceipt, RefundReceipt};
+use patron_store::redemptions::{AdjustmentReceipt, Balance, NewRedemption, Redemption, TransferReceipt};
+use patron_store::tenants::{Tenant, TenantId};
+use patron_store::{Rejection, Store, StoreError};
+use sha2::{Digest, Sha256};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::EngineError;
+pub use requests::*;
+
+/// How many times a purchase is re-decided when the member's tier changed under it.
+const DECIDE_ATTEMPTS_MAX: u32 = 4;
+
+/// Redemption holds that name no expiry are released after this long.
+pub const HOLD_DEFAULT_MINUTES: i64 = 30;
+/// The longest a hold may last.
+pub const HOLD_MAX_MINUTES: i64 = 7 * 24 * 60;
+
+/// What a purchase earns, decided before the unit of work. The base rate is the default;
+/// the rule engine of the program-engine issue implements this trait.
+pub trait EarningPolicy: Send + Sync + std::fmt::Debug {
+    fn points(&self, program: &Program, member: &Member, purchase: &NewPurchase) -> i64;
+}
+
+/// Points = eligible spend × the program's base rate × the member's tier multiplier.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BaseRate;
+
+impl EarningPolicy for BaseRate {
+    fn points(&self, program: &Program, member: &Member, purchase: &NewPurchase) -> i64 {
+        let multiplier = program.tier(&member.tier).map(|t| t.multiplier).unwrap_or(Decimal::ONE);
+        earning::base_points(&program.earning, &program.currency, purchase.total_minor, purchase.eligible_minor, multiplier)
+    }
+}
+
+/// A parsed program and its version.
+#[derive(Debug, Clone)]
+pub struct LoadedProgram {
+    pub version: i64,
+    pub program: Arc<Program>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Engine {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    earning: Arc<dyn EarningPolicy>,
+    programs: Arc<Mutex<HashMap<TenantId, LoadedProgram>>>,
+}
+
+/// A result that may be a stored replay.
+pub type Outcome<T> = Result<Replayable<T>, EngineError>;
+
+/// The answer of an idempotent call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replayable<T> {
+    pub value: T,
+    pub replayed: bool,
+}
+
+fn unwrap_idempotent<T>(result: Idempotent<T>) -> Outcome<T> {
+    match result.outcome {
+        Ok(value) => Ok(Replayable { value, replayed: result.replayed }),
+        Err(rejection) => Err(EngineError::Rejected(rejection)),
+    }
+}
+
+/// sha256 of the canonical JSON of a request: the fingerprint an idempotency key is bound to.
+pub fn request_hash<T: serde::Serialize>(operation: &str, request: &T) -> Result<String, EngineError> {
+    let body = serde_json::to_vec(request).map_err(|e| EngineError::invalid("request", e.to_string()))?;
+    let mut hasher = Sha256::new();
+    hasher.update(operation.as_bytes());
+    hasher.update([0]);
+    hasher.update(&body);
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+fn claims(key: Option<&str>, operation: &str, hash: &str) -> Vec<Claim> {
+    key.map(|k| vec![Claim::new(format!("client:{k}"), operation, hash)]).unwrap_or_default()
+}
+
+fn validate_idempotency_key(key: Option<&str>) -> Result<(), EngineError> {
+    if let Some(key) = key {
+        if key.is_empty() || key.len() > 255 || key.chars().any(|c| c.is_control()) {
+            return Err(EngineError::invalid("Idempotency-Key", "must be 1 to 255 printable characters"));
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Engine {
+        Engine { store, clock, earning: Arc::new(BaseRate), programs: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    /// Replaces how purchases earn points (the rule engine's seam).
+    pub fn with_earning_policy(mut self, policy: Arc<dyn EarningPolicy>) -> Engine {
+        self.earning = policy;
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    // ----- tenants and programs -----
+
+    pub async fn tenant(&self, name: &str) -> Result<Tenant, EngineError> {
+        self.store.tenant_by_name(name).await?.ok_or_else(|| EngineError::TenantNotFound(name.to_string()))
+    }
+
+    /// Validates a program text; every problem comes back with its line and column.
+    pub fn validate_program(source: &str) -> Result<Program, EngineError> {
+        parse_program(source).map_err(EngineError::Program)
+    }
+
+    /// Validates and stores a program for a tenant (created if needed), auditing the diff.
+    /// Returns (tenant, version, whether anything changed).
+    pub async fn apply_program(&self, tenant_name: &str, source: &str, actor: &str) -> Result<(Tenant, i64, bool), EngineError> {
+        if tenant_name.is_empty() || tenant_name.len() > 64 || !tenant_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(EngineError::invalid("tenant", "use 1 to 64 letters, digits, '-' or '_'"));
+        }
+        Self::validate_program(source)?;
+        let now = self.now();
+        let tenant = self.store.ensure_tenant(tenant_name, now).await?;
+        let previous = self.store.current_program(tenant.id).await?.map(|p| p.source).unwrap_or_default();
+        let diff = similar::TextDiff::from_lines(previous.as_str(), source)
+            .unified_diff()
+            .context_radius(2)
+            .header("previous", "new")
+            .to_string();
+        let (version, changed) = self.store.apply_program(tenant.id, source, actor, &diff, now).await?;
+        if let Ok(mut cache) = self.programs.lock() {
+            cache.remove(&tenant.id);
+        }
+        Ok((tenant, version, changed))
+    }
+
+    /// The tenant's current program, parsed once per version.
+    pub async fn program(&self, tenant: &Tenant) -> Result<LoadedProgram, EngineError> {
+        let stored = self
+            .store
+            .current_program(tenant.id)
+            .await?
+            .ok_or_else(|| Rejection::NoProgram { tenant: tenant.name.clone() })?;
+        if let Ok(cache) = self.programs.lock() {
+            if let Some(loaded) = cache.get(&tenant.id).filter(|l| l.version == stored.version) {
+                return Ok(loaded.clone());
+            }
+        }
+        let program = parse_program(&stored.source).map_err(EngineError::Program)?;
+        let loaded = LoadedProgram { version: stored.version, program: Arc::new(program) };
+        if let Ok(mut cache) = self.programs.lock() {
+            cache.insert(tenant.id, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    // ----- members -----
+
+    fn profile_from(&self, request: &ProfileFields, program: &Program) -> Result<Profile, EngineError> {
+        let today = self.now().to_zoned(program.tz()).date();
+        let external_id = match &request.external_id {
+            Some(id) => {
+                contact::validate_external_id(id).map_err(|e| EngineError::invalid("external_id", e.to_string()))?;
+                Some(id.clone())
+            }
+            None => None,
+        };
+        let phone = request
+            .phone
+            .as_deref()
+            .map(contact::normalize_phone_e164)
+            .transpose()
+            .map_err(|e| EngineError::invalid("phone", e.to_string()))?;
+        let email = request
+            .email
+            .as_deref()
+            .map(contact::normalize_email)
+            .transpose()
+            .map_err(|e| EngineError::invalid("email", e.to_string()))?;
+        let birthday = request
+            .birthday
+            .as_deref()
+            .map(|b| contact::parse_birthday(b, today))
+            .transpose()
+            .map_err(|e| EngineError::invalid("birthday", e.to_string()))?
+            .map(|d| d.to_string());
+        let locale = match &request.locale {
+            Some(code) => match patron_domain::program::Locale::from_code(code) {
+                Some(locale) => Some(locale.code().to_string()),
+                None => return Err(EngineError::invalid("locale", "use fa, he or en")),
+            },
+            None => None,
+        };
+        if let Some(tz) = &request.time_zone {
+            if jiff::tz::TimeZone::get(tz).is_err() {
+                return Err(EngineError::invalid("time_zone", format!("{tz:?} is not an IANA time zone")));
+            }
+        }
+        if let Some(name) = &request.name {
+            if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+                return Err(EngineError::invalid("name", "must be 1 to 200 printable characters"));
+            }
+        }
+        let mut attributes = serde_json::Map::new();
+        for (key, value) in &request.attributes {
+            contact::validate_custom_attribute_key(key).map_err(|e| EngineError::invalid(format!("attributes.{key}"), e.to_string()))?;
+            if value.is_object() || value.is_array() {
+                return Err(EngineError::invalid(format!("attributes.{key}"), "must be a string, number, boolean or null"));
+            }
+            attributes.insert(key.clone(), value.clone());
+        }
+        if attributes.len() > 100 {
+            return Err(EngineError::invalid("attributes", "at most 100 custom attributes"));
+        }
+        Ok(Profile {
+            external_id,
+            name: request.name.as_ref().map(|n| n.trim().to_string()),
+            phone,
+            email,
+            birthday,
+            locale,
+            time_zone: request.time_zone.clone(),
+            attributes: serde_json::Value::Object(attributes).to_string(),
+        })
+    }
+
+    fn validate_consents(consents: &[ConsentRequest]) -> Result<Vec<patron_store::members::ConsentInput>, EngineError> {
+        const CHANNELS: &[&str] = &["email", "sms", "whatsapp", "push", "phone", "mail"];
+        consents
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if !CHANNELS.contains(&c.channel.as_str()) {
+                    return Err(EngineError::invalid(format!("consents[{i}].channel"), format!("use one of {}", CHANNELS.join(", "))));
+                }
+                if c.text_shown.trim().is_empty() {
+                    return Err(EngineError::invalid(format!("consents[{i}].text_shown"), "the text the member was shown is the evidence; it is required"));
+                }
+                Ok(patron_store::members::ConsentInput {
+                    channel: c.channel.clone(),
+                    topic: c.topic.clone().unwrap_or_else(|| "marketing".into()),
+                    granted: c.granted,
+                    method: c.method.clone(),
+                    text_shown: c.text_shown.clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn new_member(&self, request: &EnrollRequest, program: &Program, hash: String) -> Result<NewMember, EngineError> {
+        const CHANNELS: &[&str] = &["pos", "web", "phone", "import", "referral"];
+        if !CHANNELS.contains(&request.channel.as_str()) {
+            return Err(EngineError::invalid("channel", format!("use one of {}", CHANNELS.join(", "))));
+        }
+        let physical_card = match &request.card_number {
+            Some(number) => {
+                let number = patron_domain::card::normalize_card_number(number);
+                if !patron_domain::card::is_valid_card_number(&number) {
+                    return Err(EngineError::invalid("card_number", "not a valid card number (check digit)"));
+                }
+                Some(number)
+            }
+            None => None,
+        };
+        let tier = program.tiers.levels.first().map(|t| t.code.clone()).unwrap_or_default();
+        Ok(NewMember {
+            id: new_id("mem"),
+            profile: self.profile_from(&request.profile, program)?,
+            channel: request.channel.clone(),
+            consents: Self::validate_consents(&request.consents)?,
+            physical_card,
+            tier,
+            card_prefix: program.cards.prefix.clone(),
+            request_hash: hash,
+        })
+    }
+
+    pub async fn enroll(&self, tenant: &Tenant, request: &EnrollRequest, idempotency_key: Option<&str>) -> Outcome<Member> {
+        validate_idempotency_key(idempotency_key)?;
+        let program = self.program(tenant).await?.program;
+        let hash = request_hash("member.enroll", request)?;
+        let new = self.new_member(request, &program, hash.clone())?;
+        let claims = claims(idempotency_key, "member.enroll", &hash);
+        unwrap_idempotent(self.store.enroll(tenant.id, &new, &claims, self.now()).await?)
+    }
+
+    pub async fn member(&self, tenant: &Tenant, member_id: &str) -> Result<Member, EngineError> {
+        self.store
+            .find_member(tenant.id, Lookup::Id(member_id))
+            .await?
+            .ok_or_else(|| Rejection::MemberNotFound { member_id: member_id.to_string() }.into())
+    }
+
+    pub async fn find_member(&self, tenant: &Tenant, lookup: Lookup<'_>) -> Result<Option<Member>, EngineError> {
+        let normalized;
+        let lookup = match lookup {
+            Lookup::Phone(p) => {
+                normalized = contact::normalize_phone_e164(p).map_err(|e| EngineError::invalid("phone", e.to_string()))?;
+                Lookup::Phone(&normalized)
+            }
+            Lookup::Email(e) => {
+                normalized = contact::normalize_email(e).map_err(|e| EngineError::invalid("email", e.to_string()))?;
+                Lookup::Email(&normalized)
+            }
+            Lookup::Card(c) => {
+                normalized = patron_domain::card::normalize_card_number(c);
+                Lookup::Card(&normalized)
+            }
+            other => other,
+        };
+        Ok(self.store.find_member(tenant.id, lookup).await?)
+    }
+
+    /// Applies a partial update: fields present in the patch replace the stored ones, `null`
+    /// clears them.
+    pub async fn update_member(
+        &self,
+        tenant: &Tenant,
+        member_id: &str,
+        patch: &MemberPatch,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<Member> {
+        validate_idempotency_key(idempotency_key)?;
+        let program = self.program(tenant).await?.program;
+        let current = self.member(tenant, member_id).await?;
+        let mut fields = ProfileFields::from_profile(&current.profile)?;
+        patch.apply(&mut fields);
+        let profile = self.profile_from(&fields, &program)?;
+        let consents = Self::validate_consents(&patch.consents)?;
+        let hash = request_hash("member.update", &(member_id, patch))?;
+        let claims = claims(idempotency_key, "member.update", &hash);
+        unwrap_idempotent(self.store.update_member(tenant.id, member_id, &profile, &consents, &claims, self.now()).await?)
+    }
+
+    pub async fn exit_member(
+        &self,
+        tenant: &Tenant,
+        member_id: &str,
+        actor: &str,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<patron_store::members::ExitReceipt> {
+        validate_idempotency_key(idempotency_key)?;
+        let program = self.program(tenant).await?.program;
+        let forfeit = matches!(program.exit, patron_domain::program::ExitPolicy::Forfeit);
+        let hash = request_hash("member.exit", &member_id)?;
+        let claims = claims(idempotency_key, "member.exit", &hash);
+        unwrap_idempotent(self.store.exit_member(tenant.id, member_id, forfeit, actor, &claims, self.now()).await?)
+    }
+
+    pub async fn replace_card(
+        &self,
+        tenant: &Tenant,
+        number: &str,
+        replacement: Option<&str>,
+        actor: &str,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<patron_store::cards::CardReplacement> {
+        validate_idempotency_key(idempotency_key)?;
+        let program = self.program(tenant).await?.program;
+        let number = patron_domain::card::normalize_card_number(number);
+        let replacement = replacement.map(patron_domain::card::normalize_card_number);
+        if let Some(r) = &replacement {
+            if !patron_domain::card::is_valid_card_number(r) {
+                return Err(EngineError::invalid("replacement", "not a valid card number (check digit)"));
+            }
+        }
+        let hash = request_hash("card.replace", &(&number, &replacement))?;
+        let claims = claims(idempotency_key, "card.replace", &hash);
+        unwrap_idempotent(
+            self.store
+                .replace_card(tenant.id, &number, replacement.as_deref(), &program.cards.prefix, actor, &claims, self.now())
+                .await?,
+        )
+    }
+
+    pub async fn issue_card_batch(&self, tenant: &Tenant, count: u32, actor: &str) -> Result<(i64, Vec<String>), EngineError> {
+        if count == 0 || count > 1_000_000 {
+            return Err(EngineError::invalid("count", "issue 1 to 1,000,000 cards at a time"));
+        }
+        let program = self.program(tenant).await?.program;
+        Ok(self.store.issue_card_batch(tenant.id, &program.cards.prefix, count, actor, self.now()).await?)
+    }
+
+    // ----- purchases -----
+
+    fn new_purchase(&self, request: &PurchaseRequest, program: &Program, member_id: Option<String>, hash: String) -> Result<NewPurchase, EngineError> {
+        request.validate()?;
+        if request.currency != program.currency.code {
+            return Err(EngineError::Rejected(Rejection::WrongCurrency {
+                expected: program.currency.code.clone(),
+                found: request.currency.clone(),
+            }));
+        }
+        let mut lines = Vec::with_capacity(request.lines.len());
+        let (mut total, mut eligible_total) = (0i64, 0i64);
+        for (i, line) in request.lines.iter().enumerate() {
+            let quantity: Decimal = line
+                .quantity
+                .parse()
+                .map_err(|_| EngineError::invalid(format!("lines[{i}].quantity"), "must be a decimal number"))?;
+            let line_total = patron_domain::purchase::line_total_minor(quantity, line.unit_price_minor, line.discount_minor)
+                .map_err(|e| EngineError::invalid(format!("lines[{i}]"), e.to_string()))?;
+            let eligible = earning::is_eligible(&program.earning, &line.sku, &line.category);
+            total = total.checked_add(line_total).ok_or_else(|| EngineError::invalid("lines", "total too large"))?;
+            if eligible {
+                eligible_total += line_total;
+            }
+            lines.push(PurchaseLine {
+                line_no: i64::try_from(i).unwrap_or(i64::MAX) + 1,
+                sku: line.sku.clone(),
+                category: line.category.clone(),
+                quantity: quantity.normalize().to_string(),
+                unit_price_minor: line.unit_price_minor,
+                discount_minor: line.discount_minor,
+                total_minor: line_total,
+                eligible,
+            });
+        }
+        Ok(NewPurchase {
+            id: new_id("pur"),
+            document_id: request.document_id.clone(),
+            store_id: request.store_id.clone(),
+            channel: request.channel.clone(),
+            member_id,
+            occurred_at: request.occurred_at.unwrap_or_else(|| self.now()),
+            currency: request.currency.clone(),
+            total_minor: total,
+            eligible_minor: eligible_total,
+            lines,
+            request_hash: hash,
+        })
+    }
+
+    fn earn_plan(&self, program: &Program, member: &Member, purchase: &NewPurchase) -> EarnPlan {
+        let points = self.earning.points(program, member, purchase);
+        let pending_until = expiry::pending_until(&program.pending, purchase.occurred_at, &program.tz());
+        EarnPlan { points, expected_tier: member.tier.clone(), pending_until }
+    }
+
+    /// Posts a purchase; idempotent by the shop's document id, and by the key when given.
+    pub async fn post_purchase(&self, tenant: &Tenant, request: &PurchaseRequest, idempotency_key: Option<&str>) -> Outcome<PurchaseReceipt> {
+        validate_idempotency_key(idempotency_key)?;
+        let program = self.program(tenant).await?.program;
+        let hash = request_hash("purchase.post", request)?;
+        let member = match &request.member_id {
+            Some(id) => Some(self.member(tenant, id).await?),
+            None => None,
+        };
+        let purchase = self.new_purchase(request, &program, member.as_ref().map(|m| m.id.clone()), hash.clone())?;
+        let mut claims = claims(idempotency_key, "purchase.post", &hash);
+        claims.push(Claim::new(format!("{DOCUMENT_KEY_PREFIX}purchase:{}", request.document_id), "purchase.post", &hash));
+        let mut member = member;
+        for attempt in 1..=DECIDE_ATTEMPTS_MAX {
+            let plan = member.as_ref().map(|m| self.earn_plan(&program, m, &purchase));
+            match self.store.post_purchase(tenant.id, &program, &purchase, plan.as_ref(), &claims, self.now()).await {
+                Err(StoreError::Conflict(_)) if attempt < DECIDE_ATTEMPTS_MAX => {
+                    if let Some(m) = &member {
+                        member = Some(self.member(tenant, &m.id).await?);
+                    }
+                }
+                result => return unwrap_idempotent(result?),
+            }
+        }
+        Err(EngineError::Store(StoreError::Conflict("the member's tier kept changing".into())))
+    }
+
+    pub async fn purchase(&self, tenant: &Tenant, purchase_id: &str) -> Result<patron_store::purchases::Purchase, EngineError> {
+        self.store
+            .purchase(tenant.id, purchase_id)
+            .await?
+            .ok_or_else(|| Rejection::PurchaseNotFound { purchase_id: purchase_id.to_string() }.into())
+    }
+
+    pub async fn refund(&self, tenant: &Tenant, purchase_id: &str, request: &RefundRequest, idempotency_key: Option<&str>) -> Outcome<RefundReceipt> {
+        validate_idempotency_key(idempotency_key)?;
+        request.validate()?;
+        let program = self.program(tenant).await?.program;
+        let hash = request_hash("purchase.refund", &(purchase_id, request))?;
+        let refund = NewRefund {
+            id: new_id("ref"),
+            purchase_id: purchase_id.to_string(),
+            document_id: request.document_id.clone(),
+            lines: request.lines.as_ref().map(|lines| {
+                lines
+                    .iter()
+                    .map(|l| patron_store::purchases::RefundLine { line_no: l.line_no, quantity: l.quantity.clone() })
+                    .collect()
+            }),
+            occurred_at: request.occurred_at.unwrap_or_else(|| self.now()),
+            request_hash: hash.clone(),
+        };
+        let mut claims = claims(idempotency_key, "purchase.refund", &hash);
+        claims.push(Claim::new(format!("{DOCUMENT_KEY_PREFIX}refund:{}", request.document_id), "purchase.refund", &hash));
+        unwrap_idempotent(self.store.refund_purchase(tenant.id, &program, &refund, &claims, self.now()).await?)
+    }
+
+    /// Attaches an anonymous purchase to a member, who earns for it then.
+    pub async fn attach_purchase(&self, tenant: &Tenant, purchase_id: &str, member_id: &str, idempotency_key: Option<&str>) -> Outcome<PurchaseReceipt> {
+        validate_idempotency_key(idempotency_key)?;
+        let program = self.program(tenant).await?.program;
+        let hash = request_hash("purchase.attach", &(purchase_id, member_id))?;
+        let claims = claims(idempotency_key, "purchase.attach", &hash);
+        let stored = self.purchase(tenant, purchase_id).await?;
+        let draft = NewPurchase {
+            id: stored.id.clone(),
+            document_id: stored.document_id.clone(),
+            store_id: stored.store_id.clone(),
+            channel: stored.channel.clone(),
+            member_id: Some(member_id.to_string()),
+            occurred_at: stored.occurred_at,
+            currency: stored.currency.clone(),
+            total_minor: stored.total_minor,
+            eligible_minor: stored.eligible_minor,
+            lines: stored.lines.clone(),
+            request_hash: hash.clone(),
+        };
+        for attempt in 1..=DECIDE_ATTEMPTS_MAX {
+            let member = self.member(tenant, member_id).await?;
+            let plan = self.earn_plan(&program, &member, &draft);
+            match self.store.attach_purchase(tenant.id, &program, purchase_id, member_id, &plan, &claims, self.now()).await {
+                Err(StoreError::Conflict(_)) if attempt < DECIDE_ATTEMPTS_MAX => continue,
+                result => return unwrap_idempotent(result?),
+            }
+        }
+        Err(EngineError::Store(StoreError::Conflict("the member's tier kept changing".into())))
+    }
+
+    // ----- points -----
+
+    pub async fn balance(&self, tenant: &Tenant, member_id: &str) -> Result<Balance, EngineError> {
+        Ok(self.store.balance(tenant.id, member_id, self.now()).await?)
+    }
+
+    pub async fn redeem(&self, tenant: &Tenant, member_id: &str, request: &RedeemRequest, idempotency_key: Option<&str>) -> Outcome<Redemption> {
+        validate_idempotency_key(idempotency_key)?;
+        if request.points <= 0 {
+            return Err(EngineError::invalid("points", "must be greater than zero"));
+        }
+        let minutes = request.hold_minutes.unwrap_or(HOLD_DEFAULT_MINUTES);
+        if request.hold && !(1..=HOLD_MAX_MINUTES).contains(&minutes) {
+            return Err(EngineError::invalid("hold_minutes", format!("must be 1 to {HOLD_MAX_MINUTES}")));
+        }
+        let program = self.program(tenant).await?.program;
+        let hash = request_hash("points.redeem", &(member_id, request))?;
+        let claims = claims(idempotency_key, "points.redeem", &hash);
+        let now = self.now();
+        let new = NewRedemption {
+            id: new_id("red"),
+            member_id: member_id.to_string(),
+            points: request.points,
+            hold: request.hold,
+            hold_expires_at: request.hold.then(|| now.checked_add(SignedDuration::from_mins(minutes)).unwrap_or(now)),
+            description: request.description.clone(),
+        };
+        unwrap_idempotent(self.store.redeem(tenant.id, &program, &new, &claims, now).await?)
+    }
+
+    pub async fn capture(&self, tenant: &Tenant, redemption_id: &str, points: Option<i64>, idempotency_key: Option<&str>) -> Outcome<Redemption> {
+        validate_idempotency_key(idempotency_key)?;
+        if points.is_some_and(|p| p <= 0) {
+            return Err(EngineError::invalid("points", "must be greater than zero; release the hold instead"));
+        }
+        let program = self.program(tenant).await?.program;
+        let hash = request_hash("redemption.capture", &(redemption_id, points))?;
+        let claims = claims(idempotency_key, "redemption.capture", &hash);
+        unwrap_idempotent(self.store.capture_redemption(tenant.id, &program, redemption_id, points, &claims, self.now()).await?)
+    }
+
+    pub async fn release(&self, tenant: &Tenant, redemption_id: &str, idempotency_key: Option<&str>) -> Outcome<Redemption> {
+        validate_idempotency_key(idempotency_key)?;
+        let program = self.program(tenant).await?.program;
+        let hash = request_hash("redemption.release", &redemption_id)?;
+        let claims = claims(idempotency_key, "redemption.release", &hash);
+        unwrap_idempotent(self.store.release_redemption(tenant.id, &program, redemption_id, &claims, self.now()).await?)
+    }
+
+    pub async fn reverse_redemption(&self, tenant: &Tenant, redemption_id: &str, idempotency_key: Option<&str>) -> Outcome<Redemption> {
+        validate_idempotency_key(idempotency_key)?;
+        let hash = request_hash("redemption.reverse", &redemption_id)?;
+        let claims = claims(idempotency_key, "redemption.reverse", &hash);
+        unwrap_idempotent(self.store.reverse_redemption(tenant.id, redemption_id, &claims, self.now()).await?)
+    }
+
+    pub async fn adjust(&self, tenant: &Tenant, member_id: &str, request: &AdjustRequest, actor: &str, idempotency_key: Option<&str>) -> Outcome<AdjustmentReceipt> {
+        validate_idempotency_key(idempotency_key)?;
+        if request.points == 0 {
+            return Err(EngineError::invalid("points", "must not be zero"));
+        }
+        if request.reason.trim().is_empty() || request.reason.len() > 500 {
+            return Err(EngineError::invalid("reason", "an adjustment needs a reason (1 to 500 characters)"));
+        }
+        let program = self.program(tenant).await?.program;
+        let hash = request_hash("points.adjust", &(member_id, request))?;
+        let claims = claims(idempotency_key, "points.adjust", &hash);
+        unwrap_idempotent(
+            self.store
+                .adjust(tenant.id, &program, member_id, &new_id("adj"), request.points, request.reason.trim(), actor, &claims, self.now())
+                .await?,
+        )
+    }
+
+    pub async fn transfer(&self, tenant: &Tenant, from_member: &str, request: &TransferRequest, idempotency_key: Option<&str>) -> Outcome<TransferReceipt> {
+        validate_idempotency_key(idempotency_key)?;
+        if request.points <= 0 {
+            return Err(EngineError::invalid("points", "must be greater than zero"));
+        }
+        let program = self.program(tenant).await?.program;
+        let hash = request_hash("points.transfer", &(from_member, request))?;
+        let claims = claims(idempotency_key, "points.transfer", &hash);
+        unwrap_idempotent(
+            self.store
+                .transfer_points(tenant.id, &program, &new_id("trf"), from_member, &request.to_member_id, request.points, &claims, self.now())
+                .await?,
+        )
+    }
+
+    // ----- jobs -----
+
+    /// Runs the time-driven ledger work due now: pending points whose return window closed
+    /// are posted, due lots expire, stale holds are released. Safe to run repeatedly.
+    pub async fn run_due_jobs(&self, tenant: &Tenant) -> Result<JobReport, EngineError> {
+        let program = self.program(tenant).await?.program;
+        let now = self.now();
+        let mut report = JobReport::default();
+        loop {
+            let activated = self.store.activate_due_pending(tenant.id, &program, now, 1000).await?;
+            report.pending_posted += activated;
+            if activated < 1000 {
+                break;
+            }
+        }
+        let (expired, released) = self.store.run_expiry(tenant.id, &program, now, 100_000).await?;
+        report.points_expired = expired;
+        report.holds_released = released;
+        Ok(report)
+    }
+}
+
+/// What [`Engine::run_due_jobs`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobReport {
+    pub pending_posted: u64,
+    pub points_expired: i64,
+    pub holds_released: i64,
+}
