@@ -1,1 +1,543 @@
-//! (being written: program helper)
+//! When points expire and when pending points become available.
+//!
+//! All calendar arithmetic happens on the civil (wall-clock) date and time in the program's time
+//! zone, because that is how members read "12 months" or "end of the month": adding a month to
+//! 31 January gives 28 (or 29) February, and adding a day across a daylight-saving change keeps
+//! the wall-clock time (so that day lasts 23 or 25 hours). When the result falls in a DST gap or
+//! fold, jiff's default "compatible" disambiguation applies: a time skipped by a gap moves
+//! forward by the gap's length, a repeated time takes its first occurrence.
+//!
+//! "End of a period" is represented as the first instant of the next period (a lot is expired
+//! when `now >= expires_at`), so "end of March" is 1 April 00:00 local time, or the first
+//! instant of 1 April if midnight does not exist that day.
+//!
+//! Nothing here panics: arithmetic beyond jiff's range (year 9999) yields `None` ("no expiry
+//! within the representable future") or, when only the rounding fails, the unrounded instant.
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{Span, Timestamp, ToSpan};
+
+use crate::program::{ExpiryPolicy, ExpiryRounding, ExpiryUnit, Pending};
+
+/// When a lot of points earned at `earned_at` expires, or `None` if lots do not expire on their
+/// own: under [`ExpiryPolicy::Never`], and under [`ExpiryPolicy::Inactivity`], where expiry is
+/// decided per account (see [`inactivity_expires_at`]).
+///
+/// - `AfterEarning`: `earned_at` plus the period (civil days or months), then rounded up with
+///   [`round_up`].
+/// - `FixedYearlyDate`: the first instant of the next occurrence of that month and day strictly
+///   after `earned_at` (29 February falls on 28 February in other years). Points earned a
+///   moment before the date therefore live only that moment; clubs that want a minimum lifetime
+///   use `AfterEarning` with `EndOfYear` rounding instead.
+pub fn lot_expires_at(
+    policy: &ExpiryPolicy,
+    earned_at: Timestamp,
+    tz: &TimeZone,
+) -> Option<Timestamp> {
+    match *policy {
+        ExpiryPolicy::Never | ExpiryPolicy::Inactivity { .. } => None,
+        ExpiryPolicy::AfterEarning {
+            amount,
+            unit,
+            round_to,
+        } => {
+            let expires_at = add_civil(earned_at, amount, unit, tz)?;
+            Some(round_up(expires_at, round_to, tz))
+        }
+        ExpiryPolicy::FixedYearlyDate { month, day } => next_yearly_date(earned_at, month, day, tz),
+    }
+}
+
+/// When all of a member's points expire for inactivity: `last_activity_at` plus the configured
+/// months (civil, in the program's zone). `None` for every other policy.
+pub fn inactivity_expires_at(
+    policy: &ExpiryPolicy,
+    last_activity_at: Timestamp,
+    tz: &TimeZone,
+) -> Option<Timestamp> {
+    match *policy {
+        ExpiryPolicy::Inactivity { months } => {
+            add_civil(last_activity_at, months, ExpiryUnit::Months, tz)
+        }
+        _ => None,
+    }
+}
+
+/// When points earned at `earned_at` stop being pending: `earned_at` plus the configured civil
+/// days, or `None` when points are available at once (`days == 0`).
+pub fn pending_until(pending: &Pending, earned_at: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+    if pending.days == 0 {
+        return None;
+    }
+    add_civil(earned_at, pending.days, ExpiryUnit::Days, tz)
+}
+
+/// Rounds `instant` up to the next boundary of a local day, month, quarter or year: the first
+/// instant of the period that follows the one containing `instant`. An instant already on a
+/// boundary is left as it is, so rounding is idempotent and never moves an instant earlier.
+/// `ExpiryRounding::None` returns `instant` unchanged.
+pub fn round_up(instant: Timestamp, rounding: ExpiryRounding, tz: &TimeZone) -> Timestamp {
+    match next_boundary(instant, rounding, tz) {
+        // The check only fails when a zone's clocks go back across midnight, which can make the
+        // next period's start precede a late instant of the current one; keep the instant then.
+        Some(boundary) if boundary >= instant => boundary,
+        // Beyond the representable range (year 9999): the unrounded instant is the best answer.
+        _ => instant,
+    }
+}
+
+fn next_boundary(instant: Timestamp, rounding: ExpiryRounding, tz: &TimeZone) -> Option<Timestamp> {
+    let date = instant.to_zoned(tz.clone()).date();
+    let (period_start, next_period_start) = match rounding {
+        ExpiryRounding::None => return Some(instant),
+        ExpiryRounding::EndOfDay => (date, date.tomorrow().ok()?),
+        ExpiryRounding::EndOfMonth => {
+            let first = date.first_of_month();
+            (first, first.checked_add(1.month()).ok()?)
+        }
+        ExpiryRounding::EndOfQuarter => {
+            let first_month = (date.month() - 1) / 3 * 3 + 1;
+            let first = Date::new(date.year(), first_month, 1).ok()?;
+            (first, first.checked_add(3.months()).ok()?)
+        }
+        ExpiryRounding::EndOfYear => {
+            let first = date.first_of_year();
+            (first, first.checked_add(1.year()).ok()?)
+        }
+    };
+    if start_of_day(period_start, tz)? == instant {
+        return Some(instant);
+    }
+    start_of_day(next_period_start, tz)
+}
+
+/// The first instant of a local date: midnight, or the end of a DST gap that swallows midnight.
+pub(crate) fn start_of_day(date: Date, tz: &TimeZone) -> Option<Timestamp> {
+    date.to_zoned(tz.clone())
+        .ok()
+        .map(|zoned| zoned.timestamp())
+}
+
+/// `instant` plus `amount` civil days or months in `tz`. `None` beyond jiff's range.
+pub(crate) fn add_civil(
+    instant: Timestamp,
+    amount: u32,
+    unit: ExpiryUnit,
+    tz: &TimeZone,
+) -> Option<Timestamp> {
+    let span = match unit {
+        ExpiryUnit::Days => Span::new().try_days(i64::from(amount)),
+        ExpiryUnit::Months => Span::new().try_months(i64::from(amount)),
+    }
+    .ok()?;
+    instant
+        .to_zoned(tz.clone())
+        .checked_add(span)
+        .ok()
+        .map(|zoned| zoned.timestamp())
+}
+
+/// The first instant of the next `month`/`day` strictly after `instant`. `None` for an invalid
+/// month (impossible after validation) or beyond jiff's range.
+fn next_yearly_date(instant: Timestamp, month: i8, day: i8, tz: &TimeZone) -> Option<Timestamp> {
+    let year = instant.to_zoned(tz.clone()).year();
+    // This year's date, or if it has passed, next year's: the one after is always later.
+    for year in [year, year.checked_add(1)?] {
+        let first_of_month = Date::new(year, month, 1).ok()?;
+        let date = if day > first_of_month.days_in_month() {
+            first_of_month.last_of_month()
+        } else {
+            Date::new(year, month, day).ok()?
+        };
+        let start = start_of_day(date, tz)?;
+        if start > instant {
+            return Some(start);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use jiff::civil::DateTime;
+    use jiff::{SignedDuration, Zoned};
+    use proptest::prelude::*;
+
+    fn tz(name: &str) -> TimeZone {
+        TimeZone::get(name).unwrap()
+    }
+
+    /// An instant from a local wall-clock time like "2024-01-31T10:00".
+    fn at(local: &str, zone: &str) -> Timestamp {
+        local
+            .parse::<DateTime>()
+            .unwrap()
+            .to_zoned(tz(zone))
+            .unwrap()
+            .timestamp()
+    }
+
+    fn local(instant: Timestamp, zone: &str) -> Zoned {
+        instant.to_zoned(tz(zone))
+    }
+
+    fn after(amount: u32, unit: ExpiryUnit, round_to: ExpiryRounding) -> ExpiryPolicy {
+        ExpiryPolicy::AfterEarning {
+            amount,
+            unit,
+            round_to,
+        }
+    }
+
+    #[test]
+    fn never_and_inactivity_lots_have_no_expiry() {
+        let now = at("2024-05-01T12:00", "UTC");
+        assert_eq!(
+            lot_expires_at(&ExpiryPolicy::Never, now, &TimeZone::UTC),
+            None
+        );
+        let inactivity = ExpiryPolicy::Inactivity { months: 12 };
+        assert_eq!(lot_expires_at(&inactivity, now, &TimeZone::UTC), None);
+    }
+
+    #[test]
+    fn a_month_after_january_31_is_the_last_day_of_february() {
+        let policy = after(1, ExpiryUnit::Months, ExpiryRounding::None);
+        let leap = lot_expires_at(&policy, at("2024-01-31T10:00", "UTC"), &TimeZone::UTC);
+        assert_eq!(leap, Some(at("2024-02-29T10:00", "UTC")));
+        let common = lot_expires_at(&policy, at("2023-01-31T10:00", "UTC"), &TimeZone::UTC);
+        assert_eq!(common, Some(at("2023-02-28T10:00", "UTC")));
+    }
+
+    #[test]
+    fn twelve_months_rounded_to_end_of_month_in_tehran() {
+        let policy = after(12, ExpiryUnit::Months, ExpiryRounding::EndOfMonth);
+        let expires = lot_expires_at(
+            &policy,
+            at("2024-03-15T10:00", "Asia/Tehran"),
+            &tz("Asia/Tehran"),
+        );
+        assert_eq!(expires, Some(at("2025-04-01T00:00", "Asia/Tehran")));
+        assert_eq!(
+            local(expires.unwrap(), "Asia/Tehran").offset().seconds(),
+            3 * 3600 + 1800
+        );
+    }
+
+    #[test]
+    fn end_of_day_quarter_and_year_round_to_the_next_period_start() {
+        let zone = tz("America/New_York");
+        let earned = at("2024-05-20T15:30", "America/New_York");
+        let cases = [
+            (ExpiryRounding::None, "2024-06-20T15:30"),
+            (ExpiryRounding::EndOfDay, "2024-06-21T00:00"),
+            (ExpiryRounding::EndOfMonth, "2024-07-01T00:00"),
+            (ExpiryRounding::EndOfQuarter, "2024-07-01T00:00"),
+            (ExpiryRounding::EndOfYear, "2025-01-01T00:00"),
+        ];
+        for (rounding, expected) in cases {
+            let policy = after(1, ExpiryUnit::Months, rounding);
+            assert_eq!(
+                lot_expires_at(&policy, earned, &zone),
+                Some(at(expected, "America/New_York")),
+                "{rounding:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn quarters_end_on_april_july_october_and_january_first() {
+        let zone = TimeZone::UTC;
+        let cases = [
+            ("2024-01-01T00:00:01", "2024-04-01T00:00"),
+            ("2024-03-31T23:59", "2024-04-01T00:00"),
+            ("2024-04-01T00:00", "2024-04-01T00:00"),
+            ("2024-08-15T12:00", "2024-10-01T00:00"),
+            ("2024-11-05T00:00", "2025-01-01T00:00"),
+        ];
+        for (instant, expected) in cases {
+            assert_eq!(
+                round_up(at(instant, "UTC"), ExpiryRounding::EndOfQuarter, &zone),
+                at(expected, "UTC"),
+                "{instant}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_instant_on_a_boundary_is_not_rounded_further() {
+        let zone = tz("Asia/Jerusalem");
+        let midnight = at("2024-07-01T00:00", "Asia/Jerusalem");
+        for rounding in [
+            ExpiryRounding::EndOfDay,
+            ExpiryRounding::EndOfMonth,
+            ExpiryRounding::EndOfQuarter,
+        ] {
+            assert_eq!(
+                round_up(midnight, rounding, &zone),
+                midnight,
+                "{rounding:?}"
+            );
+        }
+        assert_eq!(
+            round_up(midnight, ExpiryRounding::EndOfYear, &zone),
+            at("2025-01-01T00:00", "Asia/Jerusalem")
+        );
+    }
+
+    #[test]
+    fn days_keep_the_wall_clock_time_across_daylight_saving_changes() {
+        let zone = tz("America/New_York");
+        let policy = after(1, ExpiryUnit::Days, ExpiryRounding::None);
+        // Spring forward on 10 March 2024: that day has 23 hours.
+        let earned = at("2024-03-09T12:00", "America/New_York");
+        let expires = lot_expires_at(&policy, earned, &zone).unwrap();
+        assert_eq!(expires, at("2024-03-10T12:00", "America/New_York"));
+        assert_eq!(
+            expires.duration_since(earned),
+            SignedDuration::from_hours(23)
+        );
+        // Fall back on 3 November 2024: that day has 25 hours.
+        let earned = at("2024-11-02T12:00", "America/New_York");
+        let expires = lot_expires_at(&policy, earned, &zone).unwrap();
+        assert_eq!(
+            expires.duration_since(earned),
+            SignedDuration::from_hours(25)
+        );
+    }
+
+    #[test]
+    fn a_time_in_the_jerusalem_dst_gap_moves_forward() {
+        // Israel skipped 02:00-03:00 on 29 March 2024.
+        let zone = tz("Asia/Jerusalem");
+        let earned = at("2024-03-28T02:30", "Asia/Jerusalem");
+        let until = pending_until(&Pending { days: 1 }, earned, &zone).unwrap();
+        let wall = local(until, "Asia/Jerusalem");
+        assert_eq!((wall.day(), wall.hour(), wall.minute()), (29, 3, 30));
+        assert_eq!(until.duration_since(earned), SignedDuration::from_hours(24));
+    }
+
+    #[test]
+    fn end_of_day_in_tehran_when_midnight_did_not_exist() {
+        // Iran moved clocks from 00:00 to 01:00 on 22 March 2021: that day began at 01:00.
+        let zone = tz("Asia/Tehran");
+        let evening = at("2021-03-21T20:00", "Asia/Tehran");
+        let boundary = round_up(evening, ExpiryRounding::EndOfDay, &zone);
+        let wall = local(boundary, "Asia/Tehran");
+        assert_eq!((wall.month(), wall.day(), wall.hour()), (3, 22, 1));
+        assert_eq!(
+            boundary.duration_since(evening),
+            SignedDuration::from_hours(4)
+        );
+        assert_eq!(
+            round_up(boundary, ExpiryRounding::EndOfDay, &zone),
+            boundary
+        );
+    }
+
+    #[test]
+    fn fixed_yearly_date_is_the_next_occurrence_strictly_after_earning() {
+        let zone = tz("Asia/Jerusalem");
+        let new_year = ExpiryPolicy::FixedYearlyDate { month: 1, day: 1 };
+        let cases = [
+            ("2024-06-01T09:00", "2025-01-01T00:00"),
+            ("2024-12-31T23:59", "2025-01-01T00:00"),
+            ("2025-01-01T00:00", "2026-01-01T00:00"),
+            ("2025-01-01T00:01", "2026-01-01T00:00"),
+        ];
+        for (earned, expected) in cases {
+            assert_eq!(
+                lot_expires_at(&new_year, at(earned, "Asia/Jerusalem"), &zone),
+                Some(at(expected, "Asia/Jerusalem")),
+                "{earned}"
+            );
+        }
+        let mid_year = ExpiryPolicy::FixedYearlyDate { month: 7, day: 1 };
+        assert_eq!(
+            lot_expires_at(&mid_year, at("2024-03-01T00:00", "Asia/Jerusalem"), &zone),
+            Some(at("2024-07-01T00:00", "Asia/Jerusalem"))
+        );
+    }
+
+    #[test]
+    fn february_29_falls_on_february_28_in_common_years() {
+        let zone = TimeZone::UTC;
+        let policy = ExpiryPolicy::FixedYearlyDate { month: 2, day: 29 };
+        let cases = [
+            ("2023-03-01T00:00", "2024-02-29T00:00"),
+            ("2024-02-28T12:00", "2024-02-29T00:00"),
+            ("2024-03-01T00:00", "2025-02-28T00:00"),
+            ("2025-02-28T00:00", "2026-02-28T00:00"),
+        ];
+        for (earned, expected) in cases {
+            assert_eq!(
+                lot_expires_at(&policy, at(earned, "UTC"), &zone),
+                Some(at(expected, "UTC")),
+                "{earned}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_fixed_date_is_local_midnight_not_utc() {
+        // In Tehran (+03:30) 1 January starts at 20:30 UTC on 31 December.
+        let zone = tz("Asia/Tehran");
+        let policy = ExpiryPolicy::FixedYearlyDate { month: 1, day: 1 };
+        let earned = "2024-12-31T21:00:00Z".parse::<Timestamp>().unwrap();
+        assert_eq!(
+            lot_expires_at(&policy, earned, &zone),
+            Some("2025-12-31T20:30:00Z".parse::<Timestamp>().unwrap())
+        );
+    }
+
+    #[test]
+    fn inactivity_counts_calendar_months_from_the_last_activity() {
+        let zone = tz("America/New_York");
+        let policy = ExpiryPolicy::Inactivity { months: 12 };
+        let last = at("2024-02-29T18:00", "America/New_York");
+        assert_eq!(
+            inactivity_expires_at(&policy, last, &zone),
+            Some(at("2025-02-28T18:00", "America/New_York"))
+        );
+        let never = ExpiryPolicy::Never;
+        assert_eq!(inactivity_expires_at(&never, last, &zone), None);
+        let fixed = after(12, ExpiryUnit::Months, ExpiryRounding::None);
+        assert_eq!(inactivity_expires_at(&fixed, last, &zone), None);
+    }
+
+    #[test]
+    fn pending_is_none_for_zero_days_and_counts_civil_days_otherwise() {
+        let zone = tz("Asia/Jerusalem");
+        let earned = at("2024-10-20T11:00", "Asia/Jerusalem");
+        assert_eq!(pending_until(&Pending { days: 0 }, earned, &zone), None);
+        // 14 days across the end of DST on 27 October keep 11:00 on the wall clock.
+        assert_eq!(
+            pending_until(&Pending { days: 14 }, earned, &zone),
+            Some(at("2024-11-03T11:00", "Asia/Jerusalem"))
+        );
+    }
+
+    #[test]
+    fn arithmetic_beyond_year_9999_does_not_panic() {
+        let zone = TimeZone::UTC;
+        let late = Timestamp::MAX;
+        let policy = after(12, ExpiryUnit::Months, ExpiryRounding::EndOfYear);
+        assert_eq!(lot_expires_at(&policy, late, &zone), None);
+        assert_eq!(round_up(late, ExpiryRounding::EndOfYear, &zone), late);
+        let fixed = ExpiryPolicy::FixedYearlyDate { month: 1, day: 1 };
+        assert_eq!(lot_expires_at(&fixed, late, &zone), None);
+        let invalid = ExpiryPolicy::FixedYearlyDate { month: 13, day: 1 };
+        assert_eq!(
+            lot_expires_at(&invalid, at("2024-01-01T00:00", "UTC"), &zone),
+            None
+        );
+    }
+
+    const ZONES: [&str; 6] = [
+        "UTC",
+        "Asia/Tehran",
+        "Asia/Jerusalem",
+        "America/New_York",
+        "America/Sao_Paulo",
+        "Australia/Lord_Howe",
+    ];
+    const ROUNDINGS: [ExpiryRounding; 5] = [
+        ExpiryRounding::None,
+        ExpiryRounding::EndOfDay,
+        ExpiryRounding::EndOfMonth,
+        ExpiryRounding::EndOfQuarter,
+        ExpiryRounding::EndOfYear,
+    ];
+
+    fn instant() -> impl Strategy<Value = Timestamp> {
+        // 1970 to 2100, to the second.
+        (0_i64..4_102_444_800).prop_map(|seconds| Timestamp::from_second(seconds).unwrap())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn expiry_is_never_before_earning(
+            earned in instant(),
+            zone in 0..ZONES.len(),
+            amount in 0_u32..=120,
+            months in any::<bool>(),
+            rounding in 0..ROUNDINGS.len(),
+        ) {
+            let zone = tz(ZONES[zone]);
+            let unit = if months { ExpiryUnit::Months } else { ExpiryUnit::Days };
+            let policy = after(amount, unit, ROUNDINGS[rounding]);
+            let expires = lot_expires_at(&policy, earned, &zone).unwrap();
+            prop_assert!(expires >= earned);
+        }
+
+        #[test]
+        fn rounding_moves_forward_to_a_boundary_and_is_idempotent(
+            instant in instant(),
+            zone_index in 0..ZONES.len(),
+            rounding in 0..ROUNDINGS.len(),
+        ) {
+            let zone = tz(ZONES[zone_index]);
+            let rounding = ROUNDINGS[rounding];
+            let rounded = round_up(instant, rounding, &zone);
+            prop_assert!(rounded >= instant);
+            prop_assert_eq!(round_up(rounded, rounding, &zone), rounded);
+            let wall = rounded.to_zoned(zone.clone());
+            if rounding != ExpiryRounding::None {
+                prop_assert_eq!(wall.start_of_day().unwrap().timestamp(), rounded);
+                // Less than one period (plus a DST hour) later.
+                let period_days_max = match rounding {
+                    ExpiryRounding::EndOfDay => 1,
+                    ExpiryRounding::EndOfMonth => 31,
+                    ExpiryRounding::EndOfQuarter => 92,
+                    _ => 366,
+                };
+                prop_assert!(rounded.duration_since(instant) <= SignedDuration::from_hours(24 * period_days_max + 1));
+            }
+            match rounding {
+                ExpiryRounding::EndOfMonth => prop_assert_eq!(wall.day(), 1),
+                ExpiryRounding::EndOfQuarter => {
+                    prop_assert_eq!(wall.day(), 1);
+                    prop_assert!([1, 4, 7, 10].contains(&wall.month()));
+                }
+                ExpiryRounding::EndOfYear => prop_assert_eq!((wall.month(), wall.day()), (1, 1)),
+                _ => {}
+            }
+        }
+
+        #[test]
+        fn rounding_never_moves_expiry_earlier_than_unrounded(
+            earned in instant(),
+            zone in 0..ZONES.len(),
+            amount in 1_u32..=24,
+            rounding in 0..ROUNDINGS.len(),
+        ) {
+            let zone = tz(ZONES[zone]);
+            let plain = lot_expires_at(&after(amount, ExpiryUnit::Months, ExpiryRounding::None), earned, &zone);
+            let rounded = lot_expires_at(&after(amount, ExpiryUnit::Months, ROUNDINGS[rounding]), earned, &zone);
+            prop_assert!(rounded >= plain);
+        }
+
+        #[test]
+        fn fixed_yearly_date_is_within_a_year_and_on_the_date(
+            earned in instant(),
+            zone in 0..ZONES.len(),
+            month in 1_i8..=12,
+            day in 1_i8..=31,
+        ) {
+            let zone = tz(ZONES[zone]);
+            let policy = ExpiryPolicy::FixedYearlyDate { month, day };
+            let expires = lot_expires_at(&policy, earned, &zone).unwrap();
+            prop_assert!(expires > earned);
+            prop_assert!(expires.duration_since(earned) <= SignedDuration::from_hours(24 * 366 + 1));
+            let wall = expires.to_zoned(zone.clone());
+            prop_assert_eq!(wall.month(), month);
+            prop_assert_eq!(wall.day(), day.min(wall.days_in_month()));
+        }
+    }
+}

@@ -20,11 +20,18 @@ pub enum LineError {
     #[error("the line total is too large")]
     Overflow,
     #[error("cannot return {requested} of this line: {remaining} remain")]
-    ReturnExceedsQuantity { requested: Decimal, remaining: Decimal },
+    ReturnExceedsQuantity {
+        requested: Decimal,
+        remaining: Decimal,
+    },
 }
 
 /// `quantity × unit_price_minor − discount_minor`, rounded half-even to the minor unit.
-pub fn line_total_minor(quantity: Decimal, unit_price_minor: i64, discount_minor: i64) -> Result<i64, LineError> {
+pub fn line_total_minor(
+    quantity: Decimal,
+    unit_price_minor: i64,
+    discount_minor: i64,
+) -> Result<i64, LineError> {
     if quantity <= Decimal::ZERO {
         return Err(LineError::NonPositiveQuantity);
     }
@@ -58,7 +65,10 @@ pub fn refund_line_amount(
     }
     let remaining = quantity - refunded_quantity;
     if refund_quantity > remaining {
-        return Err(LineError::ReturnExceedsQuantity { requested: refund_quantity, remaining });
+        return Err(LineError::ReturnExceedsQuantity {
+            requested: refund_quantity,
+            remaining,
+        });
     }
     if refund_quantity == remaining {
         return Ok(line_total_minor - refunded_minor);
@@ -94,10 +104,22 @@ mod tests {
 
     #[test]
     fn bad_lines_are_refused() {
-        assert_eq!(line_total_minor(d("0"), 100, 0), Err(LineError::NonPositiveQuantity));
-        assert_eq!(line_total_minor(d("1"), -1, 0), Err(LineError::NegativePrice));
-        assert_eq!(line_total_minor(d("1"), 100, 101), Err(LineError::BadDiscount));
-        assert_eq!(line_total_minor(d("1"), 100, -1), Err(LineError::BadDiscount));
+        assert_eq!(
+            line_total_minor(d("0"), 100, 0),
+            Err(LineError::NonPositiveQuantity)
+        );
+        assert_eq!(
+            line_total_minor(d("1"), -1, 0),
+            Err(LineError::NegativePrice)
+        );
+        assert_eq!(
+            line_total_minor(d("1"), 100, 101),
+            Err(LineError::BadDiscount)
+        );
+        assert_eq!(
+            line_total_minor(d("1"), 100, -1),
+            Err(LineError::BadDiscount)
+        );
     }
 
     #[test]

@@ -39,6 +39,9 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        self.0.lock().map(|now| *now).unwrap_or(Timestamp::UNIX_EPOCH)
+        self.0
+            .lock()
+            .map(|now| *now)
+            .unwrap_or(Timestamp::UNIX_EPOCH)
     }
 }

@@ -25,7 +25,10 @@ pub enum EngineError {
 
 impl EngineError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        EngineError::Invalid { field: field.into(), message: message.into() }
+        EngineError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 

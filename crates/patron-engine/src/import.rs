@@ -16,8 +16,17 @@ use crate::{ConsentRequest, EngineError, EnrollRequest, ProfileFields, request_h
 pub const IMPORT_BATCH_ROWS: usize = 500;
 
 const KNOWN: &[&str] = &[
-    "external_id", "name", "phone", "email", "birthday", "locale", "time_zone", "card_number",
-    "consent_email", "consent_sms", "consent_whatsapp",
+    "external_id",
+    "name",
+    "phone",
+    "email",
+    "birthday",
+    "locale",
+    "time_zone",
+    "card_number",
+    "consent_email",
+    "consent_sms",
+    "consent_whatsapp",
 ];
 
 /// One refused row.
@@ -58,13 +67,22 @@ impl crate::Engine {
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<ImportReport, EngineError> {
         let program = self.program(tenant).await?.program;
-        let mut reader = csv::ReaderBuilder::new().flexible(false).trim(csv::Trim::All).from_reader(input);
-        let headers = reader.headers().map_err(|e| EngineError::invalid("header", e.to_string()))?.clone();
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(false)
+            .trim(csv::Trim::All)
+            .from_reader(input);
+        let headers = reader
+            .headers()
+            .map_err(|e| EngineError::invalid("header", e.to_string()))?
+            .clone();
         for name in headers.iter() {
             if !KNOWN.contains(&name) && !name.starts_with("attr.") {
                 return Err(EngineError::invalid(
                     "header",
-                    format!("line 1: unknown column {name:?}; known columns are {} and attr.KEY", KNOWN.join(", ")),
+                    format!(
+                        "line 1: unknown column {name:?}; known columns are {} and attr.KEY",
+                        KNOWN.join(", ")
+                    ),
                 ));
             }
         }
@@ -76,25 +94,39 @@ impl crate::Engine {
             let record = match record {
                 Ok(record) => record,
                 Err(error) => {
-                    let line = error.position().map(|p| p.line()).unwrap_or(report.rows + 1);
-                    report.rejected.push(RowError { line, reason: error.to_string() });
+                    let line = error
+                        .position()
+                        .map(|p| p.line())
+                        .unwrap_or(report.rows + 1);
+                    report.rejected.push(RowError {
+                        line,
+                        reason: error.to_string(),
+                    });
                     continue;
                 }
             };
-            let line = record.position().map(|p| p.line()).unwrap_or(report.rows + 1);
+            let line = record
+                .position()
+                .map(|p| p.line())
+                .unwrap_or(report.rows + 1);
             match self.import_row(&headers, &record, &program, consent_text) {
                 Ok(new) => {
                     batch.push(new);
                     lines.push(line);
                 }
-                Err(error) => report.rejected.push(RowError { line, reason: error.to_string() }),
+                Err(error) => report.rejected.push(RowError {
+                    line,
+                    reason: error.to_string(),
+                }),
             }
             if batch.len() == IMPORT_BATCH_ROWS {
-                self.flush_import(tenant, &mut batch, &mut lines, &mut report).await?;
+                self.flush_import(tenant, &mut batch, &mut lines, &mut report)
+                    .await?;
                 progress(report.rows);
             }
         }
-        self.flush_import(tenant, &mut batch, &mut lines, &mut report).await?;
+        self.flush_import(tenant, &mut batch, &mut lines, &mut report)
+            .await?;
         progress(report.rows);
         report.rejected.sort_by_key(|e| e.line);
         Ok(report)
@@ -124,8 +156,9 @@ impl crate::Engine {
                     if value.trim().is_empty() {
                         continue;
                     }
-                    let granted = parse_bool(value)
-                        .ok_or_else(|| EngineError::invalid(name, format!("{value:?} is not true or false")))?;
+                    let granted = parse_bool(value).ok_or_else(|| {
+                        EngineError::invalid(name, format!("{value:?} is not true or false"))
+                    })?;
                     consents.push(ConsentRequest {
                         channel: consent.trim_start_matches("consent_").to_string(),
                         topic: None,
@@ -135,13 +168,22 @@ impl crate::Engine {
                     });
                 }
                 attribute => {
-                    if let (Some(key), Some(value)) = (attribute.strip_prefix("attr."), optional(value)) {
-                        profile.attributes.insert(key.to_string(), serde_json::Value::String(value));
+                    if let (Some(key), Some(value)) =
+                        (attribute.strip_prefix("attr."), optional(value))
+                    {
+                        profile
+                            .attributes
+                            .insert(key.to_string(), serde_json::Value::String(value));
                     }
                 }
             }
         }
-        let request = EnrollRequest { profile, channel: "import".into(), card_number, consents };
+        let request = EnrollRequest {
+            profile,
+            channel: "import".into(),
+            card_number,
+            consents,
+        };
         let hash = request_hash("member.enroll", &request)?;
         self.new_member(&request, program, hash)
     }
@@ -156,11 +198,17 @@ impl crate::Engine {
         if batch.is_empty() {
             return Ok(());
         }
-        let results = self.store.enroll_batch(tenant.id, batch, self.now()).await?;
+        let results = self
+            .store
+            .enroll_batch(tenant.id, batch, self.now())
+            .await?;
         for (result, line) in results.into_iter().zip(lines.iter()) {
             match result {
                 Ok(_) => report.imported += 1,
-                Err(rejection) => report.rejected.push(RowError { line: *line, reason: rejection.to_string() }),
+                Err(rejection) => report.rejected.push(RowError {
+                    line: *line,
+                    reason: rejection.to_string(),
+                }),
             }
         }
         batch.clear();

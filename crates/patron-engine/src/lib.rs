@@ -20,8 +20,12 @@ use patron_domain::rust_decimal::Decimal;
 use patron_domain::{contact, earning, expiry};
 use patron_store::idempotency::{Claim, DOCUMENT_KEY_PREFIX, Idempotent};
 use patron_store::members::{Lookup, Member, NewMember, Profile};
-use patron_store::purchases::{EarnPlan, NewPurchase, NewRefund, PurchaseLine, PurchaseReceipt, RefundReceipt};
-use patron_store::redemptions::{AdjustmentReceipt, Balance, NewRedemption, Redemption, TransferReceipt};
+use patron_store::purchases::{
+    EarnPlan, NewPurchase, NewRefund, PurchaseLine, PurchaseReceipt, RefundReceipt,
+};
+use patron_store::redemptions::{
+    AdjustmentReceipt, Balance, NewRedemption, Redemption, TransferReceipt,
+};
 use patron_store::tenants::{Tenant, TenantId};
 use patron_store::{Rejection, Store, StoreError};
 use sha2::{Digest, Sha256};
@@ -50,8 +54,17 @@ pub struct BaseRate;
 
 impl EarningPolicy for BaseRate {
     fn points(&self, program: &Program, member: &Member, purchase: &NewPurchase) -> i64 {
-        let multiplier = program.tier(&member.tier).map(|t| t.multiplier).unwrap_or(Decimal::ONE);
-        earning::base_points(&program.earning, &program.currency, purchase.total_minor, purchase.eligible_minor, multiplier)
+        let multiplier = program
+            .tier(&member.tier)
+            .map(|t| t.multiplier)
+            .unwrap_or(Decimal::ONE);
+        earning::base_points(
+            &program.earning,
+            &program.currency,
+            purchase.total_minor,
+            purchase.eligible_minor,
+            multiplier,
+        )
     }
 }
 
@@ -82,14 +95,21 @@ pub struct Replayable<T> {
 
 fn unwrap_idempotent<T>(result: Idempotent<T>) -> Outcome<T> {
     match result.outcome {
-        Ok(value) => Ok(Replayable { value, replayed: result.replayed }),
+        Ok(value) => Ok(Replayable {
+            value,
+            replayed: result.replayed,
+        }),
         Err(rejection) => Err(EngineError::Rejected(rejection)),
     }
 }
 
 /// sha256 of the canonical JSON of a request: the fingerprint an idempotency key is bound to.
-pub fn request_hash<T: serde::Serialize>(operation: &str, request: &T) -> Result<String, EngineError> {
-    let body = serde_json::to_vec(request).map_err(|e| EngineError::invalid("request", e.to_string()))?;
+pub fn request_hash<T: serde::Serialize>(
+    operation: &str,
+    request: &T,
+) -> Result<String, EngineError> {
+    let body =
+        serde_json::to_vec(request).map_err(|e| EngineError::invalid("request", e.to_string()))?;
     let mut hasher = Sha256::new();
     hasher.update(operation.as_bytes());
     hasher.update([0]);
@@ -102,21 +122,30 @@ fn new_id(prefix: &str) -> String {
 }
 
 fn claims(key: Option<&str>, operation: &str, hash: &str) -> Vec<Claim> {
-    key.map(|k| vec![Claim::new(format!("client:{k}"), operation, hash)]).unwrap_or_default()
+    key.map(|k| vec![Claim::new(format!("client:{k}"), operation, hash)])
+        .unwrap_or_default()
 }
 
 fn validate_idempotency_key(key: Option<&str>) -> Result<(), EngineError> {
-    if let Some(key) = key {
-        if key.is_empty() || key.len() > 255 || key.chars().any(|c| c.is_control()) {
-            return Err(EngineError::invalid("Idempotency-Key", "must be 1 to 255 printable characters"));
-        }
+    if let Some(key) = key
+        && (key.is_empty() || key.len() > 255 || key.chars().any(|c| c.is_control()))
+    {
+        return Err(EngineError::invalid(
+            "Idempotency-Key",
+            "must be 1 to 255 printable characters",
+        ));
     }
     Ok(())
 }
 
 impl Engine {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Engine {
-        Engine { store, clock, earning: Arc::new(BaseRate), programs: Arc::new(Mutex::new(HashMap::new())) }
+        Engine {
+            store,
+            clock,
+            earning: Arc::new(BaseRate),
+            programs: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// Replaces how purchases earn points (the rule engine's seam).
@@ -136,7 +165,10 @@ impl Engine {
     // ----- tenants and programs -----
 
     pub async fn tenant(&self, name: &str) -> Result<Tenant, EngineError> {
-        self.store.tenant_by_name(name).await?.ok_or_else(|| EngineError::TenantNotFound(name.to_string()))
+        self.store
+            .tenant_by_name(name)
+            .await?
+            .ok_or_else(|| EngineError::TenantNotFound(name.to_string()))
     }
 
     /// Validates a program text; every problem comes back with its line and column.
@@ -146,20 +178,41 @@ impl Engine {
 
     /// Validates and stores a program for a tenant (created if needed), auditing the diff.
     /// Returns (tenant, version, whether anything changed).
-    pub async fn apply_program(&self, tenant_name: &str, source: &str, actor: &str) -> Result<(Tenant, i64, bool), EngineError> {
-        if tenant_name.is_empty() || tenant_name.len() > 64 || !tenant_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(EngineError::invalid("tenant", "use 1 to 64 letters, digits, '-' or '_'"));
+    pub async fn apply_program(
+        &self,
+        tenant_name: &str,
+        source: &str,
+        actor: &str,
+    ) -> Result<(Tenant, i64, bool), EngineError> {
+        if tenant_name.is_empty()
+            || tenant_name.len() > 64
+            || !tenant_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(EngineError::invalid(
+                "tenant",
+                "use 1 to 64 letters, digits, '-' or '_'",
+            ));
         }
         Self::validate_program(source)?;
         let now = self.now();
         let tenant = self.store.ensure_tenant(tenant_name, now).await?;
-        let previous = self.store.current_program(tenant.id).await?.map(|p| p.source).unwrap_or_default();
+        let previous = self
+            .store
+            .current_program(tenant.id)
+            .await?
+            .map(|p| p.source)
+            .unwrap_or_default();
         let diff = similar::TextDiff::from_lines(previous.as_str(), source)
             .unified_diff()
             .context_radius(2)
             .header("previous", "new")
             .to_string();
-        let (version, changed) = self.store.apply_program(tenant.id, source, actor, &diff, now).await?;
+        let (version, changed) = self
+            .store
+            .apply_program(tenant.id, source, actor, &diff, now)
+            .await?;
         if let Ok(mut cache) = self.programs.lock() {
             cache.remove(&tenant.id);
         }
@@ -172,14 +225,21 @@ impl Engine {
             .store
             .current_program(tenant.id)
             .await?
-            .ok_or_else(|| Rejection::NoProgram { tenant: tenant.name.clone() })?;
-        if let Ok(cache) = self.programs.lock() {
-            if let Some(loaded) = cache.get(&tenant.id).filter(|l| l.version == stored.version) {
-                return Ok(loaded.clone());
-            }
+            .ok_or_else(|| Rejection::NoProgram {
+                tenant: tenant.name.clone(),
+            })?;
+        if let Ok(cache) = self.programs.lock()
+            && let Some(loaded) = cache
+                .get(&tenant.id)
+                .filter(|l| l.version == stored.version)
+        {
+            return Ok(loaded.clone());
         }
         let program = parse_program(&stored.source).map_err(EngineError::Program)?;
-        let loaded = LoadedProgram { version: stored.version, program: Arc::new(program) };
+        let loaded = LoadedProgram {
+            version: stored.version,
+            program: Arc::new(program),
+        };
         if let Ok(mut cache) = self.programs.lock() {
             cache.insert(tenant.id, loaded.clone());
         }
@@ -188,11 +248,16 @@ impl Engine {
 
     // ----- members -----
 
-    fn profile_from(&self, request: &ProfileFields, program: &Program) -> Result<Profile, EngineError> {
+    fn profile_from(
+        &self,
+        request: &ProfileFields,
+        program: &Program,
+    ) -> Result<Profile, EngineError> {
         let today = self.now().to_zoned(program.tz()).date();
         let external_id = match &request.external_id {
             Some(id) => {
-                contact::validate_external_id(id).map_err(|e| EngineError::invalid("external_id", e.to_string()))?;
+                contact::validate_external_id(id)
+                    .map_err(|e| EngineError::invalid("external_id", e.to_string()))?;
                 Some(id.clone())
             }
             None => None,
@@ -223,26 +288,41 @@ impl Engine {
             },
             None => None,
         };
-        if let Some(tz) = &request.time_zone {
-            if jiff::tz::TimeZone::get(tz).is_err() {
-                return Err(EngineError::invalid("time_zone", format!("{tz:?} is not an IANA time zone")));
-            }
+        if let Some(tz) = &request.time_zone
+            && jiff::tz::TimeZone::get(tz).is_err()
+        {
+            return Err(EngineError::invalid(
+                "time_zone",
+                format!("{tz:?} is not an IANA time zone"),
+            ));
         }
-        if let Some(name) = &request.name {
-            if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-                return Err(EngineError::invalid("name", "must be 1 to 200 printable characters"));
-            }
+        if let Some(name) = &request.name
+            && (name.trim().is_empty()
+                || name.chars().count() > 200
+                || name.chars().any(char::is_control))
+        {
+            return Err(EngineError::invalid(
+                "name",
+                "must be 1 to 200 printable characters",
+            ));
         }
         let mut attributes = serde_json::Map::new();
         for (key, value) in &request.attributes {
-            contact::validate_custom_attribute_key(key).map_err(|e| EngineError::invalid(format!("attributes.{key}"), e.to_string()))?;
+            contact::validate_custom_attribute_key(key)
+                .map_err(|e| EngineError::invalid(format!("attributes.{key}"), e.to_string()))?;
             if value.is_object() || value.is_array() {
-                return Err(EngineError::invalid(format!("attributes.{key}"), "must be a string, number, boolean or null"));
+                return Err(EngineError::invalid(
+                    format!("attributes.{key}"),
+                    "must be a string, number, boolean or null",
+                ));
             }
             attributes.insert(key.clone(), value.clone());
         }
         if attributes.len() > 100 {
-            return Err(EngineError::invalid("attributes", "at most 100 custom attributes"));
+            return Err(EngineError::invalid(
+                "attributes",
+                "at most 100 custom attributes",
+            ));
         }
         Ok(Profile {
             external_id,
@@ -256,17 +336,25 @@ impl Engine {
         })
     }
 
-    fn validate_consents(consents: &[ConsentRequest]) -> Result<Vec<patron_store::members::ConsentInput>, EngineError> {
+    fn validate_consents(
+        consents: &[ConsentRequest],
+    ) -> Result<Vec<patron_store::members::ConsentInput>, EngineError> {
         const CHANNELS: &[&str] = &["email", "sms", "whatsapp", "push", "phone", "mail"];
         consents
             .iter()
             .enumerate()
             .map(|(i, c)| {
                 if !CHANNELS.contains(&c.channel.as_str()) {
-                    return Err(EngineError::invalid(format!("consents[{i}].channel"), format!("use one of {}", CHANNELS.join(", "))));
+                    return Err(EngineError::invalid(
+                        format!("consents[{i}].channel"),
+                        format!("use one of {}", CHANNELS.join(", ")),
+                    ));
                 }
                 if c.text_shown.trim().is_empty() {
-                    return Err(EngineError::invalid(format!("consents[{i}].text_shown"), "the text the member was shown is the evidence; it is required"));
+                    return Err(EngineError::invalid(
+                        format!("consents[{i}].text_shown"),
+                        "the text the member was shown is the evidence; it is required",
+                    ));
                 }
                 Ok(patron_store::members::ConsentInput {
                     channel: c.channel.clone(),
@@ -279,22 +367,38 @@ impl Engine {
             .collect()
     }
 
-    fn new_member(&self, request: &EnrollRequest, program: &Program, hash: String) -> Result<NewMember, EngineError> {
+    fn new_member(
+        &self,
+        request: &EnrollRequest,
+        program: &Program,
+        hash: String,
+    ) -> Result<NewMember, EngineError> {
         const CHANNELS: &[&str] = &["pos", "web", "phone", "import", "referral"];
         if !CHANNELS.contains(&request.channel.as_str()) {
-            return Err(EngineError::invalid("channel", format!("use one of {}", CHANNELS.join(", "))));
+            return Err(EngineError::invalid(
+                "channel",
+                format!("use one of {}", CHANNELS.join(", ")),
+            ));
         }
         let physical_card = match &request.card_number {
             Some(number) => {
                 let number = patron_domain::card::normalize_card_number(number);
                 if !patron_domain::card::is_valid_card_number(&number) {
-                    return Err(EngineError::invalid("card_number", "not a valid card number (check digit)"));
+                    return Err(EngineError::invalid(
+                        "card_number",
+                        "not a valid card number (check digit)",
+                    ));
                 }
                 Some(number)
             }
             None => None,
         };
-        let tier = program.tiers.levels.first().map(|t| t.code.clone()).unwrap_or_default();
+        let tier = program
+            .tiers
+            .levels
+            .first()
+            .map(|t| t.code.clone())
+            .unwrap_or_default();
         Ok(NewMember {
             id: new_id("mem"),
             profile: self.profile_from(&request.profile, program)?,
@@ -307,31 +411,51 @@ impl Engine {
         })
     }
 
-    pub async fn enroll(&self, tenant: &Tenant, request: &EnrollRequest, idempotency_key: Option<&str>) -> Outcome<Member> {
+    pub async fn enroll(
+        &self,
+        tenant: &Tenant,
+        request: &EnrollRequest,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<Member> {
         validate_idempotency_key(idempotency_key)?;
         let program = self.program(tenant).await?.program;
         let hash = request_hash("member.enroll", request)?;
         let new = self.new_member(request, &program, hash.clone())?;
         let claims = claims(idempotency_key, "member.enroll", &hash);
-        unwrap_idempotent(self.store.enroll(tenant.id, &new, &claims, self.now()).await?)
+        unwrap_idempotent(
+            self.store
+                .enroll(tenant.id, &new, &claims, self.now())
+                .await?,
+        )
     }
 
     pub async fn member(&self, tenant: &Tenant, member_id: &str) -> Result<Member, EngineError> {
         self.store
             .find_member(tenant.id, Lookup::Id(member_id))
             .await?
-            .ok_or_else(|| Rejection::MemberNotFound { member_id: member_id.to_string() }.into())
+            .ok_or_else(|| {
+                Rejection::MemberNotFound {
+                    member_id: member_id.to_string(),
+                }
+                .into()
+            })
     }
 
-    pub async fn find_member(&self, tenant: &Tenant, lookup: Lookup<'_>) -> Result<Option<Member>, EngineError> {
+    pub async fn find_member(
+        &self,
+        tenant: &Tenant,
+        lookup: Lookup<'_>,
+    ) -> Result<Option<Member>, EngineError> {
         let normalized;
         let lookup = match lookup {
             Lookup::Phone(p) => {
-                normalized = contact::normalize_phone_e164(p).map_err(|e| EngineError::invalid("phone", e.to_string()))?;
+                normalized = contact::normalize_phone_e164(p)
+                    .map_err(|e| EngineError::invalid("phone", e.to_string()))?;
                 Lookup::Phone(&normalized)
             }
             Lookup::Email(e) => {
-                normalized = contact::normalize_email(e).map_err(|e| EngineError::invalid("email", e.to_string()))?;
+                normalized = contact::normalize_email(e)
+                    .map_err(|e| EngineError::invalid("email", e.to_string()))?;
                 Lookup::Email(&normalized)
             }
             Lookup::Card(c) => {
@@ -361,7 +485,18 @@ impl Engine {
         let consents = Self::validate_consents(&patch.consents)?;
         let hash = request_hash("member.update", &(member_id, patch))?;
         let claims = claims(idempotency_key, "member.update", &hash);
-        unwrap_idempotent(self.store.update_member(tenant.id, member_id, &profile, &consents, &claims, self.now()).await?)
+        unwrap_idempotent(
+            self.store
+                .update_member(
+                    tenant.id,
+                    member_id,
+                    &profile,
+                    &consents,
+                    &claims,
+                    self.now(),
+                )
+                .await?,
+        )
     }
 
     pub async fn exit_member(
@@ -376,7 +511,11 @@ impl Engine {
         let forfeit = matches!(program.exit, patron_domain::program::ExitPolicy::Forfeit);
         let hash = request_hash("member.exit", &member_id)?;
         let claims = claims(idempotency_key, "member.exit", &hash);
-        unwrap_idempotent(self.store.exit_member(tenant.id, member_id, forfeit, actor, &claims, self.now()).await?)
+        unwrap_idempotent(
+            self.store
+                .exit_member(tenant.id, member_id, forfeit, actor, &claims, self.now())
+                .await?,
+        )
     }
 
     pub async fn replace_card(
@@ -391,31 +530,59 @@ impl Engine {
         let program = self.program(tenant).await?.program;
         let number = patron_domain::card::normalize_card_number(number);
         let replacement = replacement.map(patron_domain::card::normalize_card_number);
-        if let Some(r) = &replacement {
-            if !patron_domain::card::is_valid_card_number(r) {
-                return Err(EngineError::invalid("replacement", "not a valid card number (check digit)"));
-            }
+        if let Some(r) = &replacement
+            && !patron_domain::card::is_valid_card_number(r)
+        {
+            return Err(EngineError::invalid(
+                "replacement",
+                "not a valid card number (check digit)",
+            ));
         }
         let hash = request_hash("card.replace", &(&number, &replacement))?;
         let claims = claims(idempotency_key, "card.replace", &hash);
         unwrap_idempotent(
             self.store
-                .replace_card(tenant.id, &number, replacement.as_deref(), &program.cards.prefix, actor, &claims, self.now())
+                .replace_card(
+                    tenant.id,
+                    &number,
+                    replacement.as_deref(),
+                    &program.cards.prefix,
+                    actor,
+                    &claims,
+                    self.now(),
+                )
                 .await?,
         )
     }
 
-    pub async fn issue_card_batch(&self, tenant: &Tenant, count: u32, actor: &str) -> Result<(i64, Vec<String>), EngineError> {
+    pub async fn issue_card_batch(
+        &self,
+        tenant: &Tenant,
+        count: u32,
+        actor: &str,
+    ) -> Result<(i64, Vec<String>), EngineError> {
         if count == 0 || count > 1_000_000 {
-            return Err(EngineError::invalid("count", "issue 1 to 1,000,000 cards at a time"));
+            return Err(EngineError::invalid(
+                "count",
+                "issue 1 to 1,000,000 cards at a time",
+            ));
         }
         let program = self.program(tenant).await?.program;
-        Ok(self.store.issue_card_batch(tenant.id, &program.cards.prefix, count, actor, self.now()).await?)
+        Ok(self
+            .store
+            .issue_card_batch(tenant.id, &program.cards.prefix, count, actor, self.now())
+            .await?)
     }
 
     // ----- purchases -----
 
-    fn new_purchase(&self, request: &PurchaseRequest, program: &Program, member_id: Option<String>, hash: String) -> Result<NewPurchase, EngineError> {
+    fn new_purchase(
+        &self,
+        request: &PurchaseRequest,
+        program: &Program,
+        member_id: Option<String>,
+        hash: String,
+    ) -> Result<NewPurchase, EngineError> {
         request.validate()?;
         if request.currency != program.currency.code {
             return Err(EngineError::Rejected(Rejection::WrongCurrency {
@@ -426,14 +593,19 @@ impl Engine {
         let mut lines = Vec::with_capacity(request.lines.len());
         let (mut total, mut eligible_total) = (0i64, 0i64);
         for (i, line) in request.lines.iter().enumerate() {
-            let quantity: Decimal = line
-                .quantity
-                .parse()
-                .map_err(|_| EngineError::invalid(format!("lines[{i}].quantity"), "must be a decimal number"))?;
-            let line_total = patron_domain::purchase::line_total_minor(quantity, line.unit_price_minor, line.discount_minor)
-                .map_err(|e| EngineError::invalid(format!("lines[{i}]"), e.to_string()))?;
+            let quantity: Decimal = line.quantity.parse().map_err(|_| {
+                EngineError::invalid(format!("lines[{i}].quantity"), "must be a decimal number")
+            })?;
+            let line_total = patron_domain::purchase::line_total_minor(
+                quantity,
+                line.unit_price_minor,
+                line.discount_minor,
+            )
+            .map_err(|e| EngineError::invalid(format!("lines[{i}]"), e.to_string()))?;
             let eligible = earning::is_eligible(&program.earning, &line.sku, &line.category);
-            total = total.checked_add(line_total).ok_or_else(|| EngineError::invalid("lines", "total too large"))?;
+            total = total
+                .checked_add(line_total)
+                .ok_or_else(|| EngineError::invalid("lines", "total too large"))?;
             if eligible {
                 eligible_total += line_total;
             }
@@ -465,12 +637,22 @@ impl Engine {
 
     fn earn_plan(&self, program: &Program, member: &Member, purchase: &NewPurchase) -> EarnPlan {
         let points = self.earning.points(program, member, purchase);
-        let pending_until = expiry::pending_until(&program.pending, purchase.occurred_at, &program.tz());
-        EarnPlan { points, expected_tier: member.tier.clone(), pending_until }
+        let pending_until =
+            expiry::pending_until(&program.pending, purchase.occurred_at, &program.tz());
+        EarnPlan {
+            points,
+            expected_tier: member.tier.clone(),
+            pending_until,
+        }
     }
 
     /// Posts a purchase; idempotent by the shop's document id, and by the key when given.
-    pub async fn post_purchase(&self, tenant: &Tenant, request: &PurchaseRequest, idempotency_key: Option<&str>) -> Outcome<PurchaseReceipt> {
+    pub async fn post_purchase(
+        &self,
+        tenant: &Tenant,
+        request: &PurchaseRequest,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<PurchaseReceipt> {
         validate_idempotency_key(idempotency_key)?;
         let program = self.program(tenant).await?.program;
         let hash = request_hash("purchase.post", request)?;
@@ -478,13 +660,35 @@ impl Engine {
             Some(id) => Some(self.member(tenant, id).await?),
             None => None,
         };
-        let purchase = self.new_purchase(request, &program, member.as_ref().map(|m| m.id.clone()), hash.clone())?;
+        let purchase = self.new_purchase(
+            request,
+            &program,
+            member.as_ref().map(|m| m.id.clone()),
+            hash.clone(),
+        )?;
         let mut claims = claims(idempotency_key, "purchase.post", &hash);
-        claims.push(Claim::new(format!("{DOCUMENT_KEY_PREFIX}purchase:{}", request.document_id), "purchase.post", &hash));
+        claims.push(Claim::new(
+            format!("{DOCUMENT_KEY_PREFIX}purchase:{}", request.document_id),
+            "purchase.post",
+            &hash,
+        ));
         let mut member = member;
         for attempt in 1..=DECIDE_ATTEMPTS_MAX {
-            let plan = member.as_ref().map(|m| self.earn_plan(&program, m, &purchase));
-            match self.store.post_purchase(tenant.id, &program, &purchase, plan.as_ref(), &claims, self.now()).await {
+            let plan = member
+                .as_ref()
+                .map(|m| self.earn_plan(&program, m, &purchase));
+            match self
+                .store
+                .post_purchase(
+                    tenant.id,
+                    &program,
+                    &purchase,
+                    plan.as_ref(),
+                    &claims,
+                    self.now(),
+                )
+                .await
+            {
                 Err(StoreError::Conflict(_)) if attempt < DECIDE_ATTEMPTS_MAX => {
                     if let Some(m) = &member {
                         member = Some(self.member(tenant, &m.id).await?);
@@ -493,17 +697,34 @@ impl Engine {
                 result => return unwrap_idempotent(result?),
             }
         }
-        Err(EngineError::Store(StoreError::Conflict("the member's tier kept changing".into())))
+        Err(EngineError::Store(StoreError::Conflict(
+            "the member's tier kept changing".into(),
+        )))
     }
 
-    pub async fn purchase(&self, tenant: &Tenant, purchase_id: &str) -> Result<patron_store::purchases::Purchase, EngineError> {
+    pub async fn purchase(
+        &self,
+        tenant: &Tenant,
+        purchase_id: &str,
+    ) -> Result<patron_store::purchases::Purchase, EngineError> {
         self.store
             .purchase(tenant.id, purchase_id)
             .await?
-            .ok_or_else(|| Rejection::PurchaseNotFound { purchase_id: purchase_id.to_string() }.into())
+            .ok_or_else(|| {
+                Rejection::PurchaseNotFound {
+                    purchase_id: purchase_id.to_string(),
+                }
+                .into()
+            })
     }
 
-    pub async fn refund(&self, tenant: &Tenant, purchase_id: &str, request: &RefundRequest, idempotency_key: Option<&str>) -> Outcome<RefundReceipt> {
+    pub async fn refund(
+        &self,
+        tenant: &Tenant,
+        purchase_id: &str,
+        request: &RefundRequest,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<RefundReceipt> {
         validate_idempotency_key(idempotency_key)?;
         request.validate()?;
         let program = self.program(tenant).await?.program;
@@ -515,19 +736,36 @@ impl Engine {
             lines: request.lines.as_ref().map(|lines| {
                 lines
                     .iter()
-                    .map(|l| patron_store::purchases::RefundLine { line_no: l.line_no, quantity: l.quantity.clone() })
+                    .map(|l| patron_store::purchases::RefundLine {
+                        line_no: l.line_no,
+                        quantity: l.quantity.clone(),
+                    })
                     .collect()
             }),
             occurred_at: request.occurred_at.unwrap_or_else(|| self.now()),
             request_hash: hash.clone(),
         };
         let mut claims = claims(idempotency_key, "purchase.refund", &hash);
-        claims.push(Claim::new(format!("{DOCUMENT_KEY_PREFIX}refund:{}", request.document_id), "purchase.refund", &hash));
-        unwrap_idempotent(self.store.refund_purchase(tenant.id, &program, &refund, &claims, self.now()).await?)
+        claims.push(Claim::new(
+            format!("{DOCUMENT_KEY_PREFIX}refund:{}", request.document_id),
+            "purchase.refund",
+            &hash,
+        ));
+        unwrap_idempotent(
+            self.store
+                .refund_purchase(tenant.id, &program, &refund, &claims, self.now())
+                .await?,
+        )
     }
 
     /// Attaches an anonymous purchase to a member, who earns for it then.
-    pub async fn attach_purchase(&self, tenant: &Tenant, purchase_id: &str, member_id: &str, idempotency_key: Option<&str>) -> Outcome<PurchaseReceipt> {
+    pub async fn attach_purchase(
+        &self,
+        tenant: &Tenant,
+        purchase_id: &str,
+        member_id: &str,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<PurchaseReceipt> {
         validate_idempotency_key(idempotency_key)?;
         let program = self.program(tenant).await?.program;
         let hash = request_hash("purchase.attach", &(purchase_id, member_id))?;
@@ -549,12 +787,26 @@ impl Engine {
         for attempt in 1..=DECIDE_ATTEMPTS_MAX {
             let member = self.member(tenant, member_id).await?;
             let plan = self.earn_plan(&program, &member, &draft);
-            match self.store.attach_purchase(tenant.id, &program, purchase_id, member_id, &plan, &claims, self.now()).await {
+            match self
+                .store
+                .attach_purchase(
+                    tenant.id,
+                    &program,
+                    purchase_id,
+                    member_id,
+                    &plan,
+                    &claims,
+                    self.now(),
+                )
+                .await
+            {
                 Err(StoreError::Conflict(_)) if attempt < DECIDE_ATTEMPTS_MAX => continue,
                 result => return unwrap_idempotent(result?),
             }
         }
-        Err(EngineError::Store(StoreError::Conflict("the member's tier kept changing".into())))
+        Err(EngineError::Store(StoreError::Conflict(
+            "the member's tier kept changing".into(),
+        )))
     }
 
     // ----- points -----
@@ -563,14 +815,23 @@ impl Engine {
         Ok(self.store.balance(tenant.id, member_id, self.now()).await?)
     }
 
-    pub async fn redeem(&self, tenant: &Tenant, member_id: &str, request: &RedeemRequest, idempotency_key: Option<&str>) -> Outcome<Redemption> {
+    pub async fn redeem(
+        &self,
+        tenant: &Tenant,
+        member_id: &str,
+        request: &RedeemRequest,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<Redemption> {
         validate_idempotency_key(idempotency_key)?;
         if request.points <= 0 {
             return Err(EngineError::invalid("points", "must be greater than zero"));
         }
         let minutes = request.hold_minutes.unwrap_or(HOLD_DEFAULT_MINUTES);
         if request.hold && !(1..=HOLD_MAX_MINUTES).contains(&minutes) {
-            return Err(EngineError::invalid("hold_minutes", format!("must be 1 to {HOLD_MAX_MINUTES}")));
+            return Err(EngineError::invalid(
+                "hold_minutes",
+                format!("must be 1 to {HOLD_MAX_MINUTES}"),
+            ));
         }
         let program = self.program(tenant).await?.program;
         let hash = request_hash("points.redeem", &(member_id, request))?;
@@ -581,57 +842,128 @@ impl Engine {
             member_id: member_id.to_string(),
             points: request.points,
             hold: request.hold,
-            hold_expires_at: request.hold.then(|| now.checked_add(SignedDuration::from_mins(minutes)).unwrap_or(now)),
+            hold_expires_at: request.hold.then(|| {
+                now.checked_add(SignedDuration::from_mins(minutes))
+                    .unwrap_or(now)
+            }),
             description: request.description.clone(),
         };
-        unwrap_idempotent(self.store.redeem(tenant.id, &program, &new, &claims, now).await?)
+        unwrap_idempotent(
+            self.store
+                .redeem(tenant.id, &program, &new, &claims, now)
+                .await?,
+        )
     }
 
-    pub async fn capture(&self, tenant: &Tenant, redemption_id: &str, points: Option<i64>, idempotency_key: Option<&str>) -> Outcome<Redemption> {
+    pub async fn capture(
+        &self,
+        tenant: &Tenant,
+        redemption_id: &str,
+        points: Option<i64>,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<Redemption> {
         validate_idempotency_key(idempotency_key)?;
         if points.is_some_and(|p| p <= 0) {
-            return Err(EngineError::invalid("points", "must be greater than zero; release the hold instead"));
+            return Err(EngineError::invalid(
+                "points",
+                "must be greater than zero; release the hold instead",
+            ));
         }
         let program = self.program(tenant).await?.program;
         let hash = request_hash("redemption.capture", &(redemption_id, points))?;
         let claims = claims(idempotency_key, "redemption.capture", &hash);
-        unwrap_idempotent(self.store.capture_redemption(tenant.id, &program, redemption_id, points, &claims, self.now()).await?)
+        unwrap_idempotent(
+            self.store
+                .capture_redemption(
+                    tenant.id,
+                    &program,
+                    redemption_id,
+                    points,
+                    &claims,
+                    self.now(),
+                )
+                .await?,
+        )
     }
 
-    pub async fn release(&self, tenant: &Tenant, redemption_id: &str, idempotency_key: Option<&str>) -> Outcome<Redemption> {
+    pub async fn release(
+        &self,
+        tenant: &Tenant,
+        redemption_id: &str,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<Redemption> {
         validate_idempotency_key(idempotency_key)?;
         let program = self.program(tenant).await?.program;
         let hash = request_hash("redemption.release", &redemption_id)?;
         let claims = claims(idempotency_key, "redemption.release", &hash);
-        unwrap_idempotent(self.store.release_redemption(tenant.id, &program, redemption_id, &claims, self.now()).await?)
+        unwrap_idempotent(
+            self.store
+                .release_redemption(tenant.id, &program, redemption_id, &claims, self.now())
+                .await?,
+        )
     }
 
-    pub async fn reverse_redemption(&self, tenant: &Tenant, redemption_id: &str, idempotency_key: Option<&str>) -> Outcome<Redemption> {
+    pub async fn reverse_redemption(
+        &self,
+        tenant: &Tenant,
+        redemption_id: &str,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<Redemption> {
         validate_idempotency_key(idempotency_key)?;
         let hash = request_hash("redemption.reverse", &redemption_id)?;
         let claims = claims(idempotency_key, "redemption.reverse", &hash);
-        unwrap_idempotent(self.store.reverse_redemption(tenant.id, redemption_id, &claims, self.now()).await?)
+        unwrap_idempotent(
+            self.store
+                .reverse_redemption(tenant.id, redemption_id, &claims, self.now())
+                .await?,
+        )
     }
 
-    pub async fn adjust(&self, tenant: &Tenant, member_id: &str, request: &AdjustRequest, actor: &str, idempotency_key: Option<&str>) -> Outcome<AdjustmentReceipt> {
+    pub async fn adjust(
+        &self,
+        tenant: &Tenant,
+        member_id: &str,
+        request: &AdjustRequest,
+        actor: &str,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<AdjustmentReceipt> {
         validate_idempotency_key(idempotency_key)?;
         if request.points == 0 {
             return Err(EngineError::invalid("points", "must not be zero"));
         }
         if request.reason.trim().is_empty() || request.reason.len() > 500 {
-            return Err(EngineError::invalid("reason", "an adjustment needs a reason (1 to 500 characters)"));
+            return Err(EngineError::invalid(
+                "reason",
+                "an adjustment needs a reason (1 to 500 characters)",
+            ));
         }
         let program = self.program(tenant).await?.program;
         let hash = request_hash("points.adjust", &(member_id, request))?;
         let claims = claims(idempotency_key, "points.adjust", &hash);
         unwrap_idempotent(
             self.store
-                .adjust(tenant.id, &program, member_id, &new_id("adj"), request.points, request.reason.trim(), actor, &claims, self.now())
+                .adjust(
+                    tenant.id,
+                    &program,
+                    member_id,
+                    &new_id("adj"),
+                    request.points,
+                    request.reason.trim(),
+                    actor,
+                    &claims,
+                    self.now(),
+                )
                 .await?,
         )
     }
 
-    pub async fn transfer(&self, tenant: &Tenant, from_member: &str, request: &TransferRequest, idempotency_key: Option<&str>) -> Outcome<TransferReceipt> {
+    pub async fn transfer(
+        &self,
+        tenant: &Tenant,
+        from_member: &str,
+        request: &TransferRequest,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<TransferReceipt> {
         validate_idempotency_key(idempotency_key)?;
         if request.points <= 0 {
             return Err(EngineError::invalid("points", "must be greater than zero"));
@@ -641,7 +973,16 @@ impl Engine {
         let claims = claims(idempotency_key, "points.transfer", &hash);
         unwrap_idempotent(
             self.store
-                .transfer_points(tenant.id, &program, &new_id("trf"), from_member, &request.to_member_id, request.points, &claims, self.now())
+                .transfer_points(
+                    tenant.id,
+                    &program,
+                    &new_id("trf"),
+                    from_member,
+                    &request.to_member_id,
+                    request.points,
+                    &claims,
+                    self.now(),
+                )
                 .await?,
         )
     }
@@ -655,13 +996,19 @@ impl Engine {
         let now = self.now();
         let mut report = JobReport::default();
         loop {
-            let activated = self.store.activate_due_pending(tenant.id, &program, now, 1000).await?;
+            let activated = self
+                .store
+                .activate_due_pending(tenant.id, &program, now, 1000)
+                .await?;
             report.pending_posted += activated;
             if activated < 1000 {
                 break;
             }
         }
-        let (expired, released) = self.store.run_expiry(tenant.id, &program, now, 100_000).await?;
+        let (expired, released) = self
+            .store
+            .run_expiry(tenant.id, &program, now, 100_000)
+            .await?;
         report.points_expired = expired;
         report.holds_released = released;
         Ok(report)

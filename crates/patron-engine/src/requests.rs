@@ -16,7 +16,10 @@ const TEXT_MAX: usize = 128;
 
 fn check_text(field: &str, value: &str) -> Result<(), EngineError> {
     if value.is_empty() || value.len() > TEXT_MAX || value.chars().any(char::is_control) {
-        return Err(EngineError::invalid(field, format!("must be 1 to {TEXT_MAX} printable characters")));
+        return Err(EngineError::invalid(
+            field,
+            format!("must be 1 to {TEXT_MAX} printable characters"),
+        ));
     }
     Ok(())
 }
@@ -47,8 +50,12 @@ pub struct ProfileFields {
 
 impl ProfileFields {
     pub(crate) fn from_profile(profile: &Profile) -> Result<ProfileFields, EngineError> {
-        let attributes: BTreeMap<String, serde_json::Value> = serde_json::from_str(&profile.attributes)
-            .map_err(|e| EngineError::Store(patron_store::StoreError::Corrupt(format!("stored attributes: {e}"))))?;
+        let attributes: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(&profile.attributes).map_err(|e| {
+                EngineError::Store(patron_store::StoreError::Corrupt(format!(
+                    "stored attributes: {e}"
+                )))
+            })?;
         Ok(ProfileFields {
             external_id: profile.external_id.clone(),
             name: profile.name.clone(),
@@ -175,13 +182,22 @@ impl PurchaseRequest {
         check_text("document_id", &self.document_id)?;
         check_text("store_id", &self.store_id)?;
         if !["pos", "web", "phone", "app"].contains(&self.channel.as_str()) {
-            return Err(EngineError::invalid("channel", "use pos, web, phone or app"));
+            return Err(EngineError::invalid(
+                "channel",
+                "use pos, web, phone or app",
+            ));
         }
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
-            return Err(EngineError::invalid("currency", "an ISO 4217 code such as USD"));
+            return Err(EngineError::invalid(
+                "currency",
+                "an ISO 4217 code such as USD",
+            ));
         }
         if self.lines.is_empty() || self.lines.len() > PURCHASE_LINES_MAX {
-            return Err(EngineError::invalid("lines", format!("a purchase has 1 to {PURCHASE_LINES_MAX} lines")));
+            return Err(EngineError::invalid(
+                "lines",
+                format!("a purchase has 1 to {PURCHASE_LINES_MAX} lines"),
+            ));
         }
         for (i, line) in self.lines.iter().enumerate() {
             check_text(&format!("lines[{i}].sku"), &line.sku)?;
@@ -213,10 +229,13 @@ pub struct RefundRequest {
 impl RefundRequest {
     pub fn validate(&self) -> Result<(), EngineError> {
         check_text("document_id", &self.document_id)?;
-        if let Some(lines) = &self.lines {
-            if lines.is_empty() || lines.len() > PURCHASE_LINES_MAX {
-                return Err(EngineError::invalid("lines", "name 1 or more lines, or leave lines out to refund everything"));
-            }
+        if let Some(lines) = &self.lines
+            && (lines.is_empty() || lines.len() > PURCHASE_LINES_MAX)
+        {
+            return Err(EngineError::invalid(
+                "lines",
+                "name 1 or more lines, or leave lines out to refund everything",
+            ));
         }
         Ok(())
     }

@@ -48,7 +48,11 @@ pub struct CardReplacement {
 }
 
 /// Takes the next value of a per-tenant counter.
-pub(crate) async fn next_counter(tx: &mut Conn, tenant: TenantId, name: &str) -> Result<i64, StoreError> {
+pub(crate) async fn next_counter(
+    tx: &mut Conn,
+    tenant: TenantId,
+    name: &str,
+) -> Result<i64, StoreError> {
     let row = sqlx::query(
         "INSERT INTO counters (tenant_id, name, value) VALUES ($1, $2, 1) \
          ON CONFLICT (tenant_id, name) DO UPDATE SET value = counters.value + 1 RETURNING value",
@@ -72,10 +76,18 @@ pub(crate) async fn issue_card(
     now: Timestamp,
 ) -> Result<String, StoreError> {
     let serial = next_counter(tx, tenant, "card_serial").await?;
-    let serial = u64::try_from(serial).map_err(|_| StoreError::Corrupt("negative card serial".into()))?;
-    let number = card::card_number(prefix, serial, CARD_NUMBER_LENGTH)
-        .ok_or_else(|| StoreError::Config(format!("card prefix {prefix:?} leaves no room for serial {serial}")))?;
-    let status = if member_id.is_some() { "active" } else { "available" };
+    let serial =
+        u64::try_from(serial).map_err(|_| StoreError::Corrupt("negative card serial".into()))?;
+    let number = card::card_number(prefix, serial, CARD_NUMBER_LENGTH).ok_or_else(|| {
+        StoreError::Config(format!(
+            "card prefix {prefix:?} leaves no room for serial {serial}"
+        ))
+    })?;
+    let status = if member_id.is_some() {
+        "active"
+    } else {
+        "available"
+    };
     sqlx::query(
         "INSERT INTO cards (tenant_id, number, kind, status, member_id, batch_id, issued_at, bound_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -107,11 +119,18 @@ pub(crate) async fn bind_card(
         .fetch_optional(conn(tx))
         .await?;
     let Some(row) = row else {
-        return Err(Rejection::CardNotFound { number: number.to_string() }.into());
+        return Err(Rejection::CardNotFound {
+            number: number.to_string(),
+        }
+        .into());
     };
     let status: String = row.try_get("status")?;
     if status != "available" {
-        return Err(Rejection::CardUnavailable { number: number.to_string(), status }.into());
+        return Err(Rejection::CardUnavailable {
+            number: number.to_string(),
+            status,
+        }
+        .into());
     }
     sqlx::query(
         "UPDATE cards SET status = 'active', member_id = $3, bound_at = $4 WHERE tenant_id = $1 AND number = $2",
@@ -135,7 +154,8 @@ impl Store {
         actor: &str,
         now: Timestamp,
     ) -> Result<(i64, Vec<String>), StoreError> {
-        unit_of_work!(self, |tx| async {
+        unit_of_work!(self, |tx| {
+            async {
             let row = sqlx::query(
                 "INSERT INTO card_batches (tenant_id, count, created_at, created_by) VALUES ($1, $2, $3, $4) RETURNING id",
             )
@@ -154,7 +174,8 @@ impl Store {
                 .await?;
             Ok((batch_id, numbers))
         }
-        .await)
+        .await
+        })
     }
 
     pub async fn card(&self, tenant: TenantId, number: &str) -> Result<Option<Card>, StoreError> {
@@ -191,7 +212,8 @@ impl Store {
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<CardReplacement>, StoreError> {
-        unit_of_work!(self, |tx| async {
+        unit_of_work!(self, |tx| {
+            async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
                 let row = sqlx::query("SELECT status, member_id FROM cards WHERE tenant_id = $1 AND number = $2")
                     .bind(tenant.0)
@@ -229,6 +251,7 @@ impl Store {
             })
             .await
         }
-        .await)
+        .await
+        })
     }
 }

@@ -36,7 +36,10 @@ pub enum Rejection {
     #[error("refund exceeds what remains of the purchase: {reason}")]
     RefundTooLarge { reason: String },
     #[error("redemption {redemption_id} is already {status}")]
-    RedemptionResolved { redemption_id: String, status: String },
+    RedemptionResolved {
+        redemption_id: String,
+        status: String,
+    },
     #[error("capture of {requested} points exceeds the {held} held")]
     CaptureTooLarge { held: i64, requested: i64 },
     #[error("currency {found} does not match the program's {expected}")]
@@ -73,8 +76,10 @@ impl StoreError {
         match self {
             StoreError::Database(sqlx::Error::Database(db)) => {
                 let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-                matches!(code.as_str(), "40001" | "40P01" | "5" | "6" | "517" | "261" | "262")
-                    || db.message().contains("database is locked")
+                matches!(
+                    code.as_str(),
+                    "40001" | "40P01" | "5" | "6" | "517" | "261" | "262"
+                ) || db.message().contains("database is locked")
                     || db.message().contains("database table is locked")
             }
             StoreError::Database(sqlx::Error::PoolTimedOut) => false,

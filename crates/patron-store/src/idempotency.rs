@@ -32,8 +32,16 @@ pub struct Claim {
 }
 
 impl Claim {
-    pub fn new(key: impl Into<String>, operation: impl Into<String>, request_hash: impl Into<String>) -> Self {
-        Claim { key: key.into(), operation: operation.into(), request_hash: request_hash.into() }
+    pub fn new(
+        key: impl Into<String>,
+        operation: impl Into<String>,
+        request_hash: impl Into<String>,
+    ) -> Self {
+        Claim {
+            key: key.into(),
+            operation: operation.into(),
+            request_hash: request_hash.into(),
+        }
     }
 }
 
@@ -98,11 +106,16 @@ where
         let request_hash: String = row.try_get("request_hash")?;
         let response: String = row.try_get("response")?;
         if operation != claim.operation || request_hash != claim.request_hash {
-            return Err(StoreError::IdempotencyMismatch { key: claim.key.clone() });
+            return Err(StoreError::IdempotencyMismatch {
+                key: claim.key.clone(),
+            });
         }
         if response.is_empty() {
             // Only possible if a claim was committed without its response: never by this code.
-            return Err(StoreError::Corrupt(format!("idempotency key {:?} has no stored response", claim.key)));
+            return Err(StoreError::Corrupt(format!(
+                "idempotency key {:?} has no stored response",
+                claim.key
+            )));
         }
         // Keys this request claimed before finding the replay get the same stored answer.
         for mine in &owned {
@@ -113,7 +126,10 @@ where
             Stored::Ok { value } => Ok(value),
             Stored::Rejected { rejection } => Err(rejection),
         };
-        return Ok(Idempotent { outcome, replayed: true });
+        return Ok(Idempotent {
+            outcome,
+            replayed: true,
+        });
     }
 
     let mut savepoint = tx.begin().await?;
@@ -132,17 +148,27 @@ where
     if !owned.is_empty() {
         let stored = match &outcome {
             Ok(value) => Stored::Ok { value },
-            Err(rejection) => Stored::Rejected { rejection: rejection.clone() },
+            Err(rejection) => Stored::Rejected {
+                rejection: rejection.clone(),
+            },
         };
         let response = serde_json::to_string(&stored)?;
         for claim in &owned {
             store_response(tx, tenant, &claim.key, &response).await?;
         }
     }
-    Ok(Idempotent { outcome, replayed: false })
+    Ok(Idempotent {
+        outcome,
+        replayed: false,
+    })
 }
 
-async fn store_response(tx: &mut AnyConnection, tenant: TenantId, key: &str, response: &str) -> Result<(), StoreError> {
+async fn store_response(
+    tx: &mut AnyConnection,
+    tenant: TenantId,
+    key: &str,
+    response: &str,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE tenant_id = $1 AND key = $2")
         .bind(tenant.0)
         .bind(key)
@@ -156,10 +182,12 @@ impl Store {
     /// Deletes client idempotency keys older than `before` (document keys are kept). Returns
     /// how many were removed.
     pub async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1 AND key NOT LIKE 'document:%'")
-            .bind(time::to_db(before))
-            .execute(self.pool())
-            .await?;
+        let done = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE created_at < $1 AND key NOT LIKE 'document:%'",
+        )
+        .bind(time::to_db(before))
+        .execute(self.pool())
+        .await?;
         Ok(done.rows_affected())
     }
 }

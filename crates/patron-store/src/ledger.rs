@@ -124,12 +124,18 @@ pub(crate) struct LedgerCtx {
     pub now: Timestamp,
 }
 
-pub(crate) async fn create_wallet(tx: &mut Conn, tenant: TenantId, member_id: &str) -> Result<i64, StoreError> {
-    let row = sqlx::query("INSERT INTO accounts (tenant_id, kind, member_id) VALUES ($1, 'wallet', $2) RETURNING id")
-        .bind(tenant.0)
-        .bind(member_id)
-        .fetch_one(conn(tx))
-        .await?;
+pub(crate) async fn create_wallet(
+    tx: &mut Conn,
+    tenant: TenantId,
+    member_id: &str,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO accounts (tenant_id, kind, member_id) VALUES ($1, 'wallet', $2) RETURNING id",
+    )
+    .bind(tenant.0)
+    .bind(member_id)
+    .fetch_one(conn(tx))
+    .await?;
     Ok(row.try_get("id")?)
 }
 
@@ -157,7 +163,10 @@ pub(crate) async fn lock_wallets(
         match row {
             Some(row) => locked.push(wallet_from_row(&row)?),
             None => {
-                return Err(Rejection::MemberNotFound { member_id: member_id.to_string() }.into());
+                return Err(Rejection::MemberNotFound {
+                    member_id: member_id.to_string(),
+                }
+                .into());
             }
         }
     }
@@ -174,24 +183,42 @@ pub(crate) async fn lock_wallets(
 }
 
 /// Reads a wallet without locking it (for balances shown to people).
-pub(crate) async fn read_wallet<'e, E>(executor: E, tenant: TenantId, member_id: &str) -> Result<Option<Wallet>, StoreError>
+pub(crate) async fn read_wallet<'e, E>(
+    executor: E,
+    tenant: TenantId,
+    member_id: &str,
+) -> Result<Option<Wallet>, StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let sql = format!("SELECT {WALLET_COLUMNS} FROM accounts WHERE tenant_id = $1 AND member_id = $2");
-    let row = sqlx::query(&sql).bind(tenant.0).bind(member_id).fetch_optional(executor).await?;
+    let sql =
+        format!("SELECT {WALLET_COLUMNS} FROM accounts WHERE tenant_id = $1 AND member_id = $2");
+    let row = sqlx::query(&sql)
+        .bind(tenant.0)
+        .bind(member_id)
+        .fetch_optional(executor)
+        .await?;
     row.as_ref().map(wallet_from_row).transpose()
 }
 
-pub(crate) async fn system_account(tx: &mut Conn, tenant: TenantId, kind: &str) -> Result<i64, StoreError> {
-    let row = sqlx::query("SELECT id FROM accounts WHERE tenant_id = $1 AND kind = $2 AND member_id IS NULL")
-        .bind(tenant.0)
-        .bind(kind)
-        .fetch_optional(conn(tx))
-        .await?;
+pub(crate) async fn system_account(
+    tx: &mut Conn,
+    tenant: TenantId,
+    kind: &str,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "SELECT id FROM accounts WHERE tenant_id = $1 AND kind = $2 AND member_id IS NULL",
+    )
+    .bind(tenant.0)
+    .bind(kind)
+    .fetch_optional(conn(tx))
+    .await?;
     match row {
         Some(row) => Ok(row.try_get("id")?),
-        None => Err(StoreError::Corrupt(format!("system account {kind} missing for tenant {}", tenant.0))),
+        None => Err(StoreError::Corrupt(format!(
+            "system account {kind} missing for tenant {}",
+            tenant.0
+        ))),
     }
 }
 
@@ -248,9 +275,16 @@ impl<'a> NewTransfer<'a> {
 }
 
 /// Appends a transfer row. Does not touch totals.
-pub(crate) async fn insert_transfer(tx: &mut Conn, ctx: LedgerCtx, t: &NewTransfer<'_>) -> Result<i64, StoreError> {
+pub(crate) async fn insert_transfer(
+    tx: &mut Conn,
+    ctx: LedgerCtx,
+    t: &NewTransfer<'_>,
+) -> Result<i64, StoreError> {
     debug_assert!(t.amount >= 0, "transfer amounts are never negative");
-    debug_assert_ne!(t.debit, t.credit, "a transfer moves points between two accounts");
+    debug_assert_ne!(
+        t.debit, t.credit,
+        "a transfer moves points between two accounts"
+    );
     let row = sqlx::query(
         "INSERT INTO transfers (tenant_id, transfer_key, debit_account, credit_account, amount, code, kind, \
          pending_id, timeout_at, member_id, document_type, document_id, note, created_at) \
@@ -284,7 +318,11 @@ pub(crate) struct TotalsDelta {
     pub debits_pending: i64,
 }
 
-pub(crate) async fn apply_totals(tx: &mut Conn, wallet: &mut Wallet, delta: TotalsDelta) -> Result<(), StoreError> {
+pub(crate) async fn apply_totals(
+    tx: &mut Conn,
+    wallet: &mut Wallet,
+    delta: TotalsDelta,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE accounts SET credits_posted = credits_posted + $1, debits_posted = debits_posted + $2, \
          credits_pending = credits_pending + $3, debits_pending = debits_pending + $4 WHERE id = $5",
@@ -311,18 +349,26 @@ pub(crate) async fn touch_activity(
     at: Timestamp,
     inactivity_expires_at: Option<Timestamp>,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE accounts SET last_activity_at = $1, inactivity_expires_at = $2 WHERE id = $3")
-        .bind(time::to_db(at))
-        .bind(inactivity_expires_at.map(time::to_db))
-        .bind(wallet.account_id)
-        .execute(conn(tx))
-        .await?;
+    sqlx::query(
+        "UPDATE accounts SET last_activity_at = $1, inactivity_expires_at = $2 WHERE id = $3",
+    )
+    .bind(time::to_db(at))
+    .bind(inactivity_expires_at.map(time::to_db))
+    .bind(wallet.account_id)
+    .execute(conn(tx))
+    .await?;
     wallet.last_activity_at = Some(at);
     wallet.inactivity_expires_at = inactivity_expires_at;
     Ok(())
 }
 
-async fn add_movement(tx: &mut Conn, ctx: LedgerCtx, lot_id: i64, transfer_id: i64, amount: i64) -> Result<(), StoreError> {
+async fn add_movement(
+    tx: &mut Conn,
+    ctx: LedgerCtx,
+    lot_id: i64,
+    transfer_id: i64,
+    amount: i64,
+) -> Result<(), StoreError> {
     if amount == 0 {
         return Ok(());
     }
@@ -385,7 +431,16 @@ pub(crate) async fn create_lot_raw(
     expires_at: Option<Timestamp>,
     debt_before: i64,
 ) -> Result<i64, StoreError> {
-    create_lot(tx, ctx, wallet, transfer_id, amount, expires_at, debt_before).await
+    create_lot(
+        tx,
+        ctx,
+        wallet,
+        transfer_id,
+        amount,
+        expires_at,
+        debt_before,
+    )
+    .await
 }
 
 /// The wallet's open lots (remaining > 0), for consumption planning.
@@ -420,11 +475,33 @@ pub(crate) async fn credit_posted(
     expires_at: Option<Timestamp>,
 ) -> Result<i64, StoreError> {
     let from = system_account(tx, ctx.tenant, from_kind).await?;
-    let transfer = NewTransfer { debit: from, credit: wallet.account_id, kind: kind::POSTED, ..transfer };
+    let transfer = NewTransfer {
+        debit: from,
+        credit: wallet.account_id,
+        kind: kind::POSTED,
+        ..transfer
+    };
     let debt_before = wallet.debt();
     let id = insert_transfer(tx, ctx, &transfer).await?;
-    apply_totals(tx, wallet, TotalsDelta { credits_posted: transfer.amount, ..Default::default() }).await?;
-    create_lot(tx, ctx, wallet, id, transfer.amount, expires_at, debt_before).await?;
+    apply_totals(
+        tx,
+        wallet,
+        TotalsDelta {
+            credits_posted: transfer.amount,
+            ..Default::default()
+        },
+    )
+    .await?;
+    create_lot(
+        tx,
+        ctx,
+        wallet,
+        id,
+        transfer.amount,
+        expires_at,
+        debt_before,
+    )
+    .await?;
     Ok(id)
 }
 
@@ -452,7 +529,11 @@ pub(crate) async fn debit(
         return Err(StoreError::Corrupt("a debit must be positive".into()));
     }
     if !may_go_negative && wallet.spendable() < amount {
-        return Err(Rejection::InsufficientPoints { available: wallet.spendable().max(0), requested: amount }.into());
+        return Err(Rejection::InsufficientPoints {
+            available: wallet.spendable().max(0),
+            requested: amount,
+        }
+        .into());
     }
     let lots = open_lots(tx, wallet).await?;
     let plan = lots::plan_consumption(&lots, amount, ctx.now);
@@ -465,18 +546,31 @@ pub(crate) async fn debit(
             amount - plan.shortfall
         )));
     }
-    let transfer = NewTransfer { debit: wallet.account_id, credit: to_account, ..transfer };
+    let transfer = NewTransfer {
+        debit: wallet.account_id,
+        credit: to_account,
+        ..transfer
+    };
     let id = insert_transfer(tx, ctx, &transfer).await?;
     for take in &plan.takes {
         add_movement(tx, ctx, take.lot_id, id, -take.amount).await?;
     }
     let delta = if pending {
-        TotalsDelta { debits_pending: amount, ..Default::default() }
+        TotalsDelta {
+            debits_pending: amount,
+            ..Default::default()
+        }
     } else {
-        TotalsDelta { debits_posted: amount, ..Default::default() }
+        TotalsDelta {
+            debits_posted: amount,
+            ..Default::default()
+        }
     };
     apply_totals(tx, wallet, delta).await?;
-    Ok(Debit { transfer_id: id, takes: plan.takes })
+    Ok(Debit {
+        transfer_id: id,
+        takes: plan.takes,
+    })
 }
 
 /// What a transfer took from each lot (negative movements), for restoring.
@@ -486,7 +580,12 @@ pub(crate) async fn takes_of(tx: &mut Conn, transfer_id: i64) -> Result<Vec<Take
         .fetch_all(conn(tx))
         .await?;
     rows.iter()
-        .map(|row| Ok(Take { lot_id: row.try_get("lot_id")?, amount: -row.try_get::<i64, _>("amount")? }))
+        .map(|row| {
+            Ok(Take {
+                lot_id: row.try_get("lot_id")?,
+                amount: -row.try_get::<i64, _>("amount")?,
+            })
+        })
         .collect()
 }
 
@@ -511,7 +610,12 @@ pub(crate) async fn restore_lots(
     .await?;
     let restored_before = rows
         .iter()
-        .map(|row| Ok(Take { lot_id: row.try_get("lot_id")?, amount: row.try_get("amount")? }))
+        .map(|row| {
+            Ok(Take {
+                lot_id: row.try_get("lot_id")?,
+                amount: row.try_get("amount")?,
+            })
+        })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let remaining = lots::takes_not_yet_restored(&takes, &restored_before);
     let restores = lots::plan_restore(&remaining, amount);
@@ -532,9 +636,22 @@ pub(crate) async fn credit_pending(
     transfer: NewTransfer<'_>,
 ) -> Result<i64, StoreError> {
     let from = system_account(tx, ctx.tenant, from_kind).await?;
-    let transfer = NewTransfer { debit: from, credit: wallet.account_id, kind: kind::PENDING, ..transfer };
+    let transfer = NewTransfer {
+        debit: from,
+        credit: wallet.account_id,
+        kind: kind::PENDING,
+        ..transfer
+    };
     let id = insert_transfer(tx, ctx, &transfer).await?;
-    apply_totals(tx, wallet, TotalsDelta { credits_pending: transfer.amount, ..Default::default() }).await?;
+    apply_totals(
+        tx,
+        wallet,
+        TotalsDelta {
+            credits_pending: transfer.amount,
+            ..Default::default()
+        },
+    )
+    .await?;
     Ok(id)
 }
 
@@ -550,7 +667,11 @@ pub(crate) struct PendingTransfer {
     pub resolved: Option<String>,
 }
 
-pub(crate) async fn pending_transfer(tx: &mut Conn, ctx: LedgerCtx, id: i64) -> Result<PendingTransfer, StoreError> {
+pub(crate) async fn pending_transfer(
+    tx: &mut Conn,
+    ctx: LedgerCtx,
+    id: i64,
+) -> Result<PendingTransfer, StoreError> {
     let row = sqlx::query(
         "SELECT t.id, t.transfer_key, t.debit_account, t.credit_account, t.amount, t.code, t.kind, r.kind AS resolved \
          FROM transfers t LEFT JOIN transfers r ON r.tenant_id = t.tenant_id AND r.pending_id = t.id \
@@ -563,7 +684,9 @@ pub(crate) async fn pending_transfer(tx: &mut Conn, ctx: LedgerCtx, id: i64) -> 
     .ok_or_else(|| StoreError::Corrupt(format!("pending transfer {id} not found")))?;
     let kind: String = row.try_get("kind")?;
     if kind != kind::PENDING {
-        return Err(StoreError::Corrupt(format!("transfer {id} is {kind}, not pending")));
+        return Err(StoreError::Corrupt(format!(
+            "transfer {id} is {kind}, not pending"
+        )));
     }
     Ok(PendingTransfer {
         id: row.try_get("id")?,
@@ -601,22 +724,41 @@ pub(crate) async fn resolve_pending_credit(
     }
     let amount = amount.clamp(0, pending.amount);
     let (kind, resolution, key) = if amount > 0 {
-        (kind::POST_PENDING, Resolution::Posted, format!("{}:post", pending.key))
+        (
+            kind::POST_PENDING,
+            Resolution::Posted,
+            format!("{}:post", pending.key),
+        )
     } else {
-        (kind::VOID_PENDING, Resolution::Voided, format!("{}:void", pending.key))
+        (
+            kind::VOID_PENDING,
+            Resolution::Voided,
+            format!("{}:void", pending.key),
+        )
     };
     let row_amount = if amount > 0 { amount } else { pending.amount };
     let debt_before = wallet.debt();
     let transfer = NewTransfer {
         kind,
         pending_id: Some(pending.id),
-        ..NewTransfer::posted(key, pending.debit, pending.credit, row_amount, &pending.code).member(&wallet.member_id)
+        ..NewTransfer::posted(
+            key,
+            pending.debit,
+            pending.credit,
+            row_amount,
+            &pending.code,
+        )
+        .member(&wallet.member_id)
     };
     let id = insert_transfer(tx, ctx, &transfer).await?;
     apply_totals(
         tx,
         wallet,
-        TotalsDelta { credits_pending: -pending.amount, credits_posted: amount, ..Default::default() },
+        TotalsDelta {
+            credits_pending: -pending.amount,
+            credits_posted: amount,
+            ..Default::default()
+        },
     )
     .await?;
     create_lot(tx, ctx, wallet, id, amount, expires_at, debt_before).await?;
@@ -637,22 +779,41 @@ pub(crate) async fn resolve_pending_debit(
     }
     let amount = amount.clamp(0, pending.amount);
     let (kind, resolution, key) = if amount > 0 {
-        (kind::POST_PENDING, Resolution::Posted, format!("{}:post", pending.key))
+        (
+            kind::POST_PENDING,
+            Resolution::Posted,
+            format!("{}:post", pending.key),
+        )
     } else {
-        (kind::VOID_PENDING, Resolution::Voided, format!("{}:void", pending.key))
+        (
+            kind::VOID_PENDING,
+            Resolution::Voided,
+            format!("{}:void", pending.key),
+        )
     };
     let row_amount = if amount > 0 { amount } else { pending.amount };
     let transfer = NewTransfer {
         kind,
         pending_id: Some(pending.id),
-        ..NewTransfer::posted(key, pending.debit, pending.credit, row_amount, &pending.code).member(&wallet.member_id)
+        ..NewTransfer::posted(
+            key,
+            pending.debit,
+            pending.credit,
+            row_amount,
+            &pending.code,
+        )
+        .member(&wallet.member_id)
     };
     let id = insert_transfer(tx, ctx, &transfer).await?;
     restore_lots(tx, ctx, pending.id, id, pending.amount - amount).await?;
     apply_totals(
         tx,
         wallet,
-        TotalsDelta { debits_pending: -pending.amount, debits_posted: amount, ..Default::default() },
+        TotalsDelta {
+            debits_pending: -pending.amount,
+            debits_posted: amount,
+            ..Default::default()
+        },
     )
     .await?;
     Ok(resolution)
@@ -662,7 +823,11 @@ pub(crate) async fn resolve_pending_debit(
 /// every lot when the wallet's inactivity deadline has passed. Each expiry transfer's key is
 /// derived from its lot and how many times that lot expired before, so running this twice
 /// expires nothing twice. Returns the points expired.
-pub(crate) async fn expire_due(tx: &mut Conn, ctx: LedgerCtx, wallet: &mut Wallet) -> Result<i64, StoreError> {
+pub(crate) async fn expire_due(
+    tx: &mut Conn,
+    ctx: LedgerCtx,
+    wallet: &mut Wallet,
+) -> Result<i64, StoreError> {
     let inactive = wallet.inactivity_expires_at.is_some_and(|at| at <= ctx.now);
     let lots = open_lots(tx, wallet).await?;
     let due: Vec<&LotView> = lots
@@ -684,11 +849,25 @@ pub(crate) async fn expire_due(tx: &mut Conn, ctx: LedgerCtx, wallet: &mut Walle
         .await?
         .try_get("n")?;
         let key = format!("expire:lot:{}:{}", lot.id, previous);
-        let transfer = NewTransfer::posted(key, wallet.account_id, expiry_account, lot.remaining, code::EXPIRE)
-            .member(&wallet.member_id);
+        let transfer = NewTransfer::posted(
+            key,
+            wallet.account_id,
+            expiry_account,
+            lot.remaining,
+            code::EXPIRE,
+        )
+        .member(&wallet.member_id);
         let id = insert_transfer(tx, ctx, &transfer).await?;
         add_movement(tx, ctx, lot.id, id, -lot.remaining).await?;
-        apply_totals(tx, wallet, TotalsDelta { debits_posted: lot.remaining, ..Default::default() }).await?;
+        apply_totals(
+            tx,
+            wallet,
+            TotalsDelta {
+                debits_posted: lot.remaining,
+                ..Default::default()
+            },
+        )
+        .await?;
         total += lot.remaining;
     }
     Ok(total)
@@ -696,7 +875,12 @@ pub(crate) async fn expire_due(tx: &mut Conn, ctx: LedgerCtx, wallet: &mut Walle
 
 /// Amounts of unexpired open lots grouped by expiry instant, soonest first (for "expiring
 /// soon" on a balance).
-pub(crate) async fn expiring<'e, E>(executor: E, account_id: i64, now: Timestamp, limit: i64) -> Result<Vec<(Timestamp, i64)>, StoreError>
+pub(crate) async fn expiring<'e, E>(
+    executor: E,
+    account_id: i64,
+    now: Timestamp,
+    limit: i64,
+) -> Result<Vec<(Timestamp, i64)>, StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
@@ -711,6 +895,11 @@ where
     .fetch_all(executor)
     .await?;
     rows.iter()
-        .map(|row| Ok((time::from_db(row.try_get("expires_at")?)?, row.try_get("points")?)))
+        .map(|row| {
+            Ok((
+                time::from_db(row.try_get("expires_at")?)?,
+                row.try_get("points")?,
+            ))
+        })
         .collect()
 }

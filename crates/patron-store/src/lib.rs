@@ -23,6 +23,7 @@ pub mod programs;
 pub mod purchases;
 pub mod redemptions;
 pub mod tenants;
+pub mod testing;
 pub mod time;
 pub mod verify;
 
@@ -95,12 +96,18 @@ impl Store {
             .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?;
         let schema = options.postgres_schema.clone();
         if let (Backend::Postgres, Some(schema)) = (backend, &schema) {
-            if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(StoreError::Config(format!("invalid schema name {schema:?}")));
+            if !schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(StoreError::Config(format!(
+                    "invalid schema name {schema:?}"
+                )));
             }
             // Create the schema once, before the pool's connections set their search_path.
             let mut conn = sqlx::AnyConnection::connect_with(&connect_options).await?;
-            conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str()).await?;
+            conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+                .await?;
         }
         let max_connections = match (backend, url.contains(":memory:")) {
             // An in-memory SQLite database exists per connection: keep exactly one.
@@ -187,7 +194,11 @@ macro_rules! unit_of_work {
             let mut $tx = $store.begin_write().await?;
             let result = $body;
             let result = match result {
-                Ok(value) => $tx.commit().await.map(|_| value).map_err($crate::StoreError::from),
+                Ok(value) => $tx
+                    .commit()
+                    .await
+                    .map(|_| value)
+                    .map_err($crate::StoreError::from),
                 Err(error) => {
                     let _ = $tx.rollback().await;
                     Err(error)

@@ -6,8 +6,8 @@
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use sqlx::{Acquire, Row};
 use sqlx::any::AnyRow;
+use sqlx::{Acquire, Row};
 
 use crate::cards::{self, CardKind};
 use crate::idempotency::{self, Claim, Idempotent};
@@ -129,17 +129,34 @@ pub(crate) fn member_from_row(row: &AnyRow) -> Result<Member, StoreError> {
     })
 }
 
-pub(crate) async fn member_in_tx(tx: &mut Conn, tenant: TenantId, id: &str) -> Result<Member, StoreError> {
-    let sql = format!("SELECT {MEMBER_COLUMNS} FROM members m WHERE m.tenant_id = $1 AND m.id = $2");
-    let row = sqlx::query(&sql).bind(tenant.0).bind(id).fetch_optional(conn(tx)).await?;
+pub(crate) async fn member_in_tx(
+    tx: &mut Conn,
+    tenant: TenantId,
+    id: &str,
+) -> Result<Member, StoreError> {
+    let sql =
+        format!("SELECT {MEMBER_COLUMNS} FROM members m WHERE m.tenant_id = $1 AND m.id = $2");
+    let row = sqlx::query(&sql)
+        .bind(tenant.0)
+        .bind(id)
+        .fetch_optional(conn(tx))
+        .await?;
     match row {
         Some(row) => member_from_row(&row),
-        None => Err(Rejection::MemberNotFound { member_id: id.to_string() }.into()),
+        None => Err(Rejection::MemberNotFound {
+            member_id: id.to_string(),
+        }
+        .into()),
     }
 }
 
 /// Refuses a profile whose external id, phone or email another member already has.
-async fn check_unique(tx: &mut Conn, tenant: TenantId, member_id: &str, profile: &Profile) -> Result<(), StoreError> {
+async fn check_unique(
+    tx: &mut Conn,
+    tenant: TenantId,
+    member_id: &str,
+    profile: &Profile,
+) -> Result<(), StoreError> {
     let fields = [
         ("external_id", profile.external_id.as_deref()),
         ("phone", profile.phone.as_deref()),
@@ -147,10 +164,20 @@ async fn check_unique(tx: &mut Conn, tenant: TenantId, member_id: &str, profile:
     ];
     for (field, value) in fields {
         let Some(value) = value else { continue };
-        let sql = format!("SELECT id FROM members WHERE tenant_id = $1 AND {field} = $2 AND id <> $3");
-        let taken = sqlx::query(&sql).bind(tenant.0).bind(value).bind(member_id).fetch_optional(conn(tx)).await?;
+        let sql =
+            format!("SELECT id FROM members WHERE tenant_id = $1 AND {field} = $2 AND id <> $3");
+        let taken = sqlx::query(&sql)
+            .bind(tenant.0)
+            .bind(value)
+            .bind(member_id)
+            .fetch_optional(conn(tx))
+            .await?;
         if taken.is_some() {
-            return Err(Rejection::Duplicate { field: field.to_string(), value: value.to_string() }.into());
+            return Err(Rejection::Duplicate {
+                field: field.to_string(),
+                value: value.to_string(),
+            }
+            .into());
         }
     }
     Ok(())
@@ -183,7 +210,12 @@ async fn insert_consents(
 }
 
 /// Inserts one member with wallet, card and consents (inside the caller's transaction).
-pub(crate) async fn insert_member(tx: &mut Conn, tenant: TenantId, new: &NewMember, now: Timestamp) -> Result<Member, StoreError> {
+pub(crate) async fn insert_member(
+    tx: &mut Conn,
+    tenant: TenantId,
+    new: &NewMember,
+    now: Timestamp,
+) -> Result<Member, StoreError> {
     check_unique(tx, tenant, &new.id, &new.profile).await?;
     let p = &new.profile;
     let inserted = sqlx::query(
@@ -213,7 +245,16 @@ pub(crate) async fn insert_member(tx: &mut Conn, tenant: TenantId, new: &NewMemb
     match &new.physical_card {
         Some(number) => cards::bind_card(tx, tenant, number, &new.id, now).await?,
         None => {
-            cards::issue_card(tx, tenant, &new.card_prefix, CardKind::Virtual, Some(&new.id), None, now).await?;
+            cards::issue_card(
+                tx,
+                tenant,
+                &new.card_prefix,
+                CardKind::Virtual,
+                Some(&new.id),
+                None,
+                now,
+            )
+            .await?;
         }
     }
     insert_consents(tx, tenant, &new.id, &new.consents, now).await?;
@@ -233,7 +274,11 @@ fn unique_to_rejection(error: StoreError, profile: &Profile) -> StoreError {
     } else {
         ("external_id", profile.external_id.clone())
     };
-    Rejection::Duplicate { field: field.to_string(), value: value.unwrap_or_default() }.into()
+    Rejection::Duplicate {
+        field: field.to_string(),
+        value: value.unwrap_or_default(),
+    }
+    .into()
 }
 
 /// What happened when a member left.
@@ -257,8 +302,10 @@ impl Store {
         now: Timestamp,
     ) -> Result<Idempotent<Member>, StoreError> {
         unit_of_work!(self, |tx| async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| insert_member(c, tenant, new, now).await)
-                .await
+            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+                insert_member(c, tenant, new, now).await
+            })
+            .await
         }
         .await)
     }
@@ -293,7 +340,11 @@ impl Store {
         .await)
     }
 
-    pub async fn find_member(&self, tenant: TenantId, lookup: Lookup<'_>) -> Result<Option<Member>, StoreError> {
+    pub async fn find_member(
+        &self,
+        tenant: TenantId,
+        lookup: Lookup<'_>,
+    ) -> Result<Option<Member>, StoreError> {
         let (condition, value) = match lookup {
             Lookup::Id(v) => ("m.id = $2", v),
             Lookup::ExternalId(v) => ("m.external_id = $2", v),
@@ -304,13 +355,24 @@ impl Store {
                 v,
             ),
         };
-        let sql = format!("SELECT {MEMBER_COLUMNS} FROM members m WHERE m.tenant_id = $1 AND {condition}");
-        let row = sqlx::query(&sql).bind(tenant.0).bind(value).fetch_optional(self.pool()).await?;
+        let sql = format!(
+            "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.tenant_id = $1 AND {condition}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(tenant.0)
+            .bind(value)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(member_from_row).transpose()
     }
 
     /// Members in id order after `after` (cursor pagination).
-    pub async fn list_members(&self, tenant: TenantId, after: Option<&str>, limit: i64) -> Result<Vec<Member>, StoreError> {
+    pub async fn list_members(
+        &self,
+        tenant: TenantId,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Member>, StoreError> {
         let sql = format!(
             "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.tenant_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3"
         );
@@ -324,10 +386,11 @@ impl Store {
     }
 
     pub async fn count_members(&self, tenant: TenantId) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM members WHERE tenant_id = $1")
-            .bind(tenant.0)
-            .fetch_one(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM members WHERE tenant_id = $1")
+                .bind(tenant.0)
+                .fetch_one(self.pool())
+                .await?;
         Ok(row.try_get("n")?)
     }
 
@@ -342,7 +405,8 @@ impl Store {
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<Member>, StoreError> {
-        unit_of_work!(self, |tx| async {
+        unit_of_work!(self, |tx| {
+            async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
                 let member = member_in_tx(c, tenant, member_id).await?;
                 if !member.is_active() {
@@ -374,10 +438,15 @@ impl Store {
             })
             .await
         }
-        .await)
+        .await
+        })
     }
 
-    pub async fn consents(&self, tenant: TenantId, member_id: &str) -> Result<Vec<Consent>, StoreError> {
+    pub async fn consents(
+        &self,
+        tenant: TenantId,
+        member_id: &str,
+    ) -> Result<Vec<Consent>, StoreError> {
         let rows = sqlx::query(
             "SELECT channel, topic, granted, at, method, text_shown FROM consents \
              WHERE tenant_id = $1 AND member_id = $2 ORDER BY id",
@@ -412,7 +481,8 @@ impl Store {
         now: Timestamp,
     ) -> Result<Idempotent<ExitReceipt>, StoreError> {
         let backend = self.backend();
-        unit_of_work!(self, |tx| async {
+        unit_of_work!(self, |tx| {
+            async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
                 let ctx = LedgerCtx { tenant, backend, now };
                 let member = member_in_tx(c, tenant, member_id).await?;
@@ -467,13 +537,18 @@ impl Store {
             })
             .await
         }
-        .await)
+        .await
+        })
     }
 }
 
 /// Voids every unresolved pending credit into the wallet and releases every hold on it.
 /// Returns (points of pending credits voided, points of holds released).
-async fn resolve_open_pending(tx: &mut Conn, ctx: LedgerCtx, wallet: &mut ledger::Wallet) -> Result<(i64, i64), StoreError> {
+async fn resolve_open_pending(
+    tx: &mut Conn,
+    ctx: LedgerCtx,
+    wallet: &mut ledger::Wallet,
+) -> Result<(i64, i64), StoreError> {
     let rows = sqlx::query(
         "SELECT t.id, t.credit_account FROM transfers t WHERE t.tenant_id = $1 AND t.kind = 'pending' \
          AND (t.credit_account = $2 OR t.debit_account = $2) \

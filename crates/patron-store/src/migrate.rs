@@ -59,24 +59,36 @@ pub(crate) async fn run(store: &Store) -> Result<MigrationReport, StoreError> {
             continue;
         }
         tx.execute(migration.sql).await?;
-        sqlx::query("INSERT INTO patron_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-            .bind(migration.version)
-            .bind(migration.name)
-            .bind(jiff::Timestamp::now().as_microsecond())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO patron_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(migration.version)
+        .bind(migration.name)
+        .bind(jiff::Timestamp::now().as_microsecond())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         applied.push(format!("{:04}_{}", migration.version, migration.name));
     }
-    let current_version = migrations(store.backend()).last().map(|m| m.version).unwrap_or(0);
-    Ok(MigrationReport { applied, current_version })
+    let current_version = migrations(store.backend())
+        .last()
+        .map(|m| m.version)
+        .unwrap_or(0);
+    Ok(MigrationReport {
+        applied,
+        current_version,
+    })
 }
 
 pub(crate) async fn current(store: &Store) -> Result<bool, StoreError> {
-    let latest = migrations(store.backend()).last().map(|m| m.version).unwrap_or(0);
-    let row = sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM patron_migrations")
-        .fetch_one(store.pool())
-        .await;
+    let latest = migrations(store.backend())
+        .last()
+        .map(|m| m.version)
+        .unwrap_or(0);
+    let row =
+        sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM patron_migrations")
+            .fetch_one(store.pool())
+            .await;
     match row {
         Ok(row) => Ok(row.try_get::<i64, _>("v")? >= latest),
         // No migrations table yet: not current.

@@ -75,7 +75,10 @@ impl Store {
         row.as_ref().map(version_from_row).transpose()
     }
 
-    pub async fn program_versions(&self, tenant: TenantId) -> Result<Vec<ProgramVersion>, StoreError> {
+    pub async fn program_versions(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<ProgramVersion>, StoreError> {
         let rows = sqlx::query(
             "SELECT version, source, created_at, created_by FROM program_versions \
              WHERE tenant_id = $1 ORDER BY version",
@@ -127,8 +130,16 @@ impl Store {
             .bind(actor)
             .execute(conn(&mut tx))
             .await?;
-            audit(&mut tx, tenant, now, actor, "program.apply", &format!("program:v{next}"), diff)
-                .await?;
+            audit(
+                &mut tx,
+                tenant,
+                now,
+                actor,
+                "program.apply",
+                &format!("program:v{next}"),
+                diff,
+            )
+            .await?;
             Ok((next, true))
         }
         .await)

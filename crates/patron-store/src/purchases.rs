@@ -168,14 +168,26 @@ fn purchase_from_row(row: &AnyRow) -> Result<PurchaseRow, StoreError> {
     })
 }
 
-async fn load_purchase(c: &mut Conn, ctx: LedgerCtx, purchase_id: &str, lock: bool) -> Result<PurchaseRow, StoreError> {
+async fn load_purchase(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    purchase_id: &str,
+    lock: bool,
+) -> Result<PurchaseRow, StoreError> {
     let sql = format!(
         "SELECT {PURCHASE_COLUMNS} FROM purchases WHERE tenant_id = $1 AND id = $2{}",
         if lock { ctx.backend.for_update() } else { "" }
     );
-    let row = sqlx::query(&sql).bind(ctx.tenant.0).bind(purchase_id).fetch_optional(conn(c)).await?;
+    let row = sqlx::query(&sql)
+        .bind(ctx.tenant.0)
+        .bind(purchase_id)
+        .fetch_optional(conn(c))
+        .await?;
     let Some(row) = row else {
-        return Err(Rejection::PurchaseNotFound { purchase_id: purchase_id.to_string() }.into());
+        return Err(Rejection::PurchaseNotFound {
+            purchase_id: purchase_id.to_string(),
+        }
+        .into());
     };
     let mut loaded = purchase_from_row(&row)?;
     let lines = sqlx::query(
@@ -197,7 +209,10 @@ async fn load_purchase(c: &mut Conn, ctx: LedgerCtx, purchase_id: &str, lock: bo
             total_minor: line.try_get("total_minor")?,
             eligible: line.try_get::<i64, _>("eligible")? != 0,
         });
-        loaded.purchase.refunded_quantities.push(line.try_get("refunded_quantity")?);
+        loaded
+            .purchase
+            .refunded_quantities
+            .push(line.try_get("refunded_quantity")?);
     }
     Ok(loaded)
 }
@@ -232,21 +247,40 @@ async fn credit_earn(
         .document("purchase", purchase_id);
     match pending_until {
         Some(until) if until > ctx.now => {
-            let transfer = NewTransfer { timeout_at: Some(until), ..transfer };
+            let transfer = NewTransfer {
+                timeout_at: Some(until),
+                ..transfer
+            };
             let id = ledger::credit_pending(c, ctx, wallet, "issuance", transfer).await?;
             Ok(("pending", Some(id)))
         }
         _ => {
-            let id = ledger::credit_posted(c, ctx, wallet, "issuance", transfer, lot_expiry(program, ctx.now)).await?;
-            ledger::touch_activity(c, wallet, ctx.now, inactivity_deadline(program, ctx.now)).await?;
+            let id = ledger::credit_posted(
+                c,
+                ctx,
+                wallet,
+                "issuance",
+                transfer,
+                lot_expiry(program, ctx.now),
+            )
+            .await?;
+            ledger::touch_activity(c, wallet, ctx.now, inactivity_deadline(program, ctx.now))
+                .await?;
             Ok(("posted", Some(id)))
         }
     }
 }
 
 /// The member's qualifying metric in the program's tier window, as of `now`.
-async fn tier_metric(c: &mut Conn, ctx: LedgerCtx, program: &Program, member_id: &str) -> Result<i64, StoreError> {
-    let start = tier::window_start(&program.tiers.window, ctx.now, &program.tz()).map(time::to_db).unwrap_or(i64::MIN);
+async fn tier_metric(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    member_id: &str,
+) -> Result<i64, StoreError> {
+    let start = tier::window_start(&program.tiers.window, ctx.now, &program.tz())
+        .map(time::to_db)
+        .unwrap_or(i64::MIN);
     let expression = match program.tiers.basis {
         TierBasis::Spend => "CAST(COALESCE(SUM(total_minor - refunded_minor), 0) AS BIGINT)",
         TierBasis::Visits => "CAST(COUNT(*) AS BIGINT)",
@@ -290,7 +324,13 @@ pub(crate) async fn update_tier(
         code = to;
     }
     let progress = tier::progress(&program.tiers, &code, metric);
-    Ok(TierStatus { code, upgraded_from, metric, next: progress.next, needed_for_next: progress.needed_for_next })
+    Ok(TierStatus {
+        code,
+        upgraded_from,
+        metric,
+        next: progress.next,
+        needed_for_next: progress.needed_for_next,
+    })
 }
 
 fn mode(policy: &ReturnPolicy) -> ClawbackMode {
@@ -302,7 +342,8 @@ fn mode(policy: &ReturnPolicy) -> ClawbackMode {
 }
 
 fn parse_quantity(text: &str) -> Result<Decimal, StoreError> {
-    text.parse::<Decimal>().map_err(|e| StoreError::Corrupt(format!("stored quantity {text:?}: {e}")))
+    text.parse::<Decimal>()
+        .map_err(|e| StoreError::Corrupt(format!("stored quantity {text:?}: {e}")))
 }
 
 impl Store {
@@ -316,7 +357,11 @@ impl Store {
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<PurchaseReceipt>, StoreError> {
-        let ctx = LedgerCtx { tenant, backend: self.backend(), now };
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now,
+        };
         unit_of_work!(self, |tx| async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
                 post_purchase_in(c, ctx, program, purchase, earn).await
@@ -326,8 +371,16 @@ impl Store {
         .await)
     }
 
-    pub async fn purchase(&self, tenant: TenantId, purchase_id: &str) -> Result<Option<Purchase>, StoreError> {
-        let ctx = LedgerCtx { tenant, backend: self.backend(), now: Timestamp::UNIX_EPOCH };
+    pub async fn purchase(
+        &self,
+        tenant: TenantId,
+        purchase_id: &str,
+    ) -> Result<Option<Purchase>, StoreError> {
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now: Timestamp::UNIX_EPOCH,
+        };
         let mut c = self.pool().acquire().await?;
         match load_purchase(&mut c, ctx, purchase_id, false).await {
             Ok(row) => Ok(Some(row.purchase)),
@@ -336,14 +389,21 @@ impl Store {
         }
     }
 
-    pub async fn purchase_by_document(&self, tenant: TenantId, document_id: &str) -> Result<Option<Purchase>, StoreError> {
+    pub async fn purchase_by_document(
+        &self,
+        tenant: TenantId,
+        document_id: &str,
+    ) -> Result<Option<Purchase>, StoreError> {
         let row = sqlx::query("SELECT id FROM purchases WHERE tenant_id = $1 AND document_id = $2")
             .bind(tenant.0)
             .bind(document_id)
             .fetch_optional(self.pool())
             .await?;
         match row {
-            Some(row) => self.purchase(tenant, &row.try_get::<String, _>("id")?).await,
+            Some(row) => {
+                self.purchase(tenant, &row.try_get::<String, _>("id")?)
+                    .await
+            }
             None => Ok(None),
         }
     }
@@ -357,7 +417,11 @@ impl Store {
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<RefundReceipt>, StoreError> {
-        let ctx = LedgerCtx { tenant, backend: self.backend(), now };
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now,
+        };
         unit_of_work!(self, |tx| async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
                 refund_in(c, ctx, program, refund).await
@@ -380,7 +444,11 @@ impl Store {
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<PurchaseReceipt>, StoreError> {
-        let ctx = LedgerCtx { tenant, backend: self.backend(), now };
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now,
+        };
         unit_of_work!(self, |tx| async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
                 attach_in(c, ctx, program, purchase_id, member_id, earn).await
@@ -415,9 +483,15 @@ impl Store {
             let purchase_id: String = row.try_get("id")?;
             let member_id: Option<String> = row.try_get("member_id")?;
             let Some(member_id) = member_id else { continue };
-            let ctx = LedgerCtx { tenant, backend: self.backend(), now };
+            let ctx = LedgerCtx {
+                tenant,
+                backend: self.backend(),
+                now,
+            };
             let done = unit_of_work!(self, |tx| async {
-                let mut wallet = ledger::lock_wallets(&mut tx, ctx, &[member_id.as_str()]).await?.remove(0);
+                let mut wallet = ledger::lock_wallets(&mut tx, ctx, &[member_id.as_str()])
+                    .await?
+                    .remove(0);
                 activate_in(&mut tx, ctx, program, &mut wallet, &purchase_id).await
             }
             .await)?;
@@ -440,9 +514,11 @@ pub(crate) async fn activate_in(
 ) -> Result<bool, StoreError> {
     let loaded = load_purchase(c, ctx, purchase_id, true).await?;
     let purchase = &loaded.purchase;
-    let (Some(transfer_id), "pending", Some(until)) =
-        (loaded.earn_transfer_id, purchase.earn_state.as_str(), purchase.pending_until)
-    else {
+    let (Some(transfer_id), "pending", Some(until)) = (
+        loaded.earn_transfer_id,
+        purchase.earn_state.as_str(),
+        purchase.pending_until,
+    ) else {
         return Ok(false);
     };
     if until > ctx.now {
@@ -450,8 +526,15 @@ pub(crate) async fn activate_in(
     }
     let pending = ledger::pending_transfer(c, ctx, transfer_id).await?;
     let amount = purchase.points - purchase.settled_points;
-    let resolution =
-        ledger::resolve_pending_credit(c, ctx, wallet, &pending, amount, lot_expiry(program, until)).await?;
+    let resolution = ledger::resolve_pending_credit(
+        c,
+        ctx,
+        wallet,
+        &pending,
+        amount,
+        lot_expiry(program, until),
+    )
+    .await?;
     if resolution == ledger::Resolution::AlreadyResolved {
         return Ok(false);
     }
@@ -468,7 +551,11 @@ pub(crate) async fn activate_in(
     Ok(true)
 }
 
-async fn insert_purchase_rows(c: &mut Conn, ctx: LedgerCtx, purchase: &NewPurchase) -> Result<(), StoreError> {
+async fn insert_purchase_rows(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    purchase: &NewPurchase,
+) -> Result<(), StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO purchases (tenant_id, id, document_id, store_id, channel, member_id, occurred_at, currency, \
          total_minor, eligible_minor, points, earn_state, request_hash, created_at) \
@@ -492,7 +579,10 @@ async fn insert_purchase_rows(c: &mut Conn, ctx: LedgerCtx, purchase: &NewPurcha
         let error = StoreError::from(error);
         // The document claim normally answers first; this covers a key purged long ago.
         if error.is_unique_violation() {
-            return Err(Rejection::DocumentConflict { document_id: purchase.document_id.clone() }.into());
+            return Err(Rejection::DocumentConflict {
+                document_id: purchase.document_id.clone(),
+            }
+            .into());
         }
         return Err(error);
     }
@@ -526,7 +616,11 @@ async fn post_purchase_in(
     earn: Option<&EarnPlan>,
 ) -> Result<PurchaseReceipt, StoreError> {
     if purchase.currency != program.currency.code {
-        return Err(Rejection::WrongCurrency { expected: program.currency.code.clone(), found: purchase.currency.clone() }.into());
+        return Err(Rejection::WrongCurrency {
+            expected: program.currency.code.clone(),
+            found: purchase.currency.clone(),
+        }
+        .into());
     }
     let Some(member_id) = purchase.member_id.as_deref() else {
         insert_purchase_rows(c, ctx, purchase).await?;
@@ -543,12 +637,18 @@ async fn post_purchase_in(
     };
     let member = member_in_tx(c, ctx.tenant, member_id).await?;
     if !member.is_active() {
-        return Err(Rejection::MemberExited { member_id: member_id.to_string() }.into());
+        return Err(Rejection::MemberExited {
+            member_id: member_id.to_string(),
+        }
+        .into());
     }
     let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
     let points = match earn {
         Some(plan) if plan.expected_tier != member.tier => {
-            return Err(StoreError::Conflict(format!("tier of {member_id} changed to {}", member.tier)));
+            return Err(StoreError::Conflict(format!(
+                "tier of {member_id} changed to {}",
+                member.tier
+            )));
         }
         Some(plan) => plan.points.max(0),
         None => 0,
@@ -556,7 +656,16 @@ async fn post_purchase_in(
     ledger::expire_due(c, ctx, &mut wallet).await?;
     insert_purchase_rows(c, ctx, purchase).await?;
     let pending_until = earn.and_then(|plan| plan.pending_until);
-    let (state, transfer_id) = credit_earn(c, ctx, program, &mut wallet, &purchase.id, points, pending_until).await?;
+    let (state, transfer_id) = credit_earn(
+        c,
+        ctx,
+        program,
+        &mut wallet,
+        &purchase.id,
+        points,
+        pending_until,
+    )
+    .await?;
     sqlx::query(
         "UPDATE purchases SET points = $3, earn_state = $4, earn_transfer_id = $5, pending_until = $6 \
          WHERE tenant_id = $1 AND id = $2",
@@ -577,13 +686,22 @@ async fn post_purchase_in(
         member_id: Some(member_id.to_string()),
         points,
         points_state: state.to_string(),
-        pending_until: if state == "pending" { pending_until } else { None },
+        pending_until: if state == "pending" {
+            pending_until
+        } else {
+            None
+        },
         balance: Some(balance),
         tier: Some(tier),
     })
 }
 
-async fn refund_in(c: &mut Conn, ctx: LedgerCtx, program: &Program, refund: &NewRefund) -> Result<RefundReceipt, StoreError> {
+async fn refund_in(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    refund: &NewRefund,
+) -> Result<RefundReceipt, StoreError> {
     let loaded = load_purchase(c, ctx, &refund.purchase_id, true).await?;
     let purchase = &loaded.purchase;
     // Lock the wallet before anything else is written, in the same order as every other unit.
@@ -598,7 +716,13 @@ async fn refund_in(c: &mut Conn, ctx: LedgerCtx, program: &Program, refund: &New
             .lines
             .iter()
             .enumerate()
-            .map(|(i, line)| Ok((i, parse_quantity(&line.quantity)? - parse_quantity(&purchase.refunded_quantities[i])?)))
+            .map(|(i, line)| {
+                Ok((
+                    i,
+                    parse_quantity(&line.quantity)?
+                        - parse_quantity(&purchase.refunded_quantities[i])?,
+                ))
+            })
             .collect::<Result<Vec<_>, StoreError>>()?
             .into_iter()
             .filter(|(_, q)| *q > Decimal::ZERO)
@@ -606,11 +730,20 @@ async fn refund_in(c: &mut Conn, ctx: LedgerCtx, program: &Program, refund: &New
         Some(lines) => {
             let mut wanted = Vec::with_capacity(lines.len());
             for requested in lines {
-                let index = purchase.lines.iter().position(|l| l.line_no == requested.line_no).ok_or_else(|| {
-                    Rejection::RefundTooLarge { reason: format!("the purchase has no line {}", requested.line_no) }
-                })?;
-                let quantity = requested.quantity.parse::<Decimal>().map_err(|_| Rejection::RefundTooLarge {
-                    reason: format!("quantity {:?} of line {} is not a number", requested.quantity, requested.line_no),
+                let index = purchase
+                    .lines
+                    .iter()
+                    .position(|l| l.line_no == requested.line_no)
+                    .ok_or_else(|| Rejection::RefundTooLarge {
+                        reason: format!("the purchase has no line {}", requested.line_no),
+                    })?;
+                let quantity = requested.quantity.parse::<Decimal>().map_err(|_| {
+                    Rejection::RefundTooLarge {
+                        reason: format!(
+                            "quantity {:?} of line {} is not a number",
+                            requested.quantity, requested.line_no
+                        ),
+                    }
                 })?;
                 wanted.push((index, quantity));
             }
@@ -618,7 +751,10 @@ async fn refund_in(c: &mut Conn, ctx: LedgerCtx, program: &Program, refund: &New
         }
     };
     if wanted.is_empty() {
-        return Err(Rejection::RefundTooLarge { reason: "nothing of this purchase remains to refund".into() }.into());
+        return Err(Rejection::RefundTooLarge {
+            reason: "nothing of this purchase remains to refund".into(),
+        }
+        .into());
     }
     let mut amount_minor = 0i64;
     let mut eligible_refund_minor = 0i64;
@@ -641,7 +777,9 @@ async fn refund_in(c: &mut Conn, ctx: LedgerCtx, program: &Program, refund: &New
             refunded_minor,
             *quantity,
         )
-        .map_err(|e| Rejection::RefundTooLarge { reason: format!("line {}: {e}", line.line_no) })?;
+        .map_err(|e| Rejection::RefundTooLarge {
+            reason: format!("line {}: {e}", line.line_no),
+        })?;
         sqlx::query(
             "UPDATE purchase_lines SET refunded_quantity = $4, refunded_minor = refunded_minor + $5 \
              WHERE tenant_id = $1 AND purchase_id = $2 AND line_no = $3",
@@ -658,8 +796,11 @@ async fn refund_in(c: &mut Conn, ctx: LedgerCtx, program: &Program, refund: &New
             eligible_refund_minor += line_amount;
         }
     }
-    clawback::check_refund(purchase.total_minor, purchase.refunded_minor, amount_minor)
-        .map_err(|e| Rejection::RefundTooLarge { reason: e.to_string() })?;
+    clawback::check_refund(purchase.total_minor, purchase.refunded_minor, amount_minor).map_err(
+        |e| Rejection::RefundTooLarge {
+            reason: e.to_string(),
+        },
+    )?;
     let eligible_refunded_before: i64 = sqlx::query(
         "SELECT CAST(COALESCE(SUM(refunded_minor), 0) AS BIGINT) AS r FROM purchase_lines \
          WHERE tenant_id = $1 AND purchase_id = $2 AND eligible = 1",
@@ -676,7 +817,11 @@ async fn refund_in(c: &mut Conn, ctx: LedgerCtx, program: &Program, refund: &New
     if let Some(wallet) = wallet.as_mut() {
         ledger::expire_due(c, ctx, wallet).await?;
         if purchase.points > 0 && (earn_state == "pending" || earn_state == "posted") {
-            let state = if earn_state == "pending" { EarnState::Pending } else { EarnState::Posted };
+            let state = if earn_state == "pending" {
+                EarnState::Pending
+            } else {
+                EarnState::Posted
+            };
             let plan = clawback::plan_clawback(&ClawbackInput {
                 mode: mode(&program.returns),
                 state,
@@ -692,19 +837,26 @@ async fn refund_in(c: &mut Conn, ctx: LedgerCtx, program: &Program, refund: &New
             if plan.claw_back > 0 {
                 let to = ledger::system_account(c, ctx.tenant, "clawback").await?;
                 let member_id = wallet.member_id.clone();
-                let transfer = NewTransfer::posted(format!("clawback:{}", refund.id), 0, 0, plan.claw_back, code::CLAWBACK)
-                    .member(&member_id)
-                    .document("refund", &refund.id);
+                let transfer = NewTransfer::posted(
+                    format!("clawback:{}", refund.id),
+                    0,
+                    0,
+                    plan.claw_back,
+                    code::CLAWBACK,
+                )
+                .member(&member_id)
+                .document("refund", &refund.id);
                 ledger::debit(c, ctx, wallet, to, transfer, plan.may_go_negative).await?;
                 clawed = plan.claw_back;
             }
             // A pending earning reduced to nothing is voided now rather than at its timeout.
-            if earn_state == "pending" && purchase.settled_points + reduced >= purchase.points {
-                if let Some(transfer_id) = loaded.earn_transfer_id {
-                    let pending = ledger::pending_transfer(c, ctx, transfer_id).await?;
-                    ledger::resolve_pending_credit(c, ctx, wallet, &pending, 0, None).await?;
-                    earn_state = "voided".into();
-                }
+            if earn_state == "pending"
+                && purchase.settled_points + reduced >= purchase.points
+                && let Some(transfer_id) = loaded.earn_transfer_id
+            {
+                let pending = ledger::pending_transfer(c, ctx, transfer_id).await?;
+                ledger::resolve_pending_credit(c, ctx, wallet, &pending, 0, None).await?;
+                earn_state = "voided".into();
             }
         }
     }
@@ -767,14 +919,23 @@ async fn attach_in(
     let loaded = load_purchase(c, ctx, purchase_id, true).await?;
     let purchase = &loaded.purchase;
     if purchase.member_id.is_some() {
-        return Err(Rejection::AlreadyAttached { purchase_id: purchase_id.to_string() }.into());
+        return Err(Rejection::AlreadyAttached {
+            purchase_id: purchase_id.to_string(),
+        }
+        .into());
     }
     let member = member_in_tx(c, ctx.tenant, member_id).await?;
     if !member.is_active() {
-        return Err(Rejection::MemberExited { member_id: member_id.to_string() }.into());
+        return Err(Rejection::MemberExited {
+            member_id: member_id.to_string(),
+        }
+        .into());
     }
     if earn.expected_tier != member.tier {
-        return Err(StoreError::Conflict(format!("tier of {member_id} changed to {}", member.tier)));
+        return Err(StoreError::Conflict(format!(
+            "tier of {member_id} changed to {}",
+            member.tier
+        )));
     }
     let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
     ledger::expire_due(c, ctx, &mut wallet).await?;
@@ -790,8 +951,16 @@ async fn attach_in(
     .try_get("r")?;
     let points = earn.points.max(0);
     let settled = clawback::clawback_target(points, purchase.eligible_minor, eligible_refunded);
-    let (state, transfer_id) =
-        credit_earn(c, ctx, program, &mut wallet, purchase_id, points - settled, earn.pending_until).await?;
+    let (state, transfer_id) = credit_earn(
+        c,
+        ctx,
+        program,
+        &mut wallet,
+        purchase_id,
+        points - settled,
+        earn.pending_until,
+    )
+    .await?;
     sqlx::query(
         "UPDATE purchases SET member_id = $3, attached_at = $4, points = $5, settled_points = $6, earn_state = $7, \
          earn_transfer_id = $8, pending_until = $9 WHERE tenant_id = $1 AND id = $2",
@@ -815,7 +984,11 @@ async fn attach_in(
         member_id: Some(member_id.to_string()),
         points: points - settled,
         points_state: state.to_string(),
-        pending_until: if state == "pending" { earn.pending_until } else { None },
+        pending_until: if state == "pending" {
+            earn.pending_until
+        } else {
+            None
+        },
         balance: Some(balance),
         tier: Some(tier),
     })

@@ -3,14 +3,16 @@
 //! transfers that carry their lots, the member's ledger, and the expiry job.
 
 use jiff::Timestamp;
+use patron_domain::expiry;
 use patron_domain::lots::Take;
 use patron_domain::program::Program;
-use patron_domain::expiry;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::idempotency::{self, Claim, Idempotent};
-use crate::ledger::{self, LedgerCtx, NewTransfer, TRANSFER_COLUMNS, TransferRecord, Wallet, code, kind};
+use crate::ledger::{
+    self, LedgerCtx, NewTransfer, TRANSFER_COLUMNS, TransferRecord, Wallet, code, kind,
+};
 use crate::members::member_in_tx;
 use crate::programs::audit;
 use crate::tenants::TenantId;
@@ -43,8 +45,13 @@ pub struct Balance {
 /// How many expiry dates a balance lists.
 pub const EXPIRING_LISTED_MAX: i64 = 5;
 
-pub(crate) async fn balance_in(c: &mut Conn, ctx: LedgerCtx, wallet: &Wallet) -> Result<Balance, StoreError> {
-    let expiring = ledger::expiring(conn(c), wallet.account_id, ctx.now, EXPIRING_LISTED_MAX).await?;
+pub(crate) async fn balance_in(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    wallet: &Wallet,
+) -> Result<Balance, StoreError> {
+    let expiring =
+        ledger::expiring(conn(c), wallet.account_id, ctx.now, EXPIRING_LISTED_MAX).await?;
     Ok(balance_of(wallet, expiring))
 }
 
@@ -55,7 +62,10 @@ fn balance_of(wallet: &Wallet, expiring: Vec<(Timestamp, i64)>) -> Balance {
         held: wallet.debits_pending,
         debt: wallet.debt(),
         lifetime_credited: wallet.credits_posted,
-        expiring: expiring.into_iter().map(|(at, points)| ExpiringPoints { at, points }).collect(),
+        expiring: expiring
+            .into_iter()
+            .map(|(at, points)| ExpiringPoints { at, points })
+            .collect(),
     }
 }
 
@@ -102,15 +112,26 @@ pub struct TransferReceipt {
     pub balance: Balance,
 }
 
-async fn load_redemption(c: &mut Conn, ctx: LedgerCtx, id: &str) -> Result<(Redemption, i64), StoreError> {
+async fn load_redemption(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    id: &str,
+) -> Result<(Redemption, i64), StoreError> {
     let sql = format!(
         "SELECT id, member_id, points, captured_points, status, transfer_id, hold_expires_at, description, created_at \
          FROM redemptions WHERE tenant_id = $1 AND id = $2{}",
         ctx.backend.for_update()
     );
-    let row = sqlx::query(&sql).bind(ctx.tenant.0).bind(id).fetch_optional(conn(c)).await?;
+    let row = sqlx::query(&sql)
+        .bind(ctx.tenant.0)
+        .bind(id)
+        .fetch_optional(conn(c))
+        .await?;
     let Some(row) = row else {
-        return Err(Rejection::RedemptionNotFound { redemption_id: id.to_string() }.into());
+        return Err(Rejection::RedemptionNotFound {
+            redemption_id: id.to_string(),
+        }
+        .into());
     };
     Ok((
         Redemption {
@@ -128,10 +149,17 @@ async fn load_redemption(c: &mut Conn, ctx: LedgerCtx, id: &str) -> Result<(Rede
     ))
 }
 
-async fn active_wallet(c: &mut Conn, ctx: LedgerCtx, member_id: &str) -> Result<Wallet, StoreError> {
+async fn active_wallet(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    member_id: &str,
+) -> Result<Wallet, StoreError> {
     let member = member_in_tx(c, ctx.tenant, member_id).await?;
     if !member.is_active() {
-        return Err(Rejection::MemberExited { member_id: member_id.to_string() }.into());
+        return Err(Rejection::MemberExited {
+            member_id: member_id.to_string(),
+        }
+        .into());
     }
     let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
     ledger::expire_due(c, ctx, &mut wallet).await?;
@@ -152,13 +180,23 @@ async fn resolve_hold(
 ) -> Result<Redemption, StoreError> {
     let (mut redemption, transfer_id) = load_redemption(c, ctx, redemption_id).await?;
     if redemption.status != "held" {
-        return Err(Rejection::RedemptionResolved { redemption_id: redemption_id.to_string(), status: redemption.status }.into());
+        return Err(Rejection::RedemptionResolved {
+            redemption_id: redemption_id.to_string(),
+            status: redemption.status,
+        }
+        .into());
     }
     let capture = amount.unwrap_or(redemption.points);
     if capture > redemption.points || capture < 0 {
-        return Err(Rejection::CaptureTooLarge { held: redemption.points, requested: capture }.into());
+        return Err(Rejection::CaptureTooLarge {
+            held: redemption.points,
+            requested: capture,
+        }
+        .into());
     }
-    let mut wallet = ledger::lock_wallets(c, ctx, &[redemption.member_id.as_str()]).await?.remove(0);
+    let mut wallet = ledger::lock_wallets(c, ctx, &[redemption.member_id.as_str()])
+        .await?
+        .remove(0);
     let pending = ledger::pending_transfer(c, ctx, transfer_id).await?;
     ledger::resolve_pending_debit(c, ctx, &mut wallet, &pending, capture).await?;
     let status = if capture > 0 { "captured" } else { "released" };
@@ -183,11 +221,19 @@ async fn resolve_hold(
 }
 
 impl Store {
-    pub async fn balance(&self, tenant: TenantId, member_id: &str, now: Timestamp) -> Result<Balance, StoreError> {
+    pub async fn balance(
+        &self,
+        tenant: TenantId,
+        member_id: &str,
+        now: Timestamp,
+    ) -> Result<Balance, StoreError> {
         let wallet = ledger::read_wallet(self.pool(), tenant, member_id)
             .await?
-            .ok_or_else(|| Rejection::MemberNotFound { member_id: member_id.to_string() })?;
-        let expiring = ledger::expiring(self.pool(), wallet.account_id, now, EXPIRING_LISTED_MAX).await?;
+            .ok_or_else(|| Rejection::MemberNotFound {
+                member_id: member_id.to_string(),
+            })?;
+        let expiring =
+            ledger::expiring(self.pool(), wallet.account_id, now, EXPIRING_LISTED_MAX).await?;
         let mut balance = balance_of(&wallet, expiring);
         // Lots past their expiry that the job has not reached yet are not spendable: the
         // next unit of work on this wallet expires them first.
@@ -197,7 +243,9 @@ impl Store {
         )
         .bind(wallet.account_id)
         .bind(time::to_db(now))
-        .bind(i64::from(wallet.inactivity_expires_at.is_some_and(|at| at <= now)))
+        .bind(i64::from(
+            wallet.inactivity_expires_at.is_some_and(|at| at <= now),
+        ))
         .fetch_one(self.pool())
         .await?
         .try_get("due")?;
@@ -214,8 +262,13 @@ impl Store {
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<Redemption>, StoreError> {
-        let ctx = LedgerCtx { tenant, backend: self.backend(), now };
-        unit_of_work!(self, |tx| async {
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now,
+        };
+        unit_of_work!(self, |tx| {
+            async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
                 let mut wallet = active_wallet(c, ctx, &new.member_id).await?;
                 let to = ledger::system_account(c, tenant, "redemption").await?;
@@ -262,7 +315,8 @@ impl Store {
             })
             .await
         }
-        .await)
+        .await
+        })
     }
 
     /// Captures a hold, all of it or `points` of it; the rest goes back to the member's lots.
@@ -275,11 +329,19 @@ impl Store {
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<Redemption>, StoreError> {
-        let ctx = LedgerCtx { tenant, backend: self.backend(), now };
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now,
+        };
         unit_of_work!(self, |tx| async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
                 if points == Some(0) {
-                    return Err(Rejection::CaptureTooLarge { held: 0, requested: 0 }.into());
+                    return Err(Rejection::CaptureTooLarge {
+                        held: 0,
+                        requested: 0,
+                    }
+                    .into());
                 }
                 resolve_hold(c, ctx, program, redemption_id, points).await
             })
@@ -297,7 +359,11 @@ impl Store {
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<Redemption>, StoreError> {
-        let ctx = LedgerCtx { tenant, backend: self.backend(), now };
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now,
+        };
         unit_of_work!(self, |tx| async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
                 resolve_hold(c, ctx, program, redemption_id, Some(0)).await
@@ -316,8 +382,13 @@ impl Store {
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<Redemption>, StoreError> {
-        let ctx = LedgerCtx { tenant, backend: self.backend(), now };
-        unit_of_work!(self, |tx| async {
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now,
+        };
+        unit_of_work!(self, |tx| {
+            async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
                 let (mut redemption, transfer_id) = load_redemption(c, ctx, redemption_id).await?;
                 if redemption.status != "completed" && redemption.status != "captured" {
@@ -353,11 +424,20 @@ impl Store {
             })
             .await
         }
-        .await)
+        .await
+        })
     }
 
-    pub async fn redemption(&self, tenant: TenantId, redemption_id: &str) -> Result<Option<Redemption>, StoreError> {
-        let ctx = LedgerCtx { tenant, backend: crate::Backend::Sqlite, now: Timestamp::UNIX_EPOCH };
+    pub async fn redemption(
+        &self,
+        tenant: TenantId,
+        redemption_id: &str,
+    ) -> Result<Option<Redemption>, StoreError> {
+        let ctx = LedgerCtx {
+            tenant,
+            backend: crate::Backend::Sqlite,
+            now: Timestamp::UNIX_EPOCH,
+        };
         let mut c = self.pool().acquire().await?;
         match load_redemption(&mut c, ctx, redemption_id).await {
             Ok((redemption, _)) => Ok(Some(redemption)),
@@ -381,25 +461,53 @@ impl Store {
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<AdjustmentReceipt>, StoreError> {
-        let ctx = LedgerCtx { tenant, backend: self.backend(), now };
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now,
+        };
         unit_of_work!(self, |tx| async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
                 let mut wallet = active_wallet(c, ctx, member_id).await?;
-                let transfer = NewTransfer::posted(format!("adjust:{adjustment_id}"), 0, 0, points.abs(), code::ADJUST)
-                    .member(member_id)
-                    .document("adjustment", adjustment_id)
-                    .note(Some(reason));
+                let transfer = NewTransfer::posted(
+                    format!("adjust:{adjustment_id}"),
+                    0,
+                    0,
+                    points.abs(),
+                    code::ADJUST,
+                )
+                .member(member_id)
+                .document("adjustment", adjustment_id)
+                .note(Some(reason));
                 let transfer_id = if points > 0 {
                     let expires_at = expiry::lot_expires_at(&program.expiry, now, &program.tz());
-                    let id = ledger::credit_posted(c, ctx, &mut wallet, "adjustment", transfer, expires_at).await?;
+                    let id = ledger::credit_posted(
+                        c,
+                        ctx,
+                        &mut wallet,
+                        "adjustment",
+                        transfer,
+                        expires_at,
+                    )
+                    .await?;
                     ledger::touch_activity(c, &mut wallet, now, inactivity(program, now)).await?;
                     id
                 } else {
                     let to = ledger::system_account(c, tenant, "adjustment").await?;
-                    ledger::debit(c, ctx, &mut wallet, to, transfer, false).await?.transfer_id
+                    ledger::debit(c, ctx, &mut wallet, to, transfer, false)
+                        .await?
+                        .transfer_id
                 };
-                audit(c, tenant, now, actor, "ledger.adjust", &format!("member:{member_id}"), &format!("{points:+} points: {reason}"))
-                    .await?;
+                audit(
+                    c,
+                    tenant,
+                    now,
+                    actor,
+                    "ledger.adjust",
+                    &format!("member:{member_id}"),
+                    &format!("{points:+} points: {reason}"),
+                )
+                .await?;
                 Ok(AdjustmentReceipt {
                     member_id: member_id.to_string(),
                     points,
@@ -427,7 +535,11 @@ impl Store {
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<TransferReceipt>, StoreError> {
-        let ctx = LedgerCtx { tenant, backend: self.backend(), now };
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now,
+        };
         unit_of_work!(self, |tx| async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
                 if from_member == to_member {
@@ -436,17 +548,27 @@ impl Store {
                 for member_id in [from_member, to_member] {
                     let member = member_in_tx(c, tenant, member_id).await?;
                     if !member.is_active() {
-                        return Err(Rejection::MemberExited { member_id: member_id.to_string() }.into());
+                        return Err(Rejection::MemberExited {
+                            member_id: member_id.to_string(),
+                        }
+                        .into());
                     }
                 }
                 let mut wallets = ledger::lock_wallets(c, ctx, &[from_member, to_member]).await?;
                 let (mut from, mut to) = (wallets.remove(0), wallets.remove(0));
                 ledger::expire_due(c, ctx, &mut from).await?;
                 ledger::expire_due(c, ctx, &mut to).await?;
-                let transfer = NewTransfer::posted(format!("transfer:{transfer_id}"), 0, 0, points, code::TRANSFER)
-                    .member(from_member)
-                    .document("transfer", transfer_id);
-                let debit = ledger::debit(c, ctx, &mut from, to.account_id, transfer, false).await?;
+                let transfer = NewTransfer::posted(
+                    format!("transfer:{transfer_id}"),
+                    0,
+                    0,
+                    points,
+                    code::TRANSFER,
+                )
+                .member(from_member)
+                .document("transfer", transfer_id);
+                let debit =
+                    ledger::debit(c, ctx, &mut from, to.account_id, transfer, false).await?;
                 carry_lots(c, ctx, &mut to, debit.transfer_id, &debit.takes).await?;
                 ledger::touch_activity(c, &mut from, now, inactivity(program, now)).await?;
                 ledger::touch_activity(c, &mut to, now, inactivity(program, now)).await?;
@@ -473,7 +595,9 @@ impl Store {
     ) -> Result<Vec<TransferRecord>, StoreError> {
         let wallet = ledger::read_wallet(self.pool(), tenant, member_id)
             .await?
-            .ok_or_else(|| Rejection::MemberNotFound { member_id: member_id.to_string() })?;
+            .ok_or_else(|| Rejection::MemberNotFound {
+                member_id: member_id.to_string(),
+            })?;
         let sql = format!(
             "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE tenant_id = $1 AND (debit_account = $2 OR credit_account = $2) \
              AND id < $3 ORDER BY id DESC LIMIT $4"
@@ -491,7 +615,13 @@ impl Store {
     /// Expires every lot due by `now` in this tenant (at most `limit` wallets per call), and
     /// releases holds whose timeout passed. Idempotent: expiry transfer keys derive from the
     /// lots. Returns (points expired, holds released).
-    pub async fn run_expiry(&self, tenant: TenantId, program: &Program, now: Timestamp, limit: i64) -> Result<(i64, i64), StoreError> {
+    pub async fn run_expiry(
+        &self,
+        tenant: TenantId,
+        program: &Program,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<(i64, i64), StoreError> {
         let wallets = sqlx::query(
             "SELECT DISTINCT a.member_id FROM accounts a JOIN lots l ON l.account_id = a.id \
              WHERE a.tenant_id = $1 AND l.remaining > 0 \
@@ -505,9 +635,15 @@ impl Store {
         let mut expired = 0;
         for row in wallets {
             let member_id: String = row.try_get("member_id")?;
-            let ctx = LedgerCtx { tenant, backend: self.backend(), now };
+            let ctx = LedgerCtx {
+                tenant,
+                backend: self.backend(),
+                now,
+            };
             expired += unit_of_work!(self, |tx| async {
-                let mut wallet = ledger::lock_wallets(&mut tx, ctx, &[member_id.as_str()]).await?.remove(0);
+                let mut wallet = ledger::lock_wallets(&mut tx, ctx, &[member_id.as_str()])
+                    .await?
+                    .remove(0);
                 ledger::expire_due(&mut tx, ctx, &mut wallet).await
             }
             .await)?;
@@ -523,8 +659,15 @@ impl Store {
         let mut released = 0;
         for row in holds {
             let id: String = row.try_get("id")?;
-            let ctx = LedgerCtx { tenant, backend: self.backend(), now };
-            let result = unit_of_work!(self, |tx| async { resolve_hold(&mut tx, ctx, program, &id, Some(0)).await }.await);
+            let ctx = LedgerCtx {
+                tenant,
+                backend: self.backend(),
+                now,
+            };
+            let result = unit_of_work!(self, |tx| async {
+                resolve_hold(&mut tx, ctx, program, &id, Some(0)).await
+            }
+            .await);
             match result {
                 Ok(_) => released += 1,
                 // Captured or released by the shop in the meantime.
@@ -538,17 +681,40 @@ impl Store {
 
 /// Creates the receiving wallet's lots of a member-to-member transfer: one per source lot
 /// taken, with that lot's expiry.
-async fn carry_lots(c: &mut Conn, ctx: LedgerCtx, to: &mut Wallet, transfer_id: i64, takes: &[Take]) -> Result<(), StoreError> {
+async fn carry_lots(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    to: &mut Wallet,
+    transfer_id: i64,
+    takes: &[Take],
+) -> Result<(), StoreError> {
     let total: i64 = takes.iter().map(|t| t.amount).sum();
     let mut debt = to.debt();
-    ledger::apply_totals(c, to, ledger::TotalsDelta { credits_posted: total, ..Default::default() }).await?;
+    ledger::apply_totals(
+        c,
+        to,
+        ledger::TotalsDelta {
+            credits_posted: total,
+            ..Default::default()
+        },
+    )
+    .await?;
     for take in takes {
         let expires_at: Option<i64> = sqlx::query("SELECT expires_at FROM lots WHERE id = $1")
             .bind(take.lot_id)
             .fetch_one(conn(c))
             .await?
             .try_get("expires_at")?;
-        let paid = ledger::create_lot_raw(c, ctx, to, transfer_id, take.amount, time::opt_from_db(expires_at)?, debt).await?;
+        let paid = ledger::create_lot_raw(
+            c,
+            ctx,
+            to,
+            transfer_id,
+            take.amount,
+            time::opt_from_db(expires_at)?,
+            debt,
+        )
+        .await?;
         debt -= paid;
     }
     Ok(())

@@ -18,8 +18,14 @@ pub struct Tenant {
 }
 
 /// The program-level system accounts every tenant has (LEDGER.md, Model).
-pub const SYSTEM_ACCOUNTS: &[&str] =
-    &["issuance", "redemption", "expiry", "clawback", "adjustment", "forfeit"];
+pub const SYSTEM_ACCOUNTS: &[&str] = &[
+    "issuance",
+    "redemption",
+    "expiry",
+    "clawback",
+    "adjustment",
+    "forfeit",
+];
 
 fn tenant_from_row(row: &AnyRow) -> Result<Tenant, StoreError> {
     Ok(Tenant {
@@ -55,7 +61,8 @@ impl Store {
 
     /// Returns the tenant with this name, creating it (and its system accounts) if needed.
     pub async fn ensure_tenant(&self, name: &str, now: Timestamp) -> Result<Tenant, StoreError> {
-        unit_of_work!(self, |tx| async {
+        unit_of_work!(self, |tx| {
+            async {
             let existing = sqlx::query("SELECT id, name, created_at FROM tenants WHERE name = $1")
                 .bind(name)
                 .fetch_optional(conn(&mut tx))
@@ -80,6 +87,7 @@ impl Store {
             }
             Ok(tenant)
         }
-        .await)
+        .await
+        })
     }
 }

@@ -29,7 +29,10 @@ impl VerifyReport {
         self.discrepancies.is_empty()
     }
     fn fail(&mut self, subject: impl Into<String>, message: impl Into<String>) {
-        self.discrepancies.push(Discrepancy { subject: subject.into(), message: message.into() });
+        self.discrepancies.push(Discrepancy {
+            subject: subject.into(),
+            message: message.into(),
+        });
     }
 }
 
@@ -41,7 +44,11 @@ impl Store {
     /// never posted above what was held (5); clawbacks ≤ earnings per purchase (6); lot
     /// remainders = amount + movements, within [0, amount], and unexpired remainders minus
     /// debt = spendable (7).
-    pub async fn verify_ledger(&self, tenant: TenantId, now: Timestamp) -> Result<VerifyReport, StoreError> {
+    pub async fn verify_ledger(
+        &self,
+        tenant: TenantId,
+        now: Timestamp,
+    ) -> Result<VerifyReport, StoreError> {
         let pool = self.pool();
         let mut report = VerifyReport::default();
         // Per-account recomputation: posted rows count fully; a post/void row removes its
@@ -65,8 +72,12 @@ impl Store {
             let id: i64 = row.try_get("id")?;
             let kind: String = row.try_get("kind")?;
             let member_id: Option<String> = row.try_get("member_id")?;
-            let (cp, dp, cpend, dpend): (i64, i64, i64, i64) =
-                (row.try_get("cp")?, row.try_get("dp")?, row.try_get("cpend")?, row.try_get("dpend")?);
+            let (cp, dp, cpend, dpend): (i64, i64, i64, i64) = (
+                row.try_get("cp")?,
+                row.try_get("dp")?,
+                row.try_get("cpend")?,
+                row.try_get("dpend")?,
+            );
             sum_posted += cp - dp;
             sum_pending += cpend - dpend;
             let subject = match &member_id {
@@ -74,7 +85,10 @@ impl Store {
                 None => format!("{kind} account {id}"),
             };
             if cpend < 0 || dpend < 0 {
-                report.fail(&subject, format!("negative pending totals: credits {cpend}, debits {dpend}"));
+                report.fail(
+                    &subject,
+                    format!("negative pending totals: credits {cpend}, debits {dpend}"),
+                );
             }
             if member_id.is_none() {
                 continue; // System accounts keep no stored totals.
@@ -85,10 +99,18 @@ impl Store {
                 row.try_get("credits_pending")?,
                 row.try_get("debits_pending")?,
             ];
-            let names = ["credits_posted", "debits_posted", "credits_pending", "debits_pending"];
+            let names = [
+                "credits_posted",
+                "debits_posted",
+                "credits_pending",
+                "debits_pending",
+            ];
             for ((name, stored), computed) in names.iter().zip(stored).zip([cp, dp, cpend, dpend]) {
                 if stored != computed {
-                    report.fail(&subject, format!("{name} stored {stored}, transfers say {computed}"));
+                    report.fail(
+                        &subject,
+                        format!("{name} stored {stored}, transfers say {computed}"),
+                    );
                 }
             }
             // Invariant 7 per wallet: unexpired remainders − debt = spendable.
@@ -102,7 +124,10 @@ impl Store {
             let open: i64 = lots.try_get("open")?;
             let debt = (-spendable).max(0);
             if open - debt != spendable {
-                report.fail(&subject, format!("lots hold {open}, debt {debt}, but spendable is {spendable}"));
+                report.fail(
+                    &subject,
+                    format!("lots hold {open}, debt {debt}, but spendable is {spendable}"),
+                );
             }
             if spendable < 0 {
                 // A debt may only come from a clawback allowed to go negative.
@@ -113,12 +138,18 @@ impl Store {
                 .fetch_one(pool)
                 .await?;
                 if clawbacks.try_get::<i64, _>("n")? == 0 {
-                    report.fail(&subject, format!("spendable {spendable} below zero without a clawback"));
+                    report.fail(
+                        &subject,
+                        format!("spendable {spendable} below zero without a clawback"),
+                    );
                 }
             }
         }
         if sum_posted != 0 || sum_pending != 0 {
-            report.fail("tenant", format!("accounts do not sum to zero: posted {sum_posted}, pending {sum_pending}"));
+            report.fail(
+                "tenant",
+                format!("accounts do not sum to zero: posted {sum_posted}, pending {sum_pending}"),
+            );
         }
 
         // Lots: remaining = amount + movements, 0 ≤ remaining ≤ amount, nothing left past expiry
@@ -138,10 +169,16 @@ impl Store {
             let remaining: i64 = row.try_get("remaining")?;
             let moved: i64 = row.try_get("moved")?;
             if remaining != amount + moved {
-                report.fail(format!("lot {id}"), format!("remaining {remaining}, movements say {}", amount + moved));
+                report.fail(
+                    format!("lot {id}"),
+                    format!("remaining {remaining}, movements say {}", amount + moved),
+                );
             }
             if remaining < 0 || remaining > amount {
-                report.fail(format!("lot {id}"), format!("remaining {remaining} outside [0, {amount}]"));
+                report.fail(
+                    format!("lot {id}"),
+                    format!("remaining {remaining} outside [0, {amount}]"),
+                );
             }
         }
         // Nothing unexpired may be left past its expiry once the expiry job has run: lots
@@ -181,10 +218,11 @@ impl Store {
             report.fail(format!("purchase {id}"), "clawed back more than it earned");
         }
 
-        let transfers = sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM transfers WHERE tenant_id = $1")
-            .bind(tenant.0)
-            .fetch_one(pool)
-            .await?;
+        let transfers =
+            sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM transfers WHERE tenant_id = $1")
+                .bind(tenant.0)
+                .fetch_one(pool)
+                .await?;
         report.transfers = u64::try_from(transfers.try_get::<i64, _>("n")?).unwrap_or(0);
         Ok(report)
     }

@@ -1,1 +1,302 @@
-//! (being written: program helper)
+//! The club's loyalty program as configuration.
+//!
+//! A club (tenant) describes its whole program in one TOML file: names and languages, currency
+//! and time zone, how purchases earn points, when points expire, what a return does to points,
+//! tiers, and card numbers. This module holds the validated model ([`Program`] and its parts) and
+//! [`parse_program`], which turns the file into a model or into *every* problem it can find, each
+//! with a line, a column and a hint a club manager can act on. `docs/PROGRAM.md` is the reference
+//! for the file format; keep it in step with `parse.rs`.
+//!
+//! The model is plain data: the arithmetic that uses it lives in [`crate::earning`],
+//! [`crate::expiry`] and [`crate::tier`].
+
+mod diagnostic;
+mod parse;
+
+#[cfg(test)]
+mod tests;
+
+use jiff::tz::TimeZone;
+use rust_decimal::Decimal;
+
+pub use diagnostic::Diagnostic;
+pub use parse::parse_program;
+
+/// A language Patron speaks to members and staff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Locale {
+    /// Persian (Farsi).
+    Fa,
+    /// Hebrew.
+    He,
+    /// English.
+    En,
+}
+
+impl Locale {
+    /// Every supported locale, in a fixed order.
+    pub const ALL: [Locale; 3] = [Locale::Fa, Locale::He, Locale::En];
+
+    /// The BCP 47 language code: `"fa"`, `"he"` or `"en"`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Locale::Fa => "fa",
+            Locale::He => "he",
+            Locale::En => "en",
+        }
+    }
+
+    /// Whether text in this language runs right to left.
+    pub fn is_rtl(&self) -> bool {
+        matches!(self, Locale::Fa | Locale::He)
+    }
+
+    /// The locale with this exact code (`"fa"`, `"he"`, `"en"`), if supported.
+    pub fn from_code(code: &str) -> Option<Locale> {
+        Locale::ALL.into_iter().find(|locale| locale.code() == code)
+    }
+}
+
+/// A text in each language the club writes it in. Any of them may be missing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Localized {
+    pub fa: Option<String>,
+    pub he: Option<String>,
+    pub en: Option<String>,
+}
+
+impl Localized {
+    /// The text in exactly this language, if the club wrote one.
+    pub fn get(&self, locale: Locale) -> Option<&str> {
+        match locale {
+            Locale::Fa => self.fa.as_deref(),
+            Locale::He => self.he.as_deref(),
+            Locale::En => self.en.as_deref(),
+        }
+    }
+
+    /// The best text to show: the requested language, then `fallback`, then any non-empty text
+    /// (in [`Locale::ALL`] order), then `""`. Never fails, so templates can always render.
+    pub fn resolve(&self, locale: Locale, fallback: Locale) -> &str {
+        let non_empty = |locale: Locale| self.get(locale).filter(|text| !text.is_empty());
+        non_empty(locale)
+            .or_else(|| non_empty(fallback))
+            .or_else(|| Locale::ALL.into_iter().find_map(non_empty))
+            .unwrap_or("")
+    }
+
+    /// Sets the text for one language.
+    pub fn set(&mut self, locale: Locale, text: String) {
+        match locale {
+            Locale::Fa => self.fa = Some(text),
+            Locale::He => self.he = Some(text),
+            Locale::En => self.en = Some(text),
+        }
+    }
+}
+
+/// The club's currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Currency {
+    /// ISO 4217 alphabetic code, e.g. `"IRR"`.
+    pub code: String,
+    /// Digits after the decimal point in the amounts the shops send: an amount of `1234` with
+    /// `minor_unit = 2` is 12.34. Defaults to the ISO 4217 exponent; a club may override it
+    /// (Iranian rials are ISO exponent 2, but in practice are used without decimals, so
+    /// Iranian clubs write `minor_unit = 0`).
+    pub minor_unit: u32,
+}
+
+/// How a fractional number of points becomes a whole number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rounding {
+    /// Toward zero (floor for positive amounts): the club never gives a fraction away.
+    Down,
+    /// Away from zero (ceiling for positive amounts).
+    Up,
+    /// To the nearest; exact halves go up.
+    HalfUp,
+    /// To the nearest; exact halves go to the even neighbour (banker's rounding).
+    HalfEven,
+}
+
+/// How purchases earn points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Earning {
+    /// Points per one *major* currency unit, e.g. 1 point per 10,000 IRR is `0.0001`.
+    pub points_per_unit: Decimal,
+    pub rounding: Rounding,
+    /// Purchases whose total is below this (in minor units) earn nothing.
+    pub minimum_purchase_minor: i64,
+    /// Product categories that earn nothing (compared exactly with what the shop sends).
+    pub excluded_categories: Vec<String>,
+    /// Product SKUs that earn nothing (compared exactly with what the shop sends).
+    pub excluded_skus: Vec<String>,
+}
+
+/// How long earned points wait before the member can spend them (the return window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// Calendar days in the program's time zone; 0 means points are available at once.
+    pub days: u32,
+}
+
+/// Where an expiry instant is rounded up to. See [`crate::expiry::round_up`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpiryRounding {
+    None,
+    EndOfDay,
+    EndOfMonth,
+    EndOfQuarter,
+    EndOfYear,
+}
+
+/// The unit of an [`ExpiryPolicy::AfterEarning`] period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpiryUnit {
+    Days,
+    Months,
+}
+
+/// When points expire. See [`crate::expiry`] for the exact instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryPolicy {
+    /// Points never expire.
+    Never,
+    /// Each lot expires a fixed period after it was earned, optionally rounded up to the end of
+    /// a day, month, quarter or year.
+    AfterEarning {
+        amount: u32,
+        unit: ExpiryUnit,
+        round_to: ExpiryRounding,
+    },
+    /// Every lot expires at the start of the next occurrence of this date (in the program's time
+    /// zone). `month` is 1-12; `day` is 1-31 and valid for the month (29 February is allowed and
+    /// falls on 28 February in other years).
+    FixedYearlyDate { month: i8, day: i8 },
+    /// All of a member's points expire after this many months without activity.
+    Inactivity { months: u32 },
+}
+
+/// What a return (refund) may do to points already earned on the purchase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReturnPolicy {
+    /// Only points still pending are taken back; posted points stay with the member.
+    OnlyPending,
+    /// Points are taken back as far as the member's balance allows.
+    WithinBalance,
+    /// Points are taken back in full, even if the balance goes negative (a debt that later
+    /// earnings pay first).
+    Unlimited,
+}
+
+/// What happens to a member's points when they leave the club.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExitPolicy {
+    /// The points are expired at once.
+    Forfeit,
+    /// The points stay on the closed account until they expire under the expiry policy (so the
+    /// member can come back to them, or a data-export shows them).
+    KeepUntilExpiry,
+}
+
+/// What a tier's threshold measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TierBasis {
+    /// Points earned in the window (before redemptions; clawbacks are subtracted).
+    PointsEarned,
+    /// Money spent in the window, in minor units.
+    Spend,
+    /// Number of purchases in the window.
+    Visits,
+}
+
+/// The period over which the tier metric is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TierWindow {
+    /// The last N calendar months up to now.
+    Rolling { months: u32 },
+    /// The current calendar year in the program's time zone.
+    CalendarYear,
+    /// Since the member joined.
+    Lifetime,
+}
+
+/// When a member who no longer qualifies for their tier moves down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DowngradePolicy {
+    /// Members never move down.
+    Never,
+    /// At the end of the qualification period, plus `grace_days`.
+    EndOfPeriod { grace_days: u32 },
+}
+
+/// One tier level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tier {
+    /// Stable identifier, `[a-z0-9_]+`, unique within the program.
+    pub code: String,
+    pub names: Localized,
+    /// The metric a member needs to reach this level, in the unit of [`Tiers::basis`]: points,
+    /// visits, or spend in *minor* currency units (the file states spend in major units; the
+    /// parser converts). The first level's threshold is 0.
+    pub threshold: i64,
+    /// Earning multiplier for members of this tier (1 = no bonus).
+    pub multiplier: Decimal,
+    /// Short benefit descriptions or codes, as the club wrote them.
+    pub benefits: Vec<String>,
+}
+
+/// The tier ladder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tiers {
+    pub basis: TierBasis,
+    pub window: TierWindow,
+    pub downgrade: DowngradePolicy,
+    /// Ordered by strictly increasing threshold; at least one level, the first at threshold 0.
+    pub levels: Vec<Tier>,
+}
+
+/// Membership card numbering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cards {
+    /// Digits every card number starts with (1-6 digits).
+    pub prefix: String,
+}
+
+/// A club's whole loyalty program, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// The club's name; has a text in `default_locale`.
+    pub names: Localized,
+    pub default_locale: Locale,
+    /// The languages the club speaks; contains `default_locale`, no duplicates.
+    pub locales: Vec<Locale>,
+    /// What the club calls its points.
+    pub points_name: Localized,
+    pub currency: Currency,
+    /// Canonical IANA time zone name, e.g. `"Asia/Tehran"`.
+    pub time_zone: String,
+    pub earning: Earning,
+    pub pending: Pending,
+    pub expiry: ExpiryPolicy,
+    pub returns: ReturnPolicy,
+    pub exit: ExitPolicy,
+    pub tiers: Tiers,
+    /// What one point costs the club, in major currency units (for liability reporting).
+    pub cost_per_point: Decimal,
+    pub cards: Cards,
+}
+
+impl Program {
+    /// The program's time zone. The name was validated by [`parse_program`]; a hand-built
+    /// program with an invalid name gets UTC rather than a panic.
+    pub fn tz(&self) -> TimeZone {
+        TimeZone::get(&self.time_zone).unwrap_or(TimeZone::UTC)
+    }
+
+    /// The tier level with this code.
+    pub fn tier(&self, code: &str) -> Option<&Tier> {
+        self.tiers.levels.iter().find(|tier| tier.code == code)
+    }
+}
