@@ -9,6 +9,8 @@
 pub mod clock;
 pub mod error;
 pub mod import;
+pub mod keys;
+pub mod queries;
 pub mod requests;
 
 use std::collections::HashMap;
@@ -221,20 +223,26 @@ impl Engine {
 
     /// The tenant's current program, parsed once per version.
     pub async fn program(&self, tenant: &Tenant) -> Result<LoadedProgram, EngineError> {
+        let no_program = || Rejection::NoProgram {
+            tenant: tenant.name.clone(),
+        };
+        // Every use case starts here: ask only for the version number, and fetch and parse
+        // the text only when it changed.
+        let version = self
+            .store
+            .current_program_version(tenant.id)
+            .await?
+            .ok_or_else(no_program)?;
+        if let Ok(cache) = self.programs.lock()
+            && let Some(loaded) = cache.get(&tenant.id).filter(|l| l.version == version)
+        {
+            return Ok(loaded.clone());
+        }
         let stored = self
             .store
             .current_program(tenant.id)
             .await?
-            .ok_or_else(|| Rejection::NoProgram {
-                tenant: tenant.name.clone(),
-            })?;
-        if let Ok(cache) = self.programs.lock()
-            && let Some(loaded) = cache
-                .get(&tenant.id)
-                .filter(|l| l.version == stored.version)
-        {
-            return Ok(loaded.clone());
-        }
+            .ok_or_else(no_program)?;
         let program = parse_program(&stored.source).map_err(EngineError::Program)?;
         let loaded = LoadedProgram {
             version: stored.version,

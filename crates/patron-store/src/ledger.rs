@@ -591,12 +591,19 @@ pub(crate) async fn takes_of(tx: &mut Conn, transfer_id: i64) -> Result<Vec<Take
 
 /// Gives back up to `amount` of what `original_transfer` took from lots, recorded against
 /// `by_transfer`. Restored points keep their lot's original expiry.
+///
+/// `debt_before` is the wallet's debt before the points come back. Like any credit, restored
+/// points pay a debt first (LEDGER.md): that part is taken straight back out of the restored
+/// lots, soonest-expiring first, as movements of the same transfer. Without this, a hold
+/// released (or a redemption reversed) after an `unlimited` clawback put the wallet in debt
+/// left the lots holding more than the spendable balance (invariant 7).
 pub(crate) async fn restore_lots(
     tx: &mut Conn,
     ctx: LedgerCtx,
     original_transfer: i64,
     by_transfer: i64,
     amount: i64,
+    debt_before: i64,
 ) -> Result<i64, StoreError> {
     let takes = takes_of(tx, original_transfer).await?;
     // What was given back already (a hold's capture returns the part not captured) must not
@@ -620,9 +627,20 @@ pub(crate) async fn restore_lots(
     let remaining = lots::takes_not_yet_restored(&takes, &restored_before);
     let restores = lots::plan_restore(&remaining, amount);
     let mut restored = 0;
-    for take in restores {
+    for take in &restores {
         add_movement(tx, ctx, take.lot_id, by_transfer, take.amount).await?;
         restored += take.amount;
+    }
+    // `plan_restore` refills the latest-expiring lots first; the debt takes from the
+    // soonest-expiring of them, so the member keeps the points that live longest.
+    let mut debt = debt_before.max(0);
+    for take in restores.iter().rev() {
+        if debt == 0 {
+            break;
+        }
+        let (paid, _) = lots::settle_debt(take.amount, debt);
+        add_movement(tx, ctx, take.lot_id, by_transfer, -paid).await?;
+        debt -= paid;
     }
     Ok(restored)
 }
@@ -805,7 +823,16 @@ pub(crate) async fn resolve_pending_debit(
         .member(&wallet.member_id)
     };
     let id = insert_transfer(tx, ctx, &transfer).await?;
-    restore_lots(tx, ctx, pending.id, id, pending.amount - amount).await?;
+    let debt_before = wallet.debt();
+    restore_lots(
+        tx,
+        ctx,
+        pending.id,
+        id,
+        pending.amount - amount,
+        debt_before,
+    )
+    .await?;
     apply_totals(
         tx,
         wallet,
@@ -829,11 +856,30 @@ pub(crate) async fn expire_due(
     wallet: &mut Wallet,
 ) -> Result<i64, StoreError> {
     let inactive = wallet.inactivity_expires_at.is_some_and(|at| at <= ctx.now);
-    let lots = open_lots(tx, wallet).await?;
-    let due: Vec<&LotView> = lots
+    // Only the due lots are read: this runs before every unit of work on the wallet, and a
+    // member's history of lots grows without bound.
+    let rows = sqlx::query(
+        "SELECT id, remaining, expires_at FROM lots WHERE account_id = $1 AND remaining > 0 \
+         AND (expires_at <= $2 OR $3 = 1) ORDER BY id",
+    )
+    .bind(wallet.account_id)
+    .bind(time::to_db(ctx.now))
+    .bind(i64::from(inactive))
+    .fetch_all(conn(tx))
+    .await?;
+    let lots = rows
         .iter()
-        .filter(|lot| inactive || lot.expires_at.is_some_and(|at| at <= ctx.now))
-        .collect();
+        .map(|row| {
+            let id: i64 = row.try_get("id")?;
+            Ok(LotView {
+                id,
+                remaining: row.try_get("remaining")?,
+                expires_at: time::opt_from_db(row.try_get("expires_at")?)?,
+                seq: id,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let due: Vec<&LotView> = lots.iter().collect();
     if due.is_empty() {
         return Ok(0);
     }

@@ -13,6 +13,9 @@
 //!
 //! Architecture invariant: only this crate knows SQL.
 
+pub mod api_keys;
+mod availability;
+mod bulk;
 pub mod cards;
 pub mod error;
 pub mod idempotency;
@@ -22,6 +25,7 @@ mod migrate;
 pub mod programs;
 pub mod purchases;
 pub mod redemptions;
+pub mod standing;
 pub mod tenants;
 pub mod testing;
 pub mod time;

@@ -6,8 +6,8 @@
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Acquire, Row};
 
 use crate::cards::{self, CardKind};
 use crate::idempotency::{self, Claim, Idempotent};
@@ -310,36 +310,6 @@ impl Store {
         .await)
     }
 
-    /// Enrolls many members in one transaction (the import path). Rows that would break a
-    /// uniqueness rule are refused individually; the rest land together.
-    pub async fn enroll_batch(
-        &self,
-        tenant: TenantId,
-        batch: &[NewMember],
-        now: Timestamp,
-    ) -> Result<Vec<Result<String, Rejection>>, StoreError> {
-        unit_of_work!(self, |tx| async {
-            let mut results = Vec::with_capacity(batch.len());
-            for new in batch {
-                // A savepoint per row: a refused row leaves nothing behind, the others land.
-                let mut row = tx.begin().await?;
-                match insert_member(&mut row, tenant, new, now).await {
-                    Ok(member) => {
-                        row.commit().await?;
-                        results.push(Ok(member.id));
-                    }
-                    Err(StoreError::Rejected(rejection)) => {
-                        row.rollback().await?;
-                        results.push(Err(rejection));
-                    }
-                    Err(other) => return Err(other),
-                }
-            }
-            Ok(results)
-        }
-        .await)
-    }
-
     pub async fn find_member(
         &self,
         tenant: TenantId,
@@ -405,9 +375,17 @@ impl Store {
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<Member>, StoreError> {
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now,
+        };
         unit_of_work!(self, |tx| {
             async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+                // Under the wallet lock, which leaving the club holds: an update racing an exit
+                // must not write personal data back onto a member who was just erased.
+                ledger::lock_wallets(c, ctx, &[member_id]).await?;
                 let member = member_in_tx(c, tenant, member_id).await?;
                 if !member.is_active() {
                     return Err(Rejection::MemberExited { member_id: member_id.to_string() }.into());
@@ -485,13 +463,19 @@ impl Store {
             async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
                 let ctx = LedgerCtx { tenant, backend, now };
+                // The wallet lock before the status, so two racing exits cannot both see an
+                // active member (every unit of work on the member takes this lock first).
+                let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
                 let member = member_in_tx(c, tenant, member_id).await?;
                 if !member.is_active() {
                     return Err(Rejection::MemberExited { member_id: member_id.to_string() }.into());
                 }
-                let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
                 ledger::expire_due(c, ctx, &mut wallet).await?;
                 let (pending_voided, holds_released) = resolve_open_pending(c, ctx, &mut wallet).await?;
+                // Released holds give points back to their lots, which may have expired while
+                // held: expire those now, or the forfeit below would try to take points that
+                // no unexpired lot holds (and keep_until_expiry would leave them past due).
+                ledger::expire_due(c, ctx, &mut wallet).await?;
                 let mut points_forfeited = 0;
                 let spendable = wallet.spendable();
                 if forfeit && spendable > 0 {

@@ -75,6 +75,19 @@ impl Store {
         row.as_ref().map(version_from_row).transpose()
     }
 
+    /// The number of the tenant's current program version (cheap: for cache checks).
+    pub async fn current_program_version(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<i64>, StoreError> {
+        let row =
+            sqlx::query("SELECT MAX(version) AS v FROM program_versions WHERE tenant_id = $1")
+                .bind(tenant.0)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(row.try_get::<Option<i64>, _>("v")?)
+    }
+
     pub async fn program_versions(
         &self,
         tenant: TenantId,

@@ -272,7 +272,7 @@ async fn credit_earn(
 }
 
 /// The member's qualifying metric in the program's tier window, as of `now`.
-async fn tier_metric(
+pub(crate) async fn tier_metric(
     c: &mut Conn,
     ctx: LedgerCtx,
     program: &Program,
@@ -524,6 +524,10 @@ pub(crate) async fn activate_in(
     if until > ctx.now {
         return Ok(false);
     }
+    // Expire what is due first, as every other unit of work on a wallet does: posting the
+    // earning touches the inactivity clock, which would otherwise revive points whose
+    // inactivity deadline passed before this job ran.
+    ledger::expire_due(c, ctx, wallet).await?;
     let pending = ledger::pending_transfer(c, ctx, transfer_id).await?;
     let amount = purchase.points - purchase.settled_points;
     let resolution = ledger::resolve_pending_credit(
@@ -635,6 +639,11 @@ async fn post_purchase_in(
             tier: None,
         });
     };
+    // Lock the wallet before reading the member: units of work that change the tier hold
+    // this lock, so the tier read below is the one this purchase commits under. Read before
+    // the lock, a PostgreSQL transaction queued behind another purchase kept the tier it
+    // saw before waiting, and earned at that rate after the other one had upgraded it.
+    let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
     let member = member_in_tx(c, ctx.tenant, member_id).await?;
     if !member.is_active() {
         return Err(Rejection::MemberExited {
@@ -642,7 +651,6 @@ async fn post_purchase_in(
         }
         .into());
     }
-    let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
     let points = match earn {
         Some(plan) if plan.expected_tier != member.tier => {
             return Err(StoreError::Conflict(format!(
@@ -924,6 +932,8 @@ async fn attach_in(
         }
         .into());
     }
+    // The wallet lock first, then the member (see `post_purchase_in`).
+    let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
     let member = member_in_tx(c, ctx.tenant, member_id).await?;
     if !member.is_active() {
         return Err(Rejection::MemberExited {
@@ -937,7 +947,6 @@ async fn attach_in(
             member.tier
         )));
     }
-    let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
     ledger::expire_due(c, ctx, &mut wallet).await?;
     // Earn on what was kept: what was refunded before attaching never earned.
     let eligible_refunded: i64 = sqlx::query(

@@ -154,6 +154,9 @@ async fn active_wallet(
     ctx: LedgerCtx,
     member_id: &str,
 ) -> Result<Wallet, StoreError> {
+    // The lock first: leaving the club holds it, so a member read under it cannot be one
+    // who left while this unit of work waited (PostgreSQL, read committed).
+    let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
     let member = member_in_tx(c, ctx.tenant, member_id).await?;
     if !member.is_active() {
         return Err(Rejection::MemberExited {
@@ -161,7 +164,6 @@ async fn active_wallet(
         }
         .into());
     }
-    let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
     ledger::expire_due(c, ctx, &mut wallet).await?;
     Ok(wallet)
 }
@@ -404,9 +406,10 @@ impl Store {
                 let id = ledger::insert_transfer(c, ctx, &transfer).await?;
                 // For a captured hold the movements that took points belong to the pending
                 // transfer; what its capture gave back was restored already.
-                let restored = ledger::restore_lots(c, ctx, transfer_id, id, amount).await?;
+                // A debt (after an `unlimited` clawback) is paid from the restored points first.
+                let restored = ledger::restore_lots(c, ctx, transfer_id, id, amount, debt_before).await?;
                 ledger::apply_totals(c, &mut wallet, ledger::TotalsDelta { credits_posted: amount, ..Default::default() }).await?;
-                if restored != amount || debt_before > 0 {
+                if restored != amount {
                     return Err(StoreError::Corrupt(format!(
                         "reversal of {redemption_id} restored {restored} of {amount} points (debt {debt_before})"
                     )));
@@ -545,6 +548,8 @@ impl Store {
                 if from_member == to_member {
                     return Err(Rejection::TransferToSelf.into());
                 }
+                // Both locks first, then whether both are still members (see `active_wallet`).
+                let mut wallets = ledger::lock_wallets(c, ctx, &[from_member, to_member]).await?;
                 for member_id in [from_member, to_member] {
                     let member = member_in_tx(c, tenant, member_id).await?;
                     if !member.is_active() {
@@ -554,7 +559,6 @@ impl Store {
                         .into());
                     }
                 }
-                let mut wallets = ledger::lock_wallets(c, ctx, &[from_member, to_member]).await?;
                 let (mut from, mut to) = (wallets.remove(0), wallets.remove(0));
                 ledger::expire_due(c, ctx, &mut from).await?;
                 ledger::expire_due(c, ctx, &mut to).await?;

@@ -100,6 +100,12 @@ pub async fn postgres() -> Option<TestDatabase> {
         }
         return None;
     };
+    Some(postgres_at(&url).await)
+}
+
+/// A fresh, migrated PostgreSQL schema on the server at `url`. Panics if it is not usable.
+pub async fn postgres_at(url: &str) -> TestDatabase {
+    let url = url.to_string();
     let schema = unique_name("patron_test");
     let options = StoreOptions {
         postgres_schema: Some(schema.clone()),
@@ -113,14 +119,14 @@ pub async fn postgres() -> Option<TestDatabase> {
     }
     .await;
     match connected {
-        Ok(store) => Some(TestDatabase {
+        Ok(store) => TestDatabase {
             store,
             url: url.clone(),
             schema: Some(schema),
             sqlite_path: None,
             admin_url: Some(url),
-        }),
-        Err(error) => panic!("{POSTGRES_URL_VAR} is set but PostgreSQL is not usable: {error}"),
+        },
+        Err(error) => panic!("PostgreSQL at {url} is not usable: {error}"),
     }
 }
 

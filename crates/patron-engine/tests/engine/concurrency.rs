@@ -1,0 +1,268 @@
+//! Concurrency (LEDGER.md): many requests on one member at once never overspend, never lose
+//! an update, and transfers in both directions between two members do not fail on deadlocks.
+
+use patron_engine::{RedeemRequest, TransferRequest};
+use patron_store::Rejection;
+
+use crate::support::{COFFEE, clubs, purchase_request};
+
+const TASKS: usize = 40;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_redemptions_never_overspend_and_add_up_to_what_was_spent() {
+    for club in clubs(COFFEE).await {
+        let member = club.enroll("m-1").await;
+        club.grant(&member, 250).await;
+        let before = club.available(&member).await;
+
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let (engine, tenant, member) =
+                    (club.engine.clone(), club.tenant.clone(), member.clone());
+                tokio::spawn(async move {
+                    let request = RedeemRequest {
+                        points: 10,
+                        hold: false,
+                        hold_minutes: None,
+                        description: None,
+                    };
+                    engine.redeem(&tenant, &member, &request, None).await
+                })
+            })
+            .collect();
+        let mut spent = 0;
+        let mut refused = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(redemption) => {
+                    spent += redemption.value.points;
+                    assert!(redemption.value.balance.unwrap().available >= 0);
+                }
+                Err(patron_engine::EngineError::Rejected(Rejection::InsufficientPoints {
+                    ..
+                })) => refused += 1,
+                Err(other) => panic!(
+                    "[{}] a redemption failed instead of succeeding or being refused: {other}",
+                    club.label()
+                ),
+            }
+        }
+        let after = club.balance(&member).await;
+        assert_eq!(
+            spent,
+            before - after.available,
+            "[{}] successes add up to what was spent",
+            club.label()
+        );
+        assert_eq!(
+            (spent, refused),
+            (250, 15),
+            "[{}] every point that was there, and not one more",
+            club.label()
+        );
+        assert_eq!((after.available, after.debt), (0, 0));
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_purchases_for_one_member_all_earn() {
+    for club in clubs(COFFEE).await {
+        let member = club.enroll("m-1").await;
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|n| {
+                let (engine, tenant, member) =
+                    (club.engine.clone(), club.tenant.clone(), member.clone());
+                tokio::spawn(async move {
+                    let request =
+                        purchase_request(&format!("doc-{n}"), Some(&member), "1", 500, "USD");
+                    engine.post_purchase(&tenant, &request, None).await
+                })
+            })
+            .collect();
+        let mut earned = Vec::with_capacity(TASKS);
+        for task in tasks {
+            let receipt = task
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("[{}] a purchase failed: {e}", club.label()));
+            earned.push(receipt.value.points);
+        }
+        let balance = club.balance(&member).await;
+        assert_eq!(
+            balance.available,
+            earned.iter().sum::<i64>(),
+            "[{}] no update lost",
+            club.label()
+        );
+        // The coffee chain's gold tier starts at the 30th visit of the year; from the 31st
+        // purchase on, $5 earn 12 beans instead of 10, however the purchases interleave.
+        earned.sort_unstable();
+        let expected: Vec<i64> = [vec![10; 30], vec![12; TASKS - 30]].concat();
+        assert_eq!(
+            earned,
+            expected,
+            "[{}] each purchase earned at the tier it was made in",
+            club.label()
+        );
+        let tier = club
+            .engine
+            .member(&club.tenant, &member)
+            .await
+            .unwrap()
+            .tier;
+        assert_eq!(tier, "gold", "[{}]", club.label());
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_transfers_in_both_directions_all_complete() {
+    for club in clubs(COFFEE).await {
+        let (alice, bob) = (club.enroll("alice").await, club.enroll("bob").await);
+        club.grant(&alice, 500).await;
+        club.grant(&bob, 500).await;
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|n| {
+                let (engine, tenant) = (club.engine.clone(), club.tenant.clone());
+                let (from, to, points) = if n % 2 == 0 {
+                    (alice.clone(), bob.clone(), 7)
+                } else {
+                    (bob.clone(), alice.clone(), 5)
+                };
+                tokio::spawn(async move {
+                    let request = TransferRequest {
+                        to_member_id: to,
+                        points,
+                    };
+                    engine.transfer(&tenant, &from, &request, None).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("[{}] a transfer failed: {e}", club.label()));
+        }
+        let half = TASKS as i64 / 2;
+        assert_eq!(
+            club.available(&alice).await,
+            500 - 7 * half + 5 * half,
+            "[{}]",
+            club.label()
+        );
+        assert_eq!(club.available(&bob).await, 500 + 7 * half - 5 * half);
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_holds_captures_and_releases_keep_the_ledger_whole() {
+    for club in clubs(COFFEE).await {
+        let member = club.enroll("m-1").await;
+        club.grant(&member, 400).await;
+        let mut holds = Vec::new();
+        for _ in 0..10 {
+            holds.push(club.hold(&member, 20, 30).await.unwrap().id);
+        }
+        // Each hold is resolved by two racing calls: exactly one of them wins.
+        let tasks: Vec<_> = holds
+            .iter()
+            .enumerate()
+            .flat_map(|(n, id)| (0..2).map(move |attempt| (n, id.clone(), attempt)))
+            .map(|(n, id, attempt)| {
+                let (engine, tenant) = (club.engine.clone(), club.tenant.clone());
+                tokio::spawn(async move {
+                    if (n + attempt) % 2 == 0 {
+                        engine.capture(&tenant, &id, Some(15), None).await
+                    } else {
+                        engine.release(&tenant, &id, None).await
+                    }
+                })
+            })
+            .collect();
+        let (mut won, mut lost, mut captured) = (0, 0, 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(redemption) => {
+                    won += 1;
+                    captured += redemption.value.captured_points;
+                }
+                Err(patron_engine::EngineError::Rejected(Rejection::RedemptionResolved {
+                    ..
+                })) => lost += 1,
+                Err(other) => panic!("[{}] {other}", club.label()),
+            }
+        }
+        assert_eq!(
+            (won, lost),
+            (10, 10),
+            "[{}] each hold resolved exactly once",
+            club.label()
+        );
+        let balance = club.balance(&member).await;
+        assert_eq!((balance.available, balance.held), (400 - captured, 0));
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_is_spent_from_a_member_after_they_left() {
+    let source = crate::support::program(
+        0,
+        "policy = \"never\"",
+        "within_balance",
+        "keep_until_expiry",
+    );
+    for club in clubs(&source).await {
+        let member = club.enroll("m-1").await;
+        club.grant(&member, 200).await;
+        let redeem = |n: usize| {
+            let (engine, tenant, member) =
+                (club.engine.clone(), club.tenant.clone(), member.clone());
+            tokio::spawn(async move {
+                let request = RedeemRequest {
+                    points: 5 + n as i64 % 3,
+                    hold: false,
+                    hold_minutes: None,
+                    description: None,
+                };
+                engine
+                    .redeem(&tenant, &member, &request, None)
+                    .await
+                    .map(|r| r.value.points)
+            })
+        };
+        let early: Vec<_> = (0..TASKS / 2).map(redeem).collect();
+        let exit = {
+            let (engine, tenant, member) =
+                (club.engine.clone(), club.tenant.clone(), member.clone());
+            tokio::spawn(async move { engine.exit_member(&tenant, &member, "tester", None).await })
+        };
+        let late: Vec<_> = (TASKS / 2..TASKS).map(redeem).collect();
+        let mut spent = 0;
+        for task in early.into_iter().chain(late) {
+            match task.await.unwrap() {
+                Ok(points) => spent += points,
+                Err(patron_engine::EngineError::Rejected(
+                    Rejection::MemberExited { .. } | Rejection::InsufficientPoints { .. },
+                )) => {}
+                Err(other) => panic!("[{}] {other}", club.label()),
+            }
+        }
+        let kept = exit.await.unwrap().unwrap().value.points_kept;
+        assert_eq!(
+            kept + spent,
+            200,
+            "[{}] every redemption came before the exit",
+            club.label()
+        );
+        assert_eq!(club.available(&member).await, kept);
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}

@@ -1,0 +1,264 @@
+//! Member import from CSV: good rows land, bad rows are reported with their line numbers and
+//! leave nothing behind, and a file with an unknown column is refused as a whole.
+
+use std::sync::Mutex;
+
+use patron_engine::EngineError;
+use patron_engine::import::RowError;
+use patron_store::members::Lookup;
+
+use crate::support::{Club, clubs, program};
+
+const NEVER: &str = "policy = \"never\"";
+
+async fn import(
+    club: &Club,
+    csv: &str,
+) -> Result<patron_engine::import::ImportReport, EngineError> {
+    let progress = Mutex::new(Vec::new());
+    let report = club
+        .engine
+        .import_members(
+            &club.tenant,
+            csv.as_bytes(),
+            "Imported from the old loyalty system",
+            &|rows| progress.lock().unwrap().push(rows),
+        )
+        .await;
+    if let Ok(report) = &report {
+        assert_eq!(
+            progress.lock().unwrap().last(),
+            Some(&report.rows),
+            "progress reaches the last row"
+        );
+    }
+    report
+}
+
+#[tokio::test]
+async fn an_import_lands_good_rows_and_reports_bad_ones_by_line() {
+    for club in clubs(&program(0, NEVER, "within_balance", "forfeit")).await {
+        let (_, cards) = club
+            .engine
+            .issue_card_batch(&club.tenant, 1, "warehouse")
+            .await
+            .unwrap();
+        let never_issued = patron_domain::card::card_number("42", 999_999, 16).unwrap();
+        let csv = format!(
+            "external_id,name,phone,email,card_number,consent_email,attr.city\n\
+             ext-1,\"Levi, Dana\",+972 50 123 4567,dana@example.com,,yes,Haifa\n\
+             ext-2,Bad Phone,12345,,,,\n\
+             ext-1,Same External Id,+972501111111,,,,\n\
+             ext-3,سارا,۰۰۹۸۹۱۲۲۲۲۲۲۲۲,,,no,\"Tehran, Iran\"\n\
+             ext-4,Card Never Issued,+972502222222,,{never_issued},,\n\
+             ext-5,Pre-printed Card,,,{},,\n\
+             ext-6,Bad Consent,,,,maybe,\n",
+            cards[0]
+        );
+        let report = import(&club, &csv).await.unwrap();
+        assert_eq!(
+            (report.rows, report.imported),
+            (7, 3),
+            "[{}] {report:?}",
+            club.label()
+        );
+        let lines: Vec<u64> = report
+            .rejected
+            .iter()
+            .map(|RowError { line, .. }| *line)
+            .collect();
+        assert_eq!(
+            lines,
+            [3, 4, 6, 8],
+            "[{}] bad rows by line (the header is line 1)",
+            club.label()
+        );
+        assert!(
+            report.rejected[0].reason.contains("phone"),
+            "{:?}",
+            report.rejected[0]
+        );
+        assert!(
+            report.rejected[1].reason.contains("external_id"),
+            "{:?}",
+            report.rejected[1]
+        );
+        assert!(
+            report.rejected[2].reason.contains(&never_issued),
+            "{:?}",
+            report.rejected[2]
+        );
+        assert!(
+            report.rejected[3].reason.contains("consent_email"),
+            "{:?}",
+            report.rejected[3]
+        );
+
+        let dana = club
+            .engine
+            .find_member(&club.tenant, Lookup::ExternalId("ext-1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            dana.profile.name.as_deref(),
+            Some("Levi, Dana"),
+            "[{}] a quoted field keeps its comma",
+            club.label()
+        );
+        assert_eq!(dana.profile.phone.as_deref(), Some("+972501234567"));
+        assert_eq!(dana.channel, "import");
+        let attributes: serde_json::Value = serde_json::from_str(&dana.profile.attributes).unwrap();
+        assert_eq!(attributes, serde_json::json!({"city": "Haifa"}));
+        let consents = club
+            .engine
+            .store()
+            .consents(club.tenant.id, &dana.id)
+            .await
+            .unwrap();
+        assert_eq!(consents.len(), 1);
+        assert_eq!(
+            (
+                consents[0].channel.as_str(),
+                consents[0].granted,
+                consents[0].method.as_str()
+            ),
+            ("email", true, "import")
+        );
+        assert_eq!(
+            consents[0].text_shown,
+            "Imported from the old loyalty system"
+        );
+
+        let sara = club
+            .engine
+            .find_member(&club.tenant, Lookup::Phone("+989122222222"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            sara.profile.external_id.as_deref(),
+            Some("ext-3"),
+            "[{}] Persian digits read as a phone number",
+            club.label()
+        );
+        assert_eq!(sara.profile.name.as_deref(), Some("سارا"));
+        let carded = club
+            .engine
+            .find_member(&club.tenant, Lookup::Card(&cards[0]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(carded.profile.external_id.as_deref(), Some("ext-5"));
+
+        // A refused row leaves nothing: no member, no wallet, no card.
+        assert!(
+            club.engine
+                .find_member(&club.tenant, Lookup::ExternalId("ext-4"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            club.engine
+                .find_member(&club.tenant, Lookup::Phone("+972502222222"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            club.engine
+                .store()
+                .card(club.tenant.id, &never_issued)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            club.engine
+                .store()
+                .count_members(club.tenant.id)
+                .await
+                .unwrap(),
+            3
+        );
+        let verify = club
+            .engine
+            .store()
+            .verify_ledger(club.tenant.id, club.engine.now())
+            .await
+            .unwrap();
+        assert!(verify.is_clean());
+        assert_eq!(
+            verify.accounts,
+            3 + patron_store::tenants::SYSTEM_ACCOUNTS.len() as u64,
+            "[{}] one wallet per member landed",
+            club.label()
+        );
+        club.db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn an_import_with_an_unknown_column_is_refused_whole() {
+    for club in clubs(&program(0, NEVER, "within_balance", "forfeit")).await {
+        let csv = "external_id,name,loyalty_tier\next-1,Dana,gold\next-2,Avi,silver\n";
+        match import(&club, csv).await {
+            Err(EngineError::Invalid { field, message }) => {
+                assert_eq!(field, "header");
+                assert!(message.contains("loyalty_tier"), "{message}");
+            }
+            other => panic!(
+                "[{}] expected the file to be refused, got {other:?}",
+                club.label()
+            ),
+        }
+        assert_eq!(
+            club.engine
+                .store()
+                .count_members(club.tenant.id)
+                .await
+                .unwrap(),
+            0,
+            "[{}] nothing imported",
+            club.label()
+        );
+        club.db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn an_import_that_duplicates_existing_members_reports_them_and_imports_the_rest() {
+    for club in clubs(&program(0, NEVER, "within_balance", "forfeit")).await {
+        club.enroll("ext-1").await;
+        let csv = "external_id,email\next-1,one@example.com\next-2,two@example.com\next-3,two@EXAMPLE.com\n";
+        let report = import(&club, csv).await.unwrap();
+        assert_eq!(
+            (report.rows, report.imported),
+            (3, 1),
+            "[{}] {report:?}",
+            club.label()
+        );
+        let lines: Vec<u64> = report.rejected.iter().map(|e| e.line).collect();
+        assert_eq!(
+            lines,
+            [2, 4],
+            "[{}] the existing external id, and the same email with its domain in capitals",
+            club.label()
+        );
+        assert_eq!(
+            club.engine
+                .store()
+                .count_members(club.tenant.id)
+                .await
+                .unwrap(),
+            2
+        );
+        club.verify().await;
+
+        // Importing the same file again adds nobody.
+        let again = import(&club, csv).await.unwrap();
+        assert_eq!((again.imported, again.rejected.len()), (0, 3));
+        club.db.cleanup().await;
+    }
+}

@@ -1,0 +1,14 @@
+//! The engine's contract tests: every test runs on SQLite and on PostgreSQL (when
+//! `PATRON_TEST_POSTGRES_URL` is set; required in CI). One test binary for the crate.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod concurrency;
+mod idempotency;
+mod import;
+mod ledger;
+mod members;
+mod properties;
+mod rejections;
+mod smoke;
