@@ -1,0 +1,98 @@
+//! Prometheus metrics, served as text on `/metrics`: requests by route template and status,
+//! latency by route, successful ledger postings by operation, and the job queue depth.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type RequestLabels = [(&'static str, String); 3];
+type RouteLabels = [(&'static str, String); 1];
+type OperationLabels = [(&'static str, &'static str); 1];
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to ~16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    postings: Family<OperationLabels, Counter>,
+    job_queue_depth: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let postings = Family::<OperationLabels, Counter>::default();
+        let job_queue_depth = Gauge::default();
+        registry.register(
+            "patron_http_requests",
+            "HTTP requests answered, by method, route template and status",
+            requests.clone(),
+        );
+        registry.register(
+            "patron_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template",
+            latency.clone(),
+        );
+        registry.register(
+            "patron_ledger_postings",
+            "Successful ledger-changing calls (replays not counted), by operation",
+            postings.clone(),
+        );
+        // The job table arrives with the job runner (a later issue); until then nothing is
+        // ever queued and the gauge stays 0.
+        registry.register(
+            "patron_job_queue_depth",
+            "Jobs waiting to run",
+            job_queue_depth.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            postings,
+            job_queue_depth,
+        }
+    }
+
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&[
+                ("method", method.to_string()),
+                ("route", route.to_string()),
+                ("status", status.to_string()),
+            ])
+            .inc();
+        self.latency
+            .get_or_create(&[("route", route.to_string())])
+            .observe(seconds);
+    }
+
+    pub fn ledger_posting(&self, operation: &'static str) {
+        self.postings
+            .get_or_create(&[("operation", operation)])
+            .inc();
+    }
+
+    pub fn set_job_queue_depth(&self, depth: i64) {
+        self.job_queue_depth.set(depth);
+    }
+
+    /// The OpenMetrics text exposition of every metric.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::with_capacity(8 * 1024);
+        encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}

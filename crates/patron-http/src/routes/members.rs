@@ -1,0 +1,327 @@
+//! Members: enroll, read, look up, list, change, leave; their balance and ledger.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use patron_engine::{EnrollRequest, MemberPatch};
+use patron_store::members::Lookup;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::dto::{
+    EnrollBody, ExitOut, LedgerEntryOut, LedgerPage, MemberBalanceOut, MemberOut, MemberPage,
+    MemberPatchBody,
+};
+use crate::extract::{
+    Admin, Auth, IdempotencyKey, JsonBody, PathParam, PosRead, PosWrite, QueryParams, Read,
+};
+use crate::problem::{Code, Problem, ProblemDocument};
+use crate::routes::{Reply, decode_cursor, encode_cursor, json_response, mutate, page_size};
+use crate::state::AppState;
+
+const MEMBER_CURSOR: &str = "member";
+const LEDGER_CURSOR: &str = "ledger";
+
+fn member_location(member: &MemberOut) -> Option<String> {
+    Some(format!("/v1/members/{}", member.id))
+}
+
+/// Enroll a member
+///
+/// Creates the member with their wallet, a card (the pre-printed `card_number`, or a new
+/// virtual card) and the consents given.
+#[utoipa::path(
+    post, path = "/v1/members", tag = "members", operation_id = "enroll_member",
+    request_body = EnrollBody,
+    responses(
+        (status = 201, description = "Enrolled (or the stored answer of a repeated request)", body = MemberOut,
+            headers(("Location" = String, description = "The new member"))),
+        (status = 409, description = "`duplicate`: the phone, email or external id is taken; `card_unavailable`; `no_program`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_value`", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn enroll(
+    State(state): State<AppState>,
+    auth: Auth<PosWrite>,
+    IdempotencyKey(key): IdempotencyKey,
+    JsonBody(body): JsonBody<EnrollBody>,
+) -> Result<Response, Problem> {
+    let request = EnrollRequest::from(body);
+    let engine = state.engine();
+    mutate::<_, MemberOut>(
+        &state,
+        auth.tenant.id,
+        key.as_deref(),
+        Reply::created(None, member_location),
+        engine.enroll(&auth.tenant, &request, key.as_deref()),
+    )
+    .await
+}
+
+/// The member look-up and list parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MemberQuery {
+    /// Find the member with this phone number (any format the program's country understands).
+    phone: Option<String>,
+    /// Find the member with this email (case-insensitive).
+    email: Option<String>,
+    /// Find the member holding this active card.
+    card: Option<String>,
+    /// Find the member with this external id.
+    external_id: Option<String>,
+    /// From a previous page's `next_cursor`.
+    cursor: Option<String>,
+    /// Page size (capped by the server's maximum).
+    limit: Option<u32>,
+}
+
+/// List or look up members
+///
+/// Without a filter: every member in id order, a page at a time (`read` and `admin` keys).
+/// With exactly one of `phone`, `email`, `card` or `external_id`: the member found, as a page
+/// of zero or one (`pos` keys too).
+#[utoipa::path(
+    get, path = "/v1/members", tag = "members", operation_id = "list_members",
+    params(MemberQuery),
+    responses(
+        (status = 200, description = "A page of members", body = MemberPage),
+        (status = 400, description = "`invalid_parameter` (two filters, a filter with a cursor); `invalid_cursor`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_value`: a phone or email that cannot be normalized", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth<PosRead>,
+    QueryParams(query): QueryParams<MemberQuery>,
+) -> Result<Response, Problem> {
+    let filters = [
+        query.phone.as_deref().map(Lookup::Phone),
+        query.email.as_deref().map(Lookup::Email),
+        query.card.as_deref().map(Lookup::Card),
+        query.external_id.as_deref().map(Lookup::ExternalId),
+    ];
+    let mut filters = filters.into_iter().flatten();
+    let lookup = filters.next();
+    if filters.next().is_some() {
+        return Err(Problem::new(
+            Code::InvalidParameter,
+            "look a member up by one of phone, email, card or external_id at a time",
+        ));
+    }
+    let engine = state.engine();
+    if let Some(lookup) = lookup {
+        if query.cursor.is_some() {
+            return Err(Problem::new(
+                Code::InvalidParameter,
+                "a look-up answers one page; it takes no cursor",
+            )
+            .with_field("cursor"));
+        }
+        let found = engine.find_member(&auth.tenant, lookup).await?;
+        let page = MemberPage {
+            data: found.into_iter().map(MemberOut::from).collect(),
+            next_cursor: None,
+        };
+        return Ok(json_response(StatusCode::OK, &page, false, None));
+    }
+    if !matches!(
+        auth.scope,
+        patron_engine::keys::Scope::Admin | patron_engine::keys::Scope::Read
+    ) {
+        return Err(Problem::new(
+            Code::InsufficientScope,
+            "a pos key looks members up by phone, email, card or external_id; listing them all needs a read or admin key",
+        ));
+    }
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|cursor| decode_cursor(MEMBER_CURSOR, cursor))
+        .transpose()?;
+    let limit = page_size(&state, query.limit);
+    let mut members = engine
+        .list_members(&auth.tenant, after.as_deref(), limit + 1)
+        .await?;
+    let more = i64::try_from(members.len()).unwrap_or(i64::MAX) > limit;
+    members.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_cursor = more
+        .then(|| members.last().map(|m| encode_cursor(MEMBER_CURSOR, &m.id)))
+        .flatten();
+    let page = MemberPage {
+        data: members.into_iter().map(MemberOut::from).collect(),
+        next_cursor,
+    };
+    Ok(json_response(StatusCode::OK, &page, false, None))
+}
+
+/// Get a member
+#[utoipa::path(
+    get, path = "/v1/members/{id}", tag = "members", operation_id = "get_member",
+    params(("id" = String, Path, description = "The member id")),
+    responses(
+        (status = 200, description = "The member", body = MemberOut),
+        (status = 404, description = "`member_not_found`", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth<PosRead>,
+    PathParam(id): PathParam,
+) -> Result<Response, Problem> {
+    let member = state.engine().member(&auth.tenant, &id).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &MemberOut::from(member),
+        false,
+        None,
+    ))
+}
+
+/// Change a member's profile
+///
+/// A field left out stays as it is; `null` clears it. Consents given are appended to the
+/// member's consent history.
+#[utoipa::path(
+    patch, path = "/v1/members/{id}", tag = "members", operation_id = "update_member",
+    params(("id" = String, Path, description = "The member id")),
+    request_body = MemberPatchBody,
+    responses(
+        (status = 200, description = "The updated member", body = MemberOut),
+        (status = 404, description = "`member_not_found`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`duplicate`, `member_exited`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_value`", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    PathParam(id): PathParam,
+    IdempotencyKey(key): IdempotencyKey,
+    JsonBody(body): JsonBody<MemberPatchBody>,
+) -> Result<Response, Problem> {
+    let patch = MemberPatch::from(body);
+    let engine = state.engine();
+    mutate::<_, MemberOut>(
+        &state,
+        auth.tenant.id,
+        key.as_deref(),
+        Reply::ok(None),
+        engine.update_member(&auth.tenant, &id, &patch, key.as_deref()),
+    )
+    .await
+}
+
+/// A member leaves the club
+///
+/// Pending points are voided, holds released, points forfeited or kept as the program says,
+/// personal data erased and cards blocked. The ledger stays under the (now anonymous) id.
+#[utoipa::path(
+    post, path = "/v1/members/{id}/exit", tag = "members", operation_id = "exit_member",
+    params(("id" = String, Path, description = "The member id")),
+    responses(
+        (status = 200, description = "The member left", body = ExitOut),
+        (status = 404, description = "`member_not_found`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`member_exited`: already left", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn exit(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    PathParam(id): PathParam,
+    IdempotencyKey(key): IdempotencyKey,
+) -> Result<Response, Problem> {
+    let engine = state.engine();
+    let actor = auth.actor();
+    mutate::<_, ExitOut>(
+        &state,
+        auth.tenant.id,
+        key.as_deref(),
+        Reply::ok(Some("member_exit")),
+        engine.exit_member(&auth.tenant, &id, &actor, key.as_deref()),
+    )
+    .await
+}
+
+/// A member's balance
+///
+/// Available, pending and held points, debt, the soonest expiries, lifetime earnings, the
+/// tier and the distance to the next one.
+#[utoipa::path(
+    get, path = "/v1/members/{id}/balance", tag = "members", operation_id = "get_balance",
+    params(("id" = String, Path, description = "The member id")),
+    responses(
+        (status = 200, description = "The balance", body = MemberBalanceOut),
+        (status = 404, description = "`member_not_found`", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn balance(
+    State(state): State<AppState>,
+    auth: Auth<PosRead>,
+    PathParam(id): PathParam,
+) -> Result<Response, Problem> {
+    let standing = state.engine().standing(&auth.tenant, &id).await?;
+    let body = MemberBalanceOut::new(id, standing.balance, standing.tier);
+    Ok(json_response(StatusCode::OK, &body, false, None))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// From a previous page's `next_cursor`.
+    cursor: Option<String>,
+    /// Page size (capped by the server's maximum).
+    limit: Option<u32>,
+}
+
+/// A member's ledger
+///
+/// Every entry that moved the member's points, newest first.
+#[utoipa::path(
+    get, path = "/v1/members/{id}/ledger", tag = "members", operation_id = "get_ledger",
+    params(("id" = String, Path, description = "The member id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of ledger entries", body = LedgerPage),
+        (status = 400, description = "`invalid_parameter`, `invalid_cursor`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`member_not_found`", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn ledger(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    PathParam(id): PathParam,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Response, Problem> {
+    let before = query
+        .cursor
+        .as_deref()
+        .map(|cursor| {
+            decode_cursor(LEDGER_CURSOR, cursor)?
+                .parse::<i64>()
+                .map_err(|_| {
+                    Problem::new(Code::InvalidCursor, "malformed cursor").with_field("cursor")
+                })
+        })
+        .transpose()?;
+    let limit = page_size(&state, query.limit);
+    let mut entries = state
+        .engine()
+        .member_ledger(&auth.tenant, &id, before, limit + 1)
+        .await?;
+    let more = i64::try_from(entries.len()).unwrap_or(i64::MAX) > limit;
+    entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_cursor = more
+        .then(|| {
+            entries
+                .last()
+                .map(|entry| encode_cursor(LEDGER_CURSOR, &entry.id.to_string()))
+        })
+        .flatten();
+    let page = LedgerPage {
+        data: entries.into_iter().map(LedgerEntryOut::from).collect(),
+        next_cursor,
+    };
+    Ok(json_response(StatusCode::OK, &page, false, None))
+}

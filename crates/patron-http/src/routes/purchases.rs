@@ -1,0 +1,141 @@
+//! Purchases: post one (anonymous or a member's), read it, refund it, attach it to a member.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use patron_engine::{PurchaseRequest, RefundRequest};
+
+use crate::dto::{
+    AttachBody, PurchaseBody, PurchaseOut, PurchaseReceiptOut, RefundBody, RefundReceiptOut,
+};
+use crate::extract::{Auth, IdempotencyKey, JsonBody, PathParam, PosRead, PosWrite};
+use crate::problem::{Problem, ProblemDocument};
+use crate::routes::{Reply, json_response, mutate};
+use crate::state::AppState;
+
+fn purchase_location(receipt: &PurchaseReceiptOut) -> Option<String> {
+    Some(format!("/v1/purchases/{}", receipt.purchase_id))
+}
+
+/// Post a purchase
+///
+/// Earns points for the member (pending until the return window closes, when the program
+/// has one) and answers how many, until when, and the new balance. A purchase is posted once
+/// per `document_id`: the same document again answers the stored receipt; the same document
+/// with other content is refused.
+#[utoipa::path(
+    post, path = "/v1/purchases", tag = "purchases", operation_id = "post_purchase",
+    request_body = PurchaseBody,
+    responses(
+        (status = 201, description = "Posted (or the stored receipt of this document)", body = PurchaseReceiptOut,
+            headers(("Location" = String, description = "The purchase"))),
+        (status = 404, description = "`member_not_found`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`document_conflict`, `member_exited`, `no_program`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_value`, `wrong_currency`", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn post(
+    State(state): State<AppState>,
+    auth: Auth<PosWrite>,
+    IdempotencyKey(key): IdempotencyKey,
+    JsonBody(body): JsonBody<PurchaseBody>,
+) -> Result<Response, Problem> {
+    let request = PurchaseRequest::from(body);
+    let engine = state.engine();
+    mutate::<_, PurchaseReceiptOut>(
+        &state,
+        auth.tenant.id,
+        key.as_deref(),
+        Reply::created(Some("purchase"), purchase_location),
+        engine.post_purchase(&auth.tenant, &request, key.as_deref()),
+    )
+    .await
+}
+
+/// Get a purchase
+#[utoipa::path(
+    get, path = "/v1/purchases/{id}", tag = "purchases", operation_id = "get_purchase",
+    params(("id" = String, Path, description = "The purchase id")),
+    responses(
+        (status = 200, description = "The purchase with its lines", body = PurchaseOut),
+        (status = 404, description = "`purchase_not_found`", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth<PosRead>,
+    PathParam(id): PathParam,
+) -> Result<Response, Problem> {
+    let purchase = state.engine().purchase(&auth.tenant, &id).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &PurchaseOut::from(purchase),
+        false,
+        None,
+    ))
+}
+
+/// Refund a purchase
+///
+/// Returns lines (or everything that remains) and claws back points in proportion, under
+/// the program's return policy. Applied once per `document_id`.
+#[utoipa::path(
+    post, path = "/v1/purchases/{id}/refunds", tag = "purchases", operation_id = "refund_purchase",
+    params(("id" = String, Path, description = "The purchase id")),
+    request_body = RefundBody,
+    responses(
+        (status = 201, description = "Refunded (or the stored answer of this return document)", body = RefundReceiptOut),
+        (status = 404, description = "`purchase_not_found`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`document_conflict`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`refund_too_large`, `insufficient_points`, `invalid_value`", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn refund(
+    State(state): State<AppState>,
+    auth: Auth<PosWrite>,
+    PathParam(id): PathParam,
+    IdempotencyKey(key): IdempotencyKey,
+    JsonBody(body): JsonBody<RefundBody>,
+) -> Result<Response, Problem> {
+    let request = RefundRequest::from(body);
+    let engine = state.engine();
+    mutate::<_, RefundReceiptOut>(
+        &state,
+        auth.tenant.id,
+        key.as_deref(),
+        Reply::created(Some("refund"), |_| None),
+        engine.refund(&auth.tenant, &id, &request, key.as_deref()),
+    )
+    .await
+}
+
+/// Attach an anonymous purchase to a member
+///
+/// The member earns for it now, as if they had shown their card at the till.
+#[utoipa::path(
+    post, path = "/v1/purchases/{id}/attach", tag = "purchases", operation_id = "attach_purchase",
+    params(("id" = String, Path, description = "The purchase id")),
+    request_body = AttachBody,
+    responses(
+        (status = 200, description = "Attached", body = PurchaseReceiptOut),
+        (status = 404, description = "`purchase_not_found`, `member_not_found`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`already_attached`, `member_exited`", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn attach(
+    State(state): State<AppState>,
+    auth: Auth<PosWrite>,
+    PathParam(id): PathParam,
+    IdempotencyKey(key): IdempotencyKey,
+    JsonBody(body): JsonBody<AttachBody>,
+) -> Result<Response, Problem> {
+    let engine = state.engine();
+    mutate::<_, PurchaseReceiptOut>(
+        &state,
+        auth.tenant.id,
+        key.as_deref(),
+        Reply::ok(Some("attach")),
+        engine.attach_purchase(&auth.tenant, &id, &body.member_id, key.as_deref()),
+    )
+    .await
+}

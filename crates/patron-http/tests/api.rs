@@ -1,0 +1,27 @@
+//! The HTTP API over real sockets, on SQLite and on PostgreSQL (when
+//! `PATRON_TEST_POSTGRES_URL` is set; required in CI). Every response the tests receive is
+//! checked against `/openapi.json`, and every error against RFC 9457 (see `support`).
+//! One test binary for the crate.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "api/support.rs"]
+mod support;
+
+#[path = "api/auth.rs"]
+mod auth;
+#[path = "api/documents.rs"]
+mod documents;
+#[path = "api/errors.rs"]
+mod errors;
+#[path = "api/idempotency.rs"]
+mod idempotency;
+#[path = "api/limits.rs"]
+mod limits;
+#[path = "api/members.rs"]
+mod members;
+#[path = "api/points.rs"]
+mod points;
+#[path = "api/program.rs"]
+mod program;
+#[path = "api/purchases.rs"]
+mod purchases;
