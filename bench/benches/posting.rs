@@ -1,0 +1,243 @@
+//! Purchase posting and member import against a plain INSERT of the same rows, measured in
+//! the same run on the same database with the same durability settings.
+//!
+//! `cargo bench -p patron-bench --bench posting` (PostgreSQL too when
+//! `PATRON_BENCH_POSTGRES_URL` or `PATRON_TEST_POSTGRES_URL` is set). Sizes:
+//! `PATRON_BENCH_PURCHASES` (default 2000), `PATRON_BENCH_MEMBERS` (default 5000).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use patron_bench::{median, rate, time};
+use patron_engine::{
+    Engine, EnrollRequest, ManualClock, ProfileFields, PurchaseLineRequest, PurchaseRequest,
+};
+use patron_store::Backend;
+use patron_store::testing::TestDatabase;
+
+const COFFEE: &str = include_str!("../../examples/programs/coffee-chain.toml");
+const ROUNDS: usize = 3;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn purchase(document_id: String, member_id: &str) -> PurchaseRequest {
+    PurchaseRequest {
+        document_id,
+        member_id: Some(member_id.to_string()),
+        store_id: "store-1".into(),
+        channel: "pos".into(),
+        occurred_at: None,
+        currency: "USD".into(),
+        lines: vec![
+            PurchaseLineRequest {
+                sku: "latte".into(),
+                category: "coffee".into(),
+                quantity: "1".into(),
+                unit_price_minor: 475,
+                discount_minor: 0,
+            },
+            PurchaseLineRequest {
+                sku: "scone".into(),
+                category: "bakery".into(),
+                quantity: "2".into(),
+                unit_price_minor: 325,
+                discount_minor: 50,
+            },
+        ],
+    }
+}
+
+struct Row {
+    backend: &'static str,
+    what: &'static str,
+    baseline: f64,
+    patron: f64,
+}
+
+async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: usize) -> Vec<Row> {
+    let store = db.store.clone();
+    let clock = ManualClock::new(jiff::Timestamp::now());
+    let engine = Engine::new(store.clone(), Arc::new(clock));
+    let (tenant, _, _) = engine
+        .apply_program("bench", COFFEE, "bench")
+        .await
+        .unwrap();
+    // The same columns a purchase row has, with its primary key and unique document index.
+    for ddl in [
+        "CREATE TABLE raw_purchases (tenant_id BIGINT NOT NULL, id TEXT NOT NULL, document_id TEXT NOT NULL, store_id TEXT NOT NULL, \
+         member_id TEXT, occurred_at BIGINT NOT NULL, currency TEXT NOT NULL, total_minor BIGINT NOT NULL, PRIMARY KEY (tenant_id, id))",
+        "CREATE UNIQUE INDEX raw_purchases_document ON raw_purchases (tenant_id, document_id)",
+        "CREATE TABLE raw_members (tenant_id BIGINT NOT NULL, id TEXT NOT NULL, external_id TEXT, name TEXT, phone TEXT, \
+         PRIMARY KEY (tenant_id, id))",
+        "CREATE UNIQUE INDEX raw_members_external ON raw_members (tenant_id, external_id)",
+    ] {
+        sqlx::query(ddl).execute(store.pool()).await.unwrap();
+    }
+    let mut member_ids = Vec::new();
+    for i in 0..50 {
+        let request = EnrollRequest {
+            profile: ProfileFields {
+                external_id: Some(format!("bench-{i}")),
+                ..ProfileFields::default()
+            },
+            channel: "pos".into(),
+            card_number: None,
+            consents: vec![],
+        };
+        member_ids.push(
+            engine
+                .enroll(&tenant, &request, None)
+                .await
+                .unwrap()
+                .value
+                .id,
+        );
+    }
+
+    let (mut raw, mut posted) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        raw.push(
+            time(async {
+                for i in 0..purchases {
+                    sqlx::query(
+                        "INSERT INTO raw_purchases (tenant_id, id, document_id, store_id, member_id, occurred_at, currency, total_minor) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(tenant.id.0)
+                    .bind(format!("raw-{round}-{i}"))
+                    .bind(format!("doc-{round}-{i}"))
+                    .bind("store-1")
+                    .bind(&member_ids[i % member_ids.len()])
+                    .bind(1_700_000_000_000_000i64)
+                    .bind("USD")
+                    .bind(1075i64)
+                    .execute(store.pool())
+                    .await
+                    .unwrap();
+                }
+            })
+            .await,
+        );
+        posted.push(
+            time(async {
+                for i in 0..purchases {
+                    let request =
+                        purchase(format!("p-{round}-{i}"), &member_ids[i % member_ids.len()]);
+                    engine
+                        .post_purchase(&tenant, &request, Some(&format!("k-{round}-{i}")))
+                        .await
+                        .unwrap();
+                }
+            })
+            .await,
+        );
+    }
+
+    let (mut raw_batch, mut import) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        raw_batch.push(
+            time(async {
+                for chunk in (0..members).collect::<Vec<_>>().chunks(patron_engine::import::IMPORT_BATCH_ROWS) {
+                    let mut tx = store.begin_write().await.unwrap();
+                    for i in chunk {
+                        sqlx::query("INSERT INTO raw_members (tenant_id, id, external_id, name, phone) VALUES ($1, $2, $3, $4, $5)")
+                            .bind(tenant.id.0)
+                            .bind(format!("raw-{round}-{i}"))
+                            .bind(format!("ext-{round}-{i}"))
+                            .bind(format!("Member {i}"))
+                            .bind(format!("+1555{round}{i:07}"))
+                            .execute(&mut *tx)
+                            .await
+                            .unwrap();
+                    }
+                    tx.commit().await.unwrap();
+                }
+            })
+            .await,
+        );
+        let mut csv = String::from("external_id,name,phone\n");
+        for i in 0..members {
+            csv.push_str(&format!("imp-{round}-{i},Member {i},+1666{round}{i:07}\n"));
+        }
+        import.push(
+            time(async {
+                let report = engine
+                    .import_members(&tenant, csv.as_bytes(), "bench", &|_| {})
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    report.imported as usize,
+                    members,
+                    "{:?}",
+                    report.rejected.first()
+                );
+            })
+            .await,
+        );
+    }
+    let report = store
+        .verify_ledger(tenant.id, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
+
+    vec![
+        Row {
+            backend: label,
+            what: "purchase, one commit each",
+            baseline: rate(purchases, median(raw)),
+            patron: rate(purchases, median(posted)),
+        },
+        Row {
+            backend: label,
+            what: "member import, 500 per commit",
+            baseline: rate(members, median(raw_batch)),
+            patron: rate(members, median(import)),
+        },
+    ]
+}
+
+async fn postgres() -> Option<TestDatabase> {
+    let url = std::env::var("PATRON_BENCH_POSTGRES_URL")
+        .or_else(|_| std::env::var("PATRON_TEST_POSTGRES_URL"))
+        .ok()?;
+    Some(patron_store::testing::postgres_at(&url).await)
+}
+
+#[tokio::main]
+async fn main() {
+    let purchases = env_usize("PATRON_BENCH_PURCHASES", 2000);
+    let members = env_usize("PATRON_BENCH_MEMBERS", 5000);
+    let mut rows = Vec::new();
+    let sqlite = patron_store::testing::sqlite().await.unwrap();
+    rows.extend(run(&sqlite, "SQLite", purchases, members).await);
+    sqlite.cleanup().await;
+    match postgres().await {
+        Some(pg) => {
+            assert_eq!(pg.backend(), Backend::Postgres);
+            rows.extend(run(&pg, "PostgreSQL", purchases, members).await);
+            pg.cleanup().await;
+        }
+        None => eprintln!(
+            "skipped: PostgreSQL (set PATRON_BENCH_POSTGRES_URL or PATRON_TEST_POSTGRES_URL)"
+        ),
+    }
+    println!("{purchases} purchases, {members} members, median of {ROUNDS} rounds\n");
+    println!("| backend | operation | plain INSERT /s | Patron /s | ratio |");
+    println!("|---|---|---:|---:|---:|");
+    for row in rows {
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.2} |",
+            row.backend,
+            row.what,
+            row.baseline,
+            row.patron,
+            row.patron / row.baseline
+        );
+    }
+}
