@@ -111,7 +111,8 @@ async fn run(db: &TestDatabase, label: &str, rate: u64, seconds: u64) {
     listener.set_nonblocking(true).unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server_engine = engine.clone();
+    // Its own pool too: connections belong to the runtime that opened them.
+    let server_engine = Engine::new(db.reopen().await.unwrap(), Arc::new(SystemClock));
     let server = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -20,10 +20,10 @@ use crate::tenants::TenantId;
 use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
 
 /// Rows per multi-row INSERT: below both backends' parameter limits for the widest table.
-const ROWS_PER_STATEMENT: usize = 200;
+pub(crate) const ROWS_PER_STATEMENT: usize = 200;
 
 /// `($1, $2, ...), (...)` for `rows` rows of `columns` columns.
-fn placeholders(rows: usize, columns: usize) -> String {
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         if row > 0 {

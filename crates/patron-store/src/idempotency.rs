@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::{Acquire, AnyConnection, Row};
 
+use crate::bulk::placeholders;
 use crate::tenants::TenantId;
 use crate::{Rejection, Store, StoreError, time};
 
@@ -80,23 +81,30 @@ where
     T: Serialize + DeserializeOwned,
     F: AsyncFnOnce(&mut AnyConnection) -> Result<T, StoreError>,
 {
-    let mut owned = Vec::with_capacity(claims.len());
-    for claim in claims {
-        let inserted = sqlx::query(
+    // One statement claims every key; the keys it returns are ours.
+    let mut claimed = std::collections::HashSet::with_capacity(claims.len());
+    if !claims.is_empty() {
+        let sql = format!(
             "INSERT INTO idempotency_keys (tenant_id, key, operation, request_hash, response, created_at) \
-             VALUES ($1, $2, $3, $4, '', $5) ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key",
-        )
-        .bind(tenant.0)
-        .bind(&claim.key)
-        .bind(&claim.operation)
-        .bind(&claim.request_hash)
-        .bind(time::to_db(now))
-        .fetch_optional(&mut *tx)
-        .await?;
-        if inserted.is_some() {
-            owned.push(claim);
-            continue;
+             VALUES {} ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key",
+            placeholders(claims.len(), 6)
+        );
+        let mut query = sqlx::query(&sql);
+        for claim in claims {
+            query = query
+                .bind(tenant.0)
+                .bind(&claim.key)
+                .bind(&claim.operation)
+                .bind(&claim.request_hash)
+                .bind("")
+                .bind(time::to_db(now));
         }
+        for row in query.fetch_all(&mut *tx).await? {
+            claimed.insert(row.try_get::<String, _>("key")?);
+        }
+    }
+    let owned: Vec<&Claim> = claims.iter().filter(|c| claimed.contains(&c.key)).collect();
+    for claim in claims.iter().filter(|c| !claimed.contains(&c.key)) {
         let row = sqlx::query("SELECT operation, request_hash, response FROM idempotency_keys WHERE tenant_id = $1 AND key = $2")
             .bind(tenant.0)
             .bind(&claim.key)
@@ -118,9 +126,7 @@ where
             )));
         }
         // Keys this request claimed before finding the replay get the same stored answer.
-        for mine in &owned {
-            store_response(tx, tenant, &mine.key, &response).await?;
-        }
+        store_response(tx, tenant, &owned, &response).await?;
         let stored: Stored<T> = serde_json::from_str(&response)?;
         let outcome = match stored {
             Stored::Ok { value } => Ok(value),
@@ -153,9 +159,7 @@ where
             },
         };
         let response = serde_json::to_string(&stored)?;
-        for claim in &owned {
-            store_response(tx, tenant, &claim.key, &response).await?;
-        }
+        store_response(tx, tenant, &owned, &response).await?;
     }
     Ok(Idempotent {
         outcome,
@@ -163,18 +167,28 @@ where
     })
 }
 
+/// Stores the response under every key this request owns, in one statement.
 async fn store_response(
     tx: &mut AnyConnection,
     tenant: TenantId,
-    key: &str,
+    keys: &[&Claim],
     response: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE tenant_id = $1 AND key = $2")
-        .bind(tenant.0)
-        .bind(key)
-        .bind(response)
-        .execute(&mut *tx)
-        .await?;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let list = (0..keys.len())
+        .map(|i| format!("${}", i + 3))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "UPDATE idempotency_keys SET response = $2 WHERE tenant_id = $1 AND key IN ({list})"
+    );
+    let mut query = sqlx::query(&sql).bind(tenant.0).bind(response);
+    for claim in keys {
+        query = query.bind(&claim.key);
+    }
+    query.execute(&mut *tx).await?;
     Ok(())
 }
 

@@ -316,6 +316,8 @@ pub(crate) struct TotalsDelta {
     pub debits_posted: i64,
     pub credits_pending: i64,
     pub debits_pending: i64,
+    /// Member activity to record in the same statement: (when, new inactivity deadline).
+    pub activity: Option<(Timestamp, Option<Timestamp>)>,
 }
 
 pub(crate) async fn apply_totals(
@@ -323,21 +325,36 @@ pub(crate) async fn apply_totals(
     wallet: &mut Wallet,
     delta: TotalsDelta,
 ) -> Result<(), StoreError> {
+    // One statement whether or not activity is recorded: every round trip counts on the
+    // purchase path.
+    let (last_activity, inactivity) = match delta.activity {
+        Some((at, deadline)) => (Some(time::to_db(at)), deadline.map(time::to_db)),
+        None => (None, None),
+    };
     sqlx::query(
         "UPDATE accounts SET credits_posted = credits_posted + $1, debits_posted = debits_posted + $2, \
-         credits_pending = credits_pending + $3, debits_pending = debits_pending + $4 WHERE id = $5",
+         credits_pending = credits_pending + $3, debits_pending = debits_pending + $4, \
+         last_activity_at = CASE WHEN $6 = 1 THEN $7 ELSE last_activity_at END, \
+         inactivity_expires_at = CASE WHEN $6 = 1 THEN $8 ELSE inactivity_expires_at END WHERE id = $5",
     )
     .bind(delta.credits_posted)
     .bind(delta.debits_posted)
     .bind(delta.credits_pending)
     .bind(delta.debits_pending)
     .bind(wallet.account_id)
+    .bind(i64::from(delta.activity.is_some()))
+    .bind(last_activity)
+    .bind(inactivity)
     .execute(conn(tx))
     .await?;
     wallet.credits_posted += delta.credits_posted;
     wallet.debits_posted += delta.debits_posted;
     wallet.credits_pending += delta.credits_pending;
     wallet.debits_pending += delta.debits_pending;
+    if let Some((at, deadline)) = delta.activity {
+        wallet.last_activity_at = Some(at);
+        wallet.inactivity_expires_at = deadline;
+    }
     debug_assert!(wallet.credits_pending >= 0 && wallet.debits_pending >= 0);
     Ok(())
 }
@@ -464,7 +481,8 @@ pub(crate) async fn open_lots(tx: &mut Conn, wallet: &Wallet) -> Result<Vec<LotV
         .collect()
 }
 
-/// A posted credit into a wallet from a system account, with its lot.
+/// A posted credit into a wallet from a system account, with its lot (and, when given, the
+/// member activity it counts as).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn credit_posted(
     tx: &mut Conn,
@@ -473,6 +491,7 @@ pub(crate) async fn credit_posted(
     from_kind: &str,
     transfer: NewTransfer<'_>,
     expires_at: Option<Timestamp>,
+    activity: Option<(Timestamp, Option<Timestamp>)>,
 ) -> Result<i64, StoreError> {
     let from = system_account(tx, ctx.tenant, from_kind).await?;
     let transfer = NewTransfer {
@@ -488,6 +507,7 @@ pub(crate) async fn credit_posted(
         wallet,
         TotalsDelta {
             credits_posted: transfer.amount,
+            activity,
             ..Default::default()
         },
     )

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::bulk::{ROWS_PER_STATEMENT, placeholders};
 use crate::idempotency::{self, Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, Wallet, code};
 use crate::members::member_in_tx;
@@ -255,6 +256,7 @@ async fn credit_earn(
             Ok(("pending", Some(id)))
         }
         _ => {
+            let activity = (ctx.now, inactivity_deadline(program, ctx.now));
             let id = ledger::credit_posted(
                 c,
                 ctx,
@@ -262,10 +264,9 @@ async fn credit_earn(
                 "issuance",
                 transfer,
                 lot_expiry(program, ctx.now),
+                Some(activity),
             )
             .await?;
-            ledger::touch_activity(c, wallet, ctx.now, inactivity_deadline(program, ctx.now))
-                .await?;
             Ok(("posted", Some(id)))
         }
     }
@@ -555,15 +556,32 @@ pub(crate) async fn activate_in(
     Ok(true)
 }
 
+/// What a purchase earned, stored on its row.
+struct EarnColumns {
+    points: i64,
+    state: &'static str,
+    transfer_id: Option<i64>,
+    pending_until: Option<Timestamp>,
+}
+
+const NO_EARNING: EarnColumns = EarnColumns {
+    points: 0,
+    state: "none",
+    transfer_id: None,
+    pending_until: None,
+};
+
+/// Inserts the purchase with what it earned, and its lines in multi-row statements.
 async fn insert_purchase_rows(
     c: &mut Conn,
     ctx: LedgerCtx,
     purchase: &NewPurchase,
+    earned: &EarnColumns,
 ) -> Result<(), StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO purchases (tenant_id, id, document_id, store_id, channel, member_id, occurred_at, currency, \
-         total_minor, eligible_minor, points, earn_state, request_hash, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 'none', $11, $12)",
+         total_minor, eligible_minor, points, earn_state, earn_transfer_id, pending_until, request_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(ctx.tenant.0)
     .bind(&purchase.id)
@@ -575,6 +593,10 @@ async fn insert_purchase_rows(
     .bind(&purchase.currency)
     .bind(purchase.total_minor)
     .bind(purchase.eligible_minor)
+    .bind(earned.points)
+    .bind(earned.state)
+    .bind(earned.transfer_id)
+    .bind(earned.pending_until.map(time::to_db))
     .bind(&purchase.request_hash)
     .bind(time::to_db(ctx.now))
     .execute(conn(c))
@@ -590,24 +612,29 @@ async fn insert_purchase_rows(
         }
         return Err(error);
     }
-    for line in &purchase.lines {
-        sqlx::query(
+    for chunk in purchase.lines.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
             "INSERT INTO purchase_lines (tenant_id, purchase_id, line_no, sku, category, quantity, unit_price_minor, \
-             discount_minor, total_minor, eligible, refunded_quantity, refunded_minor) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '0', 0)",
-        )
-        .bind(ctx.tenant.0)
-        .bind(&purchase.id)
-        .bind(line.line_no)
-        .bind(&line.sku)
-        .bind(&line.category)
-        .bind(&line.quantity)
-        .bind(line.unit_price_minor)
-        .bind(line.discount_minor)
-        .bind(line.total_minor)
-        .bind(i64::from(line.eligible))
-        .execute(conn(c))
-        .await?;
+             discount_minor, total_minor, eligible, refunded_quantity, refunded_minor) VALUES {}",
+            placeholders(chunk.len(), 12)
+        );
+        let mut query = sqlx::query(&sql);
+        for line in chunk {
+            query = query
+                .bind(ctx.tenant.0)
+                .bind(&purchase.id)
+                .bind(line.line_no)
+                .bind(&line.sku)
+                .bind(&line.category)
+                .bind(&line.quantity)
+                .bind(line.unit_price_minor)
+                .bind(line.discount_minor)
+                .bind(line.total_minor)
+                .bind(i64::from(line.eligible))
+                .bind("0")
+                .bind(0i64);
+        }
+        query.execute(conn(c)).await?;
     }
     Ok(())
 }
@@ -627,7 +654,7 @@ async fn post_purchase_in(
         .into());
     }
     let Some(member_id) = purchase.member_id.as_deref() else {
-        insert_purchase_rows(c, ctx, purchase).await?;
+        insert_purchase_rows(c, ctx, purchase, &NO_EARNING).await?;
         return Ok(PurchaseReceipt {
             purchase_id: purchase.id.clone(),
             document_id: purchase.document_id.clone(),
@@ -662,8 +689,8 @@ async fn post_purchase_in(
         None => 0,
     };
     ledger::expire_due(c, ctx, &mut wallet).await?;
-    insert_purchase_rows(c, ctx, purchase).await?;
     let pending_until = earn.and_then(|plan| plan.pending_until);
+    // Credit first, so the purchase row is written once, with what it earned.
     let (state, transfer_id) = credit_earn(
         c,
         ctx,
@@ -674,18 +701,17 @@ async fn post_purchase_in(
         pending_until,
     )
     .await?;
-    sqlx::query(
-        "UPDATE purchases SET points = $3, earn_state = $4, earn_transfer_id = $5, pending_until = $6 \
-         WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(ctx.tenant.0)
-    .bind(&purchase.id)
-    .bind(points)
-    .bind(state)
-    .bind(transfer_id)
-    .bind(if state == "pending" { pending_until.map(time::to_db) } else { None })
-    .execute(conn(c))
-    .await?;
+    let earned = EarnColumns {
+        points,
+        state,
+        transfer_id,
+        pending_until: if state == "pending" {
+            pending_until
+        } else {
+            None
+        },
+    };
+    insert_purchase_rows(c, ctx, purchase, &earned).await?;
     let tier = update_tier(c, ctx, program, member_id, &member.tier).await?;
     let balance = balance_in(c, ctx, &wallet).await?;
     Ok(PurchaseReceipt {

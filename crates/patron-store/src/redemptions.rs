@@ -491,9 +491,9 @@ impl Store {
                         "adjustment",
                         transfer,
                         expires_at,
+                        Some((now, inactivity(program, now))),
                     )
                     .await?;
-                    ledger::touch_activity(c, &mut wallet, now, inactivity(program, now)).await?;
                     id
                 } else {
                     let to = ledger::system_account(c, tenant, "adjustment").await?;
