@@ -22,13 +22,16 @@ use crate::settings::Settings;
 
 const AFTER_HELP: &str = "\
 Examples:
-  patron demo                                   build a demo club in ./patron-demo
+  patron demo                                   build a demo club in ./patron-demo and serve it
+  patron serve --listen 127.0.0.1:8080          serve the HTTP API
+  patron keys create --tenant acme --scope pos  make an API key (printed once)
   patron program validate club.toml             check a program file, no database needed
   patron program apply club.toml --tenant acme  store it as tenant acme's program
   patron --db postgres://patron@localhost/patron migrate
 
 The database URL comes from --db, else PATRON_DATABASE_URL, else `database_url` in the
---config file (PATRON_CONFIG), else sqlite://patron.db. Exit codes: 0 success, 1 refused
+--config file (PATRON_CONFIG), else sqlite://patron.db. Every setting and environment
+variable: docs/CONFIG.md. Exit codes: 0 success, 1 refused
 input or failure (reasons on stderr), 2 usage error.";
 
 /// Patron: an open-source loyalty-program platform.
@@ -59,8 +62,8 @@ pub struct Cli {
     )]
     pub log_level: String,
 
-    /// Settings file (TOML). Today it holds `database_url`; --db and PATRON_DATABASE_URL win
-    /// over it
+    /// Settings file (TOML): `database_url`, `listen` and the server limits (docs/CONFIG.md);
+    /// flags and PATRON_* variables win over it
     #[arg(
         long,
         value_name = "FILE",
@@ -99,7 +102,13 @@ pub enum Command {
     /// List the clubs (tenants) in the database
     #[command(subcommand)]
     Tenants(commands::tenants::TenantsCommand),
-    /// Build a believable demo club (a year of members, purchases, refunds, redemptions)
+    /// Manage API keys (create, list, revoke)
+    #[command(subcommand)]
+    Keys(commands::keys::KeysCommand),
+    /// Serve the HTTP API (/v1, /docs, /openapi.json, /healthz, /readyz, /metrics)
+    Serve(commands::serve::ServeArgs),
+    /// Build a believable demo club (a year of members, purchases, refunds, redemptions) and
+    /// serve it
     Demo(commands::demo::DemoArgs),
 }
 
@@ -110,7 +119,8 @@ pub fn main() -> ExitCode {
         eprintln!("error: {error:#}");
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
     {
@@ -153,6 +163,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger(command) => commands::ledger::run(&settings, command).await,
         Command::Jobs(command) => commands::jobs::run(&settings, command).await,
         Command::Tenants(command) => commands::tenants::run(&settings, command).await,
-        Command::Demo(args) => commands::demo::run(args).await,
+        Command::Keys(command) => commands::keys::run(&settings, command).await,
+        Command::Serve(args) => commands::serve::run(&settings, args).await,
+        Command::Demo(args) => commands::demo::run(&settings, args).await,
     }
 }

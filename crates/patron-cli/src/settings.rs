@@ -2,15 +2,23 @@
 //! environment variable, the `--config` file (`PATRON_CONFIG`), the built-in default.
 //! (clap already merges the flag with its environment variable.)
 //!
-//! The settings file is TOML. Today it knows one key:
+//! The settings file is TOML (every key and environment variable: `docs/CONFIG.md`):
 //!
 //! ```toml
 //! database_url = "postgres://patron@localhost/patron"
+//! listen = "127.0.0.1:8080"
+//! body_limit_bytes = 1048576
+//! rate_limit_per_key_per_second = 1000
+//! rate_limit_per_ip_per_second = 2000
+//! page_size_max = 100
 //! ```
 //!
 //! Unknown keys are refused with their line and column, so a misspelt key is not silently
-//! ignored.
+//! ignored. The server limits can also come from `PATRON_BODY_LIMIT_BYTES`,
+//! `PATRON_RATE_LIMIT_PER_KEY_PER_SECOND`, `PATRON_RATE_LIMIT_PER_IP_PER_SECOND` and
+//! `PATRON_PAGE_SIZE_MAX`, which win over the file.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
@@ -19,8 +27,26 @@ use toml_edit::Document;
 /// The database used when nothing else names one.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://patron.db";
 
+/// The address `patron serve` and `patron demo` listen on when nothing else names one.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
 /// Keys a settings file may contain.
-const KNOWN_KEYS: &[&str] = &["database_url"];
+const KNOWN_KEYS: &[&str] = &[
+    "database_url",
+    "listen",
+    "body_limit_bytes",
+    "rate_limit_per_key_per_second",
+    "rate_limit_per_ip_per_second",
+    "page_size_max",
+];
+
+/// The server limits a settings file or the environment may set.
+const LIMIT_KEYS: &[&str] = &[
+    "body_limit_bytes",
+    "rate_limit_per_key_per_second",
+    "rate_limit_per_ip_per_second",
+    "page_size_max",
+];
 
 /// Where a setting's value came from (for `--log-level debug` and error messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +61,50 @@ pub enum Source {
 pub struct Settings {
     pub database_url: String,
     pub database_url_source: Source,
+    /// `listen` from the settings file (`--listen` and `PATRON_LISTEN` win over it).
+    pub listen: Option<SocketAddr>,
+    /// The server limits from the file, then overridden by the environment.
+    pub limits: Limits,
+}
+
+/// Server limits that were set; unset ones keep [`patron_http::ServerConfig`]'s defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub body_limit_bytes: Option<usize>,
+    pub rate_limit_per_key_per_second: Option<u32>,
+    pub rate_limit_per_ip_per_second: Option<u32>,
+    pub page_size_max: Option<u32>,
+}
+
+impl Limits {
+    fn set(&mut self, key: &str, value: u64) -> Result<(), String> {
+        let small = || u32::try_from(value).map_err(|_| format!("at most {}", u32::MAX));
+        match key {
+            "body_limit_bytes" => {
+                self.body_limit_bytes =
+                    Some(usize::try_from(value).map_err(|_| "too large".to_string())?);
+            }
+            "rate_limit_per_key_per_second" => self.rate_limit_per_key_per_second = Some(small()?),
+            "rate_limit_per_ip_per_second" => self.rate_limit_per_ip_per_second = Some(small()?),
+            "page_size_max" => {
+                let n = small()?;
+                if n == 0 {
+                    return Err("must be at least 1".into());
+                }
+                self.page_size_max = Some(n);
+            }
+            other => return Err(format!("unknown limit `{other}`")),
+        }
+        Ok(())
+    }
+}
+
+/// What a settings file holds.
+#[derive(Debug, Default)]
+struct FileSettings {
+    database_url: Option<String>,
+    listen: Option<SocketAddr>,
+    limits: Limits,
 }
 
 impl Settings {
@@ -43,11 +113,24 @@ impl Settings {
         database_url: Option<String>,
         config: Option<&Path>,
     ) -> anyhow::Result<Settings> {
-        let file_url = match config {
+        let file = match config {
             Some(path) => read_config(path)?,
-            None => None,
+            None => FileSettings::default(),
         };
-        let (database_url, database_url_source) = match (database_url, file_url) {
+        let mut limits = file.limits;
+        for key in LIMIT_KEYS {
+            let variable = format!("PATRON_{}", key.to_uppercase());
+            let Ok(text) = std::env::var(&variable) else {
+                continue;
+            };
+            let value: u64 = text.trim().parse().map_err(|_| {
+                anyhow::anyhow!("{variable}={text:?} must be a whole number, such as 1000")
+            })?;
+            limits
+                .set(key, value)
+                .map_err(|e| anyhow::anyhow!("{variable}={text:?}: {e}"))?;
+        }
+        let (database_url, database_url_source) = match (database_url, file.database_url) {
             (Some(url), _) => (url, Source::FlagOrEnvironment),
             (None, Some(url)) => (url, Source::ConfigFile),
             (None, None) => (DEFAULT_DATABASE_URL.to_string(), Source::Default),
@@ -55,12 +138,38 @@ impl Settings {
         Ok(Settings {
             database_url,
             database_url_source,
+            listen: file.listen,
+            limits,
         })
+    }
+
+    /// The server configuration: `listen` (from `--listen`/`PATRON_LISTEN`) if given, else the
+    /// file's `listen`, else [`DEFAULT_LISTEN`]; limits from the environment, the file, or
+    /// the defaults.
+    pub fn server_config(&self, listen: Option<SocketAddr>) -> patron_http::ServerConfig {
+        let mut config = patron_http::ServerConfig::default();
+        if let Some(address) = listen.or(self.listen) {
+            config.listen = address;
+        }
+        let limits = &self.limits;
+        if let Some(n) = limits.body_limit_bytes {
+            config.body_limit_bytes = n;
+        }
+        if let Some(n) = limits.rate_limit_per_key_per_second {
+            config.rate_limit_per_key_per_second = n;
+        }
+        if let Some(n) = limits.rate_limit_per_ip_per_second {
+            config.rate_limit_per_ip_per_second = n;
+        }
+        if let Some(n) = limits.page_size_max {
+            config.page_size_max = n;
+        }
+        config
     }
 }
 
-/// Reads `database_url` from a settings file.
-fn read_config(path: &Path) -> anyhow::Result<Option<String>> {
+/// Reads a settings file.
+fn read_config(path: &Path) -> anyhow::Result<FileSettings> {
     let name = path.display();
     let source = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the settings file {name}"))?;
@@ -71,7 +180,7 @@ fn read_config(path: &Path) -> anyhow::Result<Option<String>> {
             e.message().trim()
         )
     })?;
-    let mut database_url = None;
+    let mut settings = FileSettings::default();
     for (key, item) in document.as_table().iter() {
         let position = |offset: Option<usize>| {
             let (line, column) = line_column(&source, offset.unwrap_or(0));
@@ -84,12 +193,32 @@ fn read_config(path: &Path) -> anyhow::Result<Option<String>> {
             .map(|s| s.start);
         match key {
             "database_url" => match item.as_str() {
-                Some(url) => database_url = Some(url.to_string()),
+                Some(url) => settings.database_url = Some(url.to_string()),
                 None => anyhow::bail!(
                     "{}: `database_url` must be a string, such as \"sqlite://patron.db\"",
                     position(item.span().map(|s| s.start).or(key_offset))
                 ),
             },
+            "listen" => match item.as_str().map(|text| text.parse::<SocketAddr>()) {
+                Some(Ok(address)) => settings.listen = Some(address),
+                _ => anyhow::bail!(
+                    "{}: `listen` must be a string holding an address and port, such as \"{DEFAULT_LISTEN}\"",
+                    position(item.span().map(|s| s.start).or(key_offset))
+                ),
+            },
+            limit if LIMIT_KEYS.contains(&limit) => {
+                let at = position(item.span().map(|s| s.start).or(key_offset));
+                let value = item
+                    .as_integer()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{at}: `{limit}` must be a whole number, such as 1000")
+                    })?;
+                settings
+                    .limits
+                    .set(limit, value)
+                    .map_err(|e| anyhow::anyhow!("{at}: `{limit}`: {e}"))?;
+            }
             other => anyhow::bail!(
                 "{}: unknown setting `{other}`; known settings: {}",
                 position(key_offset),
@@ -97,7 +226,7 @@ fn read_config(path: &Path) -> anyhow::Result<Option<String>> {
             ),
         }
     }
-    Ok(database_url)
+    Ok(settings)
 }
 
 /// 1-based line and character column of a byte offset.

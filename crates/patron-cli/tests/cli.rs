@@ -64,6 +64,7 @@ fn patron(dir: &TempDir, args: &[&str]) -> Output {
         .env_remove("PATRON_DATABASE_URL")
         .env_remove("PATRON_CONFIG")
         .env_remove("PATRON_LOG")
+        .env_remove("PATRON_LISTEN")
         .output()
         .unwrap();
     Output {
@@ -118,6 +119,11 @@ fn every_command_has_help() {
         &["tenants"],
         &["tenants", "list"],
         &["demo"],
+        &["serve"],
+        &["keys"],
+        &["keys", "create"],
+        &["keys", "list"],
+        &["keys", "revoke"],
     ];
     for command in commands {
         let mut args = command.to_vec();
@@ -556,6 +562,29 @@ fn the_database_url_comes_from_flag_then_environment_then_config_file() {
         "{}",
         out.stderr
     );
+
+    let server = dir.write(
+        "server.toml",
+        "listen = \"127.0.0.1:9\"\npage_size_max = 20\nbody_limit_bytes = -1\n",
+    );
+    let out = patron(&dir, &["--config", server.to_str().unwrap(), "migrate"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "{}:3:20: `body_limit_bytes` must be",
+            server.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_patron"))
+        .args(["migrate"])
+        .current_dir(&dir.0)
+        .env("PATRON_PAGE_SIZE_MAX", "many")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PATRON_PAGE_SIZE_MAX"));
 }
 
 #[test]
@@ -575,6 +604,7 @@ fn a_small_demo_builds_verifies_and_is_reused() {
             "2",
             "--seed",
             "7",
+            "--no-serve",
         ],
     );
     assert_eq!(out.code, 0, "{out:?}");
@@ -592,8 +622,151 @@ fn a_small_demo_builds_verifies_and_is_reused() {
 
     let out = patron(
         &dir,
-        &["demo", "--dir", demo, "--members", "50", "--months", "2"],
+        &[
+            "demo",
+            "--dir",
+            demo,
+            "--members",
+            "50",
+            "--months",
+            "2",
+            "--no-serve",
+        ],
     );
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("reusing"), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("ptk_"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("/v1/purchases"), "{}", out.stdout);
+    assert!(out.stdout.contains("/openapi.json"), "{}", out.stdout);
+}
+
+/// `patron keys create` prints the key alone on its last line of stdout.
+fn create_key(dir: &TempDir, tenant: &str, scope: &str) -> String {
+    let out = patron_db(
+        dir,
+        &[
+            "keys", "create", "--tenant", tenant, "--scope", scope, "--name", "till 3",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let key = out.stdout.trim_end().lines().last().unwrap().to_string();
+    assert!(key.starts_with("ptk_"), "{out:?}");
+    key
+}
+
+#[test]
+fn keys_are_created_listed_and_revoked() {
+    let dir = TempDir::new("keys");
+    apply_coffee(&dir, "club");
+    let key = create_key(&dir, "club", "pos");
+    let out = patron_db(&dir, &["keys", "list", "--tenant", "club"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("till 3"), "{}", out.stdout);
+    assert!(out.stdout.contains(&key[..12]), "{}", out.stdout);
+    assert!(!out.stdout.contains(&key), "the secret is shown only once");
+    let row = out.stdout.lines().nth(1).unwrap();
+    let id = row.split_whitespace().next().unwrap().to_string();
+    assert!(
+        row.contains("pos") && row.trim_end().ends_with('-'),
+        "{row}"
+    );
+
+    let out = patron_db(&dir, &["keys", "revoke", "--tenant", "club", &id]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = patron_db(&dir, &["keys", "list", "--tenant", "club"]);
+    assert!(
+        !out.stdout.lines().nth(1).unwrap().trim_end().ends_with('-'),
+        "{}",
+        out.stdout
+    );
+    let out = patron_db(&dir, &["keys", "revoke", "--tenant", "club", &id]);
+    assert_eq!(out.code, 1, "revoking twice: {out:?}");
+
+    let out = patron_db(
+        &dir,
+        &["keys", "create", "--tenant", "club", "--scope", "root"],
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("admin"), "{}", out.stderr);
+    let out = patron_db(
+        &dir,
+        &["keys", "create", "--tenant", "nobody", "--scope", "read"],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+}
+
+/// Sends one HTTP/1.1 GET and returns the status code, or None if the server is not up.
+fn http_get(port: u16, path: &str, key: Option<&str>) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Kills the server when the test ends, even if it fails.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_answers_health_and_authenticated_requests() {
+    let dir = TempDir::new("serve");
+    apply_coffee(&dir, "club");
+    let key = create_key(&dir, "club", "read");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_patron"))
+            .args(["--db", &dir.db(), "serve", "--listen", &listen])
+            .current_dir(&dir.0)
+            .env_remove("PATRON_CONFIG")
+            .env_remove("PATRON_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let health = loop {
+        if let Some(status) = http_get(port, "/healthz", None) {
+            break status;
+        }
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!("patron serve exited early: {status}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "patron serve did not answer within 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(health, 200);
+    assert_eq!(http_get(port, "/v1/members", Some(&key)), Some(200));
+    assert_eq!(http_get(port, "/v1/members", None), Some(401));
 }

@@ -104,12 +104,17 @@ where
         }
     }
     let owned: Vec<&Claim> = claims.iter().filter(|c| claimed.contains(&c.key)).collect();
+    // Every key already taken must have been taken by this same request; the first one's
+    // stored answer is replayed.
+    let mut replay: Option<String> = None;
     for claim in claims.iter().filter(|c| !claimed.contains(&c.key)) {
-        let row = sqlx::query("SELECT operation, request_hash, response FROM idempotency_keys WHERE tenant_id = $1 AND key = $2")
-            .bind(tenant.0)
-            .bind(&claim.key)
-            .fetch_one(&mut *tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT operation, request_hash, response FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+        )
+        .bind(tenant.0)
+        .bind(&claim.key)
+        .fetch_one(&mut *tx)
+        .await?;
         let operation: String = row.try_get("operation")?;
         let request_hash: String = row.try_get("request_hash")?;
         let response: String = row.try_get("response")?;
@@ -125,6 +130,9 @@ where
                 claim.key
             )));
         }
+        replay.get_or_insert(response);
+    }
+    if let Some(response) = replay {
         // Keys this request claimed before finding the replay get the same stored answer.
         store_response(tx, tenant, &owned, &response).await?;
         let stored: Stored<T> = serde_json::from_str(&response)?;

@@ -484,7 +484,7 @@ impl Store {
                 .note(Some(reason));
                 let transfer_id = if points > 0 {
                     let expires_at = expiry::lot_expires_at(&program.expiry, now, &program.tz());
-                    let id = ledger::credit_posted(
+                    ledger::credit_posted(
                         c,
                         ctx,
                         &mut wallet,
@@ -493,8 +493,7 @@ impl Store {
                         expires_at,
                         Some((now, inactivity(program, now))),
                     )
-                    .await?;
-                    id
+                    .await?
                 } else {
                     let to = ledger::system_account(c, tenant, "adjustment").await?;
                     ledger::debit(c, ctx, &mut wallet, to, transfer, false)

@@ -11,6 +11,7 @@
 //! comes from one seeded RNG, so a seed gives the same club (ids aside).
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use patron_domain::program::parse_program;
+use patron_engine::keys::Scope;
 use patron_engine::{
     Clock, ConsentRequest, Engine, EngineError, EnrollRequest, ManualClock, ProfileFields,
     PurchaseLineRequest, PurchaseRequest, RedeemRequest, RefundLineRequest, RefundRequest,
@@ -32,6 +34,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::commands::ledger::verify_and_print;
+use crate::commands::serve::{bind, serve_until_signal};
+use crate::settings::{DEFAULT_LISTEN, Settings};
 use crate::store::{connect_and_migrate, connect_and_migrate_with, thousands};
 
 /// The demo club's program, embedded so the binary runs from anywhere.
@@ -48,15 +52,19 @@ Creates DIR (default ./patron-demo) with a SQLite database, applies
 examples/programs/coffee-chain.toml as tenant `demo`, and simulates the club's last
 months: enrollments, purchases (busier weekends and December), anonymous purchases,
 refunds, redemptions and members going dormant, with the nightly jobs. It ends with
-`ledger verify` and a few commands to try. --db is not used: the demo has its own
-database.
+`ledger verify`, creates an admin API key for tenant `demo` (a new one each run), and
+serves the API on --listen (default 127.0.0.1:8080) until Ctrl-C, printing the URL, the
+key and curl commands to try. --no-serve stops after printing them. --db is not used: the
+demo has its own database.
 
 Running it again reuses the folder and skips the simulation; --fresh rebuilds it (only
 the demo's own files in DIR are deleted).
 
 Examples:
   cargo run --release -- demo
-  patron demo --dir /tmp/club --members 500 --months 6 --seed 7 --fresh";
+  patron demo --dir /tmp/club --members 500 --months 6 --seed 7 --fresh
+  patron demo --listen 127.0.0.1:9000
+  patron demo --no-serve";
 
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
@@ -77,9 +85,15 @@ pub struct DemoArgs {
     /// Seed of the random generator: the same seed builds the same club
     #[arg(long, value_name = "S", default_value_t = 42)]
     pub seed: u64,
+    /// Address and port the API listens on
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Build (or reuse) the club and make an API key, but do not start the server
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let dir = args.dir.clone();
     std::fs::create_dir_all(&dir)
@@ -126,11 +140,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .await?
             .is_clean();
         print_next_steps(&database);
-        return Ok(if clean {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        });
+        return serve_demo(settings, &args, engine, &tenant, clean).await;
     }
     if exists && args.fresh {
         eprintln!("--fresh: deleting the demo database in {}", dir.display());
@@ -254,11 +264,77 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     )
     .with_context(|| format!("cannot write {}", marker.display()))?;
     print_next_steps(&database);
-    Ok(if clean {
+    let (store, _) = connect_and_migrate(&url).await?;
+    let engine = Engine::new(store, Arc::new(patron_engine::SystemClock));
+    serve_demo(settings, &args, engine, &tenant, clean).await
+}
+
+/// Makes an admin API key, prints how to use it, and serves the API until Ctrl-C (unless
+/// `--no-serve`).
+async fn serve_demo(
+    settings: &Settings,
+    args: &DemoArgs,
+    engine: Engine,
+    tenant: &Tenant,
+    clean: bool,
+) -> anyhow::Result<ExitCode> {
+    let code = if clean {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    };
+    let (key, secret) = engine
+        .create_api_key(tenant, Scope::Admin, "demo admin key", ACTOR)
+        .await?;
+    tracing::info!(key = key.id, "created the demo's admin API key");
+    let member = engine
+        .store()
+        .list_members(tenant.id, None, 1)
+        .await?
+        .into_iter()
+        .next()
+        .map_or_else(|| "MEMBER_ID".to_string(), |m| m.id);
+    let config = settings.server_config(Some(args.listen));
+    let listener = if args.no_serve {
+        None
+    } else {
+        Some(bind(config.listen).await?)
+    };
+    let address = match &listener {
+        Some(listener) => listener.local_addr()?,
+        None => config.listen,
+    };
+    let url = format!("http://{address}");
+    let document = format!("demo-{}", Timestamp::now().as_millisecond());
+    println!();
+    match &listener {
+        Some(_) => println!("The API is serving at {url} (Ctrl-C stops it)"),
+        None => println!(
+            "--no-serve: the API is not running; start it with: patron --db sqlite://{} serve --listen {address}",
+            args.dir.join(DATABASE_FILE).display()
+        ),
+    }
+    println!("  API reference: {url}/docs");
+    println!("  OpenAPI:       {url}/openapi.json");
+    println!();
+    println!("Try (this admin key of tenant {TENANT} is shown only now):");
+    println!("  curl -H \"Authorization: Bearer {secret}\" \"{url}/v1/members?limit=5\"");
+    println!("  curl -H \"Authorization: Bearer {secret}\" {url}/v1/members/{member}/balance");
+    println!(
+        "  curl -X POST -H \"Authorization: Bearer {secret}\" -H \"Content-Type: application/json\" -H \"Idempotency-Key: {document}\" {url}/v1/purchases -d '{{\"document_id\":\"{document}\",\"member_id\":\"{member}\",\"store_id\":\"{store}\",\"channel\":\"pos\",\"currency\":\"USD\",\"lines\":[{{\"sku\":\"LATTE-16\",\"category\":\"coffee\",\"quantity\":\"1\",\"unit_price_minor\":545}}]}}'",
+        store = STORES[0]
+    );
+    println!();
+    println!("API key:");
+    println!("{secret}");
+    let Some(listener) = listener else {
+        engine.store().close().await;
+        return Ok(code);
+    };
+    tracing::info!(%address, "listening");
+    eprintln!("listening on {url}");
+    serve_until_signal(listener, engine, config).await?;
+    Ok(code)
 }
 
 /// Deletes the demo's own files (the database, its WAL files and the marker), nothing else.

@@ -4,10 +4,12 @@
 pub mod cards;
 pub mod demo;
 pub mod jobs;
+pub mod keys;
 pub mod ledger;
 pub mod members;
 pub mod migrate;
 pub mod program;
+pub mod serve;
 pub mod tenants;
 
 use std::path::Path;
