@@ -14,7 +14,11 @@ const PERSIAN: &str = include_str!("../../examples/programs/persian-retail.toml"
 fn benches(c: &mut Criterion) {
     // Baseline for the next one: the TOML parse alone, without Patron's validation.
     c.bench_function("toml_edit parse persian-retail (baseline)", |b| {
-        b.iter(|| black_box(PERSIAN).parse::<toml_edit::DocumentMut>().unwrap())
+        b.iter(|| {
+            black_box(PERSIAN)
+                .parse::<toml_edit::DocumentMut>()
+                .unwrap()
+        })
     });
     c.bench_function("parse_program persian-retail", |b| {
         b.iter(|| parse_program(black_box(PERSIAN)).unwrap())
