@@ -747,6 +747,42 @@ pub enum Resolution {
     AlreadyResolved,
 }
 
+/// Appends the row that resolves a pending transfer: a post of `amount` (already clamped to
+/// what was held), or a void of the whole hold when `amount` is 0. The unique index on
+/// `pending_id` makes a second resolution fail.
+async fn insert_resolution(
+    tx: &mut Conn,
+    ctx: LedgerCtx,
+    wallet: &Wallet,
+    pending: &PendingTransfer,
+    amount: i64,
+) -> Result<(i64, Resolution), StoreError> {
+    let (kind, resolution, suffix, row_amount) = if amount > 0 {
+        (kind::POST_PENDING, Resolution::Posted, "post", amount)
+    } else {
+        (
+            kind::VOID_PENDING,
+            Resolution::Voided,
+            "void",
+            pending.amount,
+        )
+    };
+    let transfer = NewTransfer {
+        kind,
+        pending_id: Some(pending.id),
+        ..NewTransfer::posted(
+            format!("{}:{suffix}", pending.key),
+            pending.debit,
+            pending.credit,
+            row_amount,
+            &pending.code,
+        )
+        .member(&wallet.member_id)
+    };
+    let id = insert_transfer(tx, ctx, &transfer).await?;
+    Ok((id, resolution))
+}
+
 /// Posts `amount` (≤ held) of a pending credit into `wallet`, creating its lot, or voids it
 /// when `amount` is 0.
 pub(crate) async fn resolve_pending_credit(
@@ -761,34 +797,8 @@ pub(crate) async fn resolve_pending_credit(
         return Ok(Resolution::AlreadyResolved);
     }
     let amount = amount.clamp(0, pending.amount);
-    let (kind, resolution, key) = if amount > 0 {
-        (
-            kind::POST_PENDING,
-            Resolution::Posted,
-            format!("{}:post", pending.key),
-        )
-    } else {
-        (
-            kind::VOID_PENDING,
-            Resolution::Voided,
-            format!("{}:void", pending.key),
-        )
-    };
-    let row_amount = if amount > 0 { amount } else { pending.amount };
     let debt_before = wallet.debt();
-    let transfer = NewTransfer {
-        kind,
-        pending_id: Some(pending.id),
-        ..NewTransfer::posted(
-            key,
-            pending.debit,
-            pending.credit,
-            row_amount,
-            &pending.code,
-        )
-        .member(&wallet.member_id)
-    };
-    let id = insert_transfer(tx, ctx, &transfer).await?;
+    let (id, resolution) = insert_resolution(tx, ctx, wallet, pending, amount).await?;
     apply_totals(
         tx,
         wallet,
@@ -816,33 +826,7 @@ pub(crate) async fn resolve_pending_debit(
         return Ok(Resolution::AlreadyResolved);
     }
     let amount = amount.clamp(0, pending.amount);
-    let (kind, resolution, key) = if amount > 0 {
-        (
-            kind::POST_PENDING,
-            Resolution::Posted,
-            format!("{}:post", pending.key),
-        )
-    } else {
-        (
-            kind::VOID_PENDING,
-            Resolution::Voided,
-            format!("{}:void", pending.key),
-        )
-    };
-    let row_amount = if amount > 0 { amount } else { pending.amount };
-    let transfer = NewTransfer {
-        kind,
-        pending_id: Some(pending.id),
-        ..NewTransfer::posted(
-            key,
-            pending.debit,
-            pending.credit,
-            row_amount,
-            &pending.code,
-        )
-        .member(&wallet.member_id)
-    };
-    let id = insert_transfer(tx, ctx, &transfer).await?;
+    let (id, resolution) = insert_resolution(tx, ctx, wallet, pending, amount).await?;
     let debt_before = wallet.debt();
     restore_lots(
         tx,
