@@ -31,11 +31,15 @@ pub mod testing;
 pub mod time;
 pub mod verify;
 
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool, Connection, Executor, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{AnyConnection, AnyPool, Connection, Database, Executor, TransactionManager};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use error::{Rejection, StoreError};
 
@@ -85,10 +89,84 @@ impl Default for StoreOptions {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite (file databases): the one connection this process writes through. SQLite admits
+    /// one writer at a time anyway; queueing writers here, in order, instead of letting pool
+    /// connections race for the file lock keeps them out of SQLite's busy handler (which
+    /// sleeps in steps of up to 100 ms) and saves a pool checkout per unit of work.
+    writer: Option<Arc<Mutex<AnyConnection>>>,
 }
 
-/// A write transaction.
-pub type Tx = Transaction<'static, sqlx::Any>;
+/// A write transaction: a connection with `BEGIN` (`BEGIN IMMEDIATE` on SQLite) sent. It
+/// dereferences to the connection, so queries run on `&mut *tx`. Dropped without
+/// [`Tx::commit`], it rolls back (the rollback is queued on the connection and runs before
+/// the connection's next statement), so a cancelled request leaves nothing behind.
+pub struct Tx {
+    conn: TxConn,
+    open: bool,
+}
+
+enum TxConn {
+    Writer(OwnedMutexGuard<AnyConnection>),
+    Pooled(PoolConnection<sqlx::Any>),
+}
+
+type AnyTm = <sqlx::Any as Database>::TransactionManager;
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx").field("open", &self.open).finish()
+    }
+}
+
+impl Deref for Tx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        match &self.conn {
+            TxConn::Writer(guard) => guard,
+            TxConn::Pooled(conn) => conn,
+        }
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match &mut self.conn {
+            TxConn::Writer(guard) => &mut *guard,
+            TxConn::Pooled(conn) => &mut *conn,
+        }
+    }
+}
+
+impl Tx {
+    async fn begin(conn: TxConn, statement: &'static str) -> Result<Tx, sqlx::Error> {
+        let mut tx = Tx { conn, open: false };
+        AnyTm::begin(&mut tx, Some(statement.into())).await?;
+        tx.open = true;
+        Ok(tx)
+    }
+
+    /// Commits the transaction.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        AnyTm::commit(&mut self).await?;
+        self.open = false;
+        Ok(())
+    }
+
+    /// Rolls the transaction back.
+    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        AnyTm::rollback(&mut self).await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if self.open {
+            AnyTm::start_rollback(self);
+        }
+    }
+}
 
 impl Store {
     /// Opens a store from a database URL: `sqlite://path`, `sqlite::memory:`, a bare file path
@@ -126,33 +204,29 @@ impl Store {
             // on the ping.
             .test_before_acquire(false)
             .acquire_timeout(options.acquire_timeout)
-            .after_connect(move |conn, _meta| {
+            .after_connect({
                 let schema = schema.clone();
-                Box::pin(async move {
-                    match backend {
-                        Backend::Sqlite => {
-                            // WAL for concurrent readers; FULL so a committed ledger
-                            // transaction survives power loss (LEDGER.md); a busy timeout so
-                            // a second process waits for the writer instead of failing.
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                            )
-                            .await?;
-                        }
-                        Backend::Postgres => {
-                            if let Some(schema) = schema {
-                                conn.execute(format!("SET search_path TO {schema}").as_str())
-                                    .await?;
-                            }
-                        }
-                    }
-                    Ok(())
-                })
+                move |conn, _meta| {
+                    let schema = schema.clone();
+                    Box::pin(
+                        async move { prepare_connection(conn, backend, schema.as_deref()).await },
+                    )
+                }
             })
-            .connect_with(connect_options)
+            .connect_with(connect_options.clone())
             .await?;
-        Ok(Store { pool, backend })
+        let writer = if backend == Backend::Sqlite && max_connections > 1 {
+            let mut conn = AnyConnection::connect_with(&connect_options).await?;
+            prepare_connection(&mut conn, backend, None).await?;
+            Some(Arc::new(Mutex::new(conn)))
+        } else {
+            None
+        };
+        Ok(Store {
+            pool,
+            backend,
+            writer,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -177,17 +251,65 @@ impl Store {
     /// a read-then-write unit of work cannot deadlock on the upgrade), a plain `BEGIN` on
     /// PostgreSQL (row locks are taken with `FOR UPDATE`).
     pub async fn begin_write(&self) -> Result<Tx, StoreError> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+        let tx = match (&self.writer, self.backend) {
+            (Some(writer), _) => {
+                Tx::begin(
+                    TxConn::Writer(writer.clone().lock_owned().await),
+                    "BEGIN IMMEDIATE",
+                )
+                .await?
+            }
+            (None, Backend::Sqlite) => {
+                Tx::begin(
+                    TxConn::Pooled(self.pool.acquire().await?),
+                    "BEGIN IMMEDIATE",
+                )
+                .await?
+            }
+            (None, Backend::Postgres) => {
+                Tx::begin(TxConn::Pooled(self.pool.acquire().await?), "BEGIN").await?
+            }
         };
         Ok(tx)
     }
 
-    /// Closes the pool, waiting for connections in use to be returned.
+    /// Closes the pool, waiting for connections in use to be returned, and the writer.
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            let mut conn = writer.lock().await;
+            // Closing the file handle cleanly lets SQLite checkpoint the WAL; a failure here
+            // loses nothing (the WAL is replayed on the next open).
+            let _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await;
+        }
         self.pool.close().await;
     }
+}
+
+/// Session settings every connection gets when it opens.
+async fn prepare_connection(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    schema: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    match backend {
+        Backend::Sqlite => {
+            // WAL for concurrent readers; FULL so a committed ledger transaction survives
+            // power loss (LEDGER.md); a busy timeout so a second process waits for the writer
+            // instead of failing.
+            conn.execute(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+            )
+            .await?;
+        }
+        Backend::Postgres => {
+            if let Some(schema) = schema {
+                conn.execute(format!("SET search_path TO {schema}").as_str())
+                    .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs a unit of work in a write transaction, retrying the whole unit when the database

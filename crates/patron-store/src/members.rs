@@ -129,6 +129,58 @@ pub(crate) fn member_from_row(row: &AnyRow) -> Result<Member, StoreError> {
     })
 }
 
+/// Locks one member's wallet and reads the member: the lock and the read every unit of work
+/// on a member's points starts with. The member is read under the wallet lock, so a tier or
+/// an exit read here is the one this unit of work commits under.
+///
+/// On SQLite the write transaction already excludes every other writer, so both come in one
+/// statement. On PostgreSQL they must be two: under read committed, a statement that waited
+/// for the row lock re-reads only the locked row, and a member joined into it would be the
+/// version from before the wait (a purchase queued behind an upgrade would earn at the old
+/// tier). The member query after the lock gets a fresh snapshot.
+pub(crate) async fn lock_wallet_with_member(
+    tx: &mut Conn,
+    ctx: crate::ledger::LedgerCtx,
+    member_id: &str,
+) -> Result<(crate::ledger::Wallet, Member), StoreError> {
+    if ctx.backend == crate::Backend::Postgres {
+        let wallet = crate::ledger::lock_wallets(tx, ctx, &[member_id])
+            .await?
+            .remove(0);
+        let member = member_in_tx(tx, ctx.tenant, member_id).await?;
+        return Ok((wallet, member));
+    }
+    let sql = format!(
+        "SELECT {MEMBER_COLUMNS}, a.id AS account_id, a.credits_posted, a.debits_posted, \
+         a.credits_pending, a.debits_pending, a.last_activity_at, a.inactivity_expires_at \
+         FROM accounts a JOIN members m ON m.tenant_id = a.tenant_id AND m.id = a.member_id \
+         WHERE a.tenant_id = $1 AND a.member_id = $2"
+    );
+    let row = sqlx::query(&sql)
+        .bind(ctx.tenant.0)
+        .bind(member_id)
+        .fetch_optional(conn(tx))
+        .await?;
+    let Some(row) = row else {
+        return Err(Rejection::MemberNotFound {
+            member_id: member_id.to_string(),
+        }
+        .into());
+    };
+    let member = member_from_row(&row)?;
+    let wallet = crate::ledger::Wallet {
+        account_id: row.try_get("account_id")?,
+        member_id: member.id.clone(),
+        credits_posted: row.try_get("credits_posted")?,
+        debits_posted: row.try_get("debits_posted")?,
+        credits_pending: row.try_get("credits_pending")?,
+        debits_pending: row.try_get("debits_pending")?,
+        last_activity_at: time::opt_from_db(row.try_get("last_activity_at")?)?,
+        inactivity_expires_at: time::opt_from_db(row.try_get("inactivity_expires_at")?)?,
+    };
+    Ok((wallet, member))
+}
+
 pub(crate) async fn member_in_tx(
     tx: &mut Conn,
     tenant: TenantId,

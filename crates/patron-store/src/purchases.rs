@@ -18,7 +18,7 @@ use sqlx::any::AnyRow;
 use crate::bulk::{ROWS_PER_STATEMENT, placeholders};
 use crate::idempotency::{self, Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, Wallet, code};
-use crate::members::member_in_tx;
+use crate::members::lock_wallet_with_member;
 use crate::redemptions::{Balance, balance_in};
 use crate::tenants::TenantId;
 use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
@@ -670,8 +670,7 @@ async fn post_purchase_in(
     // this lock, so the tier read below is the one this purchase commits under. Read before
     // the lock, a PostgreSQL transaction queued behind another purchase kept the tier it
     // saw before waiting, and earned at that rate after the other one had upgraded it.
-    let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
-    let member = member_in_tx(c, ctx.tenant, member_id).await?;
+    let (mut wallet, member) = lock_wallet_with_member(c, ctx, member_id).await?;
     if !member.is_active() {
         return Err(Rejection::MemberExited {
             member_id: member_id.to_string(),
@@ -959,8 +958,7 @@ async fn attach_in(
         .into());
     }
     // The wallet lock first, then the member (see `post_purchase_in`).
-    let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
-    let member = member_in_tx(c, ctx.tenant, member_id).await?;
+    let (mut wallet, member) = lock_wallet_with_member(c, ctx, member_id).await?;
     if !member.is_active() {
         return Err(Rejection::MemberExited {
             member_id: member_id.to_string(),

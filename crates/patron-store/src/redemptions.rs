@@ -13,7 +13,7 @@ use crate::idempotency::{self, Claim, Idempotent};
 use crate::ledger::{
     self, LedgerCtx, NewTransfer, TRANSFER_COLUMNS, TransferRecord, Wallet, code, kind,
 };
-use crate::members::member_in_tx;
+use crate::members::{lock_wallet_with_member, member_in_tx};
 use crate::programs::audit;
 use crate::tenants::TenantId;
 use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
@@ -156,8 +156,7 @@ async fn active_wallet(
 ) -> Result<Wallet, StoreError> {
     // The lock first: leaving the club holds it, so a member read under it cannot be one
     // who left while this unit of work waited (PostgreSQL, read committed).
-    let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
-    let member = member_in_tx(c, ctx.tenant, member_id).await?;
+    let (mut wallet, member) = lock_wallet_with_member(c, ctx, member_id).await?;
     if !member.is_active() {
         return Err(Rejection::MemberExited {
             member_id: member_id.to_string(),
