@@ -1,7 +1,8 @@
 //! Patron's pure domain core.
 //!
 //! Everything here is deterministic arithmetic and validation over values: points, lots,
-//! clawback, expiry instants, tier qualification, the program model and its validation.
+//! clawback, expiry instants, tier qualification, the program model and its validation, earning
+//! rules (CEL conditions compiled once, evaluated purely) and coupon codes.
 //! Architecture invariant: this crate performs no I/O, spawns no tasks, knows no SQL and no
 //! HTTP. Time is always passed in (`jiff::Timestamp`), never read from a clock. Parsing a
 //! program from TOML text is allowed (it is a pure function of a string).
@@ -9,11 +10,13 @@
 pub mod card;
 pub mod clawback;
 pub mod contact;
+pub mod coupon;
 pub mod earning;
 pub mod expiry;
 pub mod lots;
 pub mod program;
 pub mod purchase;
+pub mod rules;
 pub mod tier;
 
 pub use jiff;

@@ -19,7 +19,10 @@ mod tests;
 use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 
+use crate::rules::EarningRule;
+
 pub use diagnostic::Diagnostic;
+pub(crate) use diagnostic::closest;
 pub use parse::parse_program;
 
 /// A language Patron speaks to members and staff.
@@ -286,6 +289,9 @@ pub struct Program {
     /// What one point costs the club, in major currency units (for liability reporting).
     pub cost_per_point: Decimal,
     pub cards: Cards,
+    /// Earning rules (`[[rules]]`), compiled, in evaluation order: priority (highest first),
+    /// then id. Empty when the file has none: purchases then earn the base rate only.
+    pub rules: Vec<EarningRule>,
 }
 
 impl Program {

@@ -7,6 +7,7 @@
 //! problem and keeps going, so later sections are still checked. Keep `docs/PROGRAM.md` in step
 //! with the keys, defaults and limits here.
 
+mod rules;
 mod values;
 
 use jiff::tz::TimeZone;
@@ -230,6 +231,7 @@ impl<'s> Parser<'s> {
             root,
             &[
                 "club", "earning", "pending", "expiry", "returns", "exit", "tiers", "cards",
+                "rules",
             ],
         );
 
@@ -286,6 +288,20 @@ impl<'s> Parser<'s> {
             }),
         };
 
+        let rules = match root.entry("rules") {
+            Some(entry) => self.rules(
+                &entry,
+                &rules::RuleContext {
+                    currency,
+                    default_locale: club.default_locale,
+                    time_zone: club.time_zone.as_deref(),
+                    tiers: tiers.as_ref(),
+                    rounding: earning.as_ref().map(|earning| earning.rounding),
+                },
+            ),
+            None => Some(Vec::new()),
+        };
+
         Some(Program {
             names: club.names?,
             default_locale: club.default_locale?,
@@ -301,6 +317,7 @@ impl<'s> Parser<'s> {
             tiers: tiers?,
             cost_per_point: club.cost_per_point?,
             cards: cards?,
+            rules: rules?,
         })
     }
 

@@ -1,0 +1,885 @@
+//! Reading `[[rules]]`: earning rules with CEL conditions and amounts.
+//!
+//! Every rule is checked like the rest of the file (unknown and misplaced keys, types, ranges,
+//! unknown tier codes, duplicate ids), and every expression is compiled here, once: a CEL
+//! problem is reported at its line and column *inside the expression*, mapped back through the
+//! TOML string's quotes and escapes to the position in the file.
+
+use jiff::civil::{DateTime, Weekday};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+use rust_decimal::Decimal;
+use toml_edit::{Item, Value};
+
+use super::values::describe_value;
+use super::{EXCLUDED_ITEMS_MAX, Entry, Parser, ROUNDINGS, Section};
+use crate::program::diagnostic::{closest, line_column};
+use crate::program::{Currency, Locale, Rounding, Tiers};
+use crate::rules::expr::{CompiledExpr, Purpose};
+use crate::rules::{
+    Amount, EarningRule, LimitPer, LineFilter, RuleKind, RuleLimit, TriggerKind, variables_for,
+};
+
+/// At most this many rules in a program: each one costs every purchase a little.
+pub(super) const RULES_MAX: usize = 200;
+const RULE_ID_CHARS_MAX: usize = 64;
+const PRIORITY_MAX: i64 = 1_000_000;
+const LIMIT_COUNT_MAX: i64 = 1_000_000;
+const FILTER_ITEMS_MAX: usize = 1_000;
+const POINTS_MAX: i64 = 1_000_000_000;
+
+const COMMON_KEYS: &[&str] = &[
+    "id", "name", "kind", "when", "priority", "stop", "from", "until", "channels", "stores",
+    "tiers", "limit", "rounding",
+];
+const KIND_KEYS: &[&str] = &[
+    "points_per_unit",
+    "minimum_purchase",
+    "skus",
+    "categories",
+    "multiplier",
+    "points",
+    "amount",
+    "event",
+    "referrer_points",
+    "newcomer_points",
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Spend,
+    Multiplier,
+    Product,
+    Event,
+    Birthday,
+    Anniversary,
+    Join,
+    Referral,
+}
+
+const KINDS: &[(&str, Kind)] = &[
+    ("spend", Kind::Spend),
+    ("multiplier", Kind::Multiplier),
+    ("product", Kind::Product),
+    ("event", Kind::Event),
+    ("birthday", Kind::Birthday),
+    ("anniversary", Kind::Anniversary),
+    ("join", Kind::Join),
+    ("referral", Kind::Referral),
+];
+
+impl Kind {
+    fn word(self) -> &'static str {
+        KINDS
+            .iter()
+            .find(|(_, kind)| *kind == self)
+            .map_or("", |(word, _)| word)
+    }
+
+    /// The kind-specific keys this kind takes.
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Kind::Spend => &["points_per_unit", "minimum_purchase", "skus", "categories"],
+            Kind::Multiplier => &["multiplier", "skus", "categories"],
+            Kind::Product => &["points", "amount", "skus", "categories"],
+            Kind::Event => &["event", "points", "amount"],
+            Kind::Birthday | Kind::Anniversary | Kind::Join => &["points", "amount"],
+            Kind::Referral => &["referrer_points", "newcomer_points", "minimum_purchase"],
+        }
+    }
+
+    fn is_purchase(self) -> bool {
+        matches!(
+            self,
+            Kind::Spend | Kind::Multiplier | Kind::Product | Kind::Referral
+        )
+    }
+
+    /// The kinds that take this key, for the hint on a misplaced key.
+    fn owners_of(key: &str) -> impl Iterator<Item = Kind> {
+        KINDS
+            .iter()
+            .map(|(_, kind)| *kind)
+            .filter(move |kind| kind.keys().contains(&key))
+    }
+}
+
+const PERIODS: &[(&str, LimitPer)] = &[
+    ("day", LimitPer::Day),
+    ("week", LimitPer::Week),
+    ("month", LimitPer::Month),
+    ("year", LimitPer::Year),
+    ("lifetime", LimitPer::Lifetime),
+];
+
+const WEEKDAYS: &[(&str, Weekday)] = &[
+    ("monday", Weekday::Monday),
+    ("tuesday", Weekday::Tuesday),
+    ("wednesday", Weekday::Wednesday),
+    ("thursday", Weekday::Thursday),
+    ("friday", Weekday::Friday),
+    ("saturday", Weekday::Saturday),
+    ("sunday", Weekday::Sunday),
+];
+
+/// What the rules need from the rest of the file; each is `None` when that part did not parse
+/// (its problem is reported already, so checks that need it are skipped silently).
+pub(super) struct RuleContext<'a> {
+    pub(super) currency: Option<&'a Currency>,
+    pub(super) default_locale: Option<Locale>,
+    pub(super) time_zone: Option<&'a str>,
+    pub(super) tiers: Option<&'a Tiers>,
+    pub(super) rounding: Option<Rounding>,
+}
+
+impl Parser<'_> {
+    pub(super) fn rules(
+        &mut self,
+        entry: &Entry<'_>,
+        context: &RuleContext<'_>,
+    ) -> Option<Vec<EarningRule>> {
+        let tables = self.tables(entry, "[[rules]]")?;
+        if tables.len() > RULES_MAX {
+            self.report(
+                entry.offset,
+                &entry.path,
+                format!(
+                    "there are {} rules; at most {RULES_MAX} are allowed",
+                    tables.len()
+                ),
+                Some(
+                    "end promotions that are over, or merge rules with the same effect".to_owned(),
+                ),
+            );
+            return None;
+        }
+        let tz = context.time_zone.and_then(|name| TimeZone::get(name).ok());
+        let mut rules = Vec::new();
+        let mut ok = true;
+        let mut seen_ids: Vec<(String, usize)> = Vec::new();
+        for table in &tables {
+            match self.rule(table, context, tz.as_ref(), &mut seen_ids) {
+                Some(rule) => rules.push(rule),
+                None => ok = false,
+            }
+        }
+        if !ok {
+            return None;
+        }
+        // Evaluation order: priority, highest first; ties by id, so the order never depends
+        // on where a rule sits in the file.
+        rules.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.id.cmp(&b.id)));
+        Some(rules)
+    }
+
+    /// `[[name]]` tables, or an inline list of inline tables.
+    fn tables<'d>(&mut self, entry: &Entry<'d>, example: &str) -> Option<Vec<Section<'d>>> {
+        let mut tables = Vec::new();
+        if let Some(array) = entry.item.as_array_of_tables() {
+            for (index, table) in array.iter().enumerate() {
+                tables.push(Section {
+                    table,
+                    anchor: table.span().map_or(entry.offset, |span| span.start),
+                    path: format!("{}[{index}]", entry.path),
+                });
+            }
+        } else if let Some(array) = entry.item.as_array() {
+            for (index, value) in array.iter().enumerate() {
+                let path = format!("{}[{index}]", entry.path);
+                let offset = value.span().map_or(entry.offset, |span| span.start);
+                let Some(table) = value.as_inline_table() else {
+                    self.report(
+                        offset,
+                        &path,
+                        format!("`{path}` must be a table, found {}", describe_value(value)),
+                        None,
+                    );
+                    return None;
+                };
+                tables.push(Section {
+                    table,
+                    anchor: offset,
+                    path,
+                });
+            }
+        } else {
+            self.wrong_type(entry, &format!("a list of tables ({example})"));
+            return None;
+        }
+        Some(tables)
+    }
+
+    fn rule(
+        &mut self,
+        table: &Section<'_>,
+        context: &RuleContext<'_>,
+        tz: Option<&TimeZone>,
+        seen_ids: &mut Vec<(String, usize)>,
+    ) -> Option<EarningRule> {
+        let all_keys: Vec<&str> = COMMON_KEYS.iter().chain(KIND_KEYS).copied().collect();
+        self.check_keys(table, &all_keys);
+
+        let id = self.required(table, "id").and_then(|entry| {
+            let id = self.code(&entry, RULE_ID_CHARS_MAX)?;
+            if let Some((_, first)) = seen_ids.iter().find(|(seen, _)| *seen == id) {
+                let (first_line, _) = line_column(self.source, *first);
+                self.report(
+                    entry.offset,
+                    &entry.path,
+                    format!("rule id \"{id}\" is used twice (first on line {first_line})"),
+                    Some("ids must be unique: limits and the ledger count by id".to_owned()),
+                );
+                return None;
+            }
+            seen_ids.push((id.clone(), entry.offset));
+            Some(id)
+        });
+        let names = self
+            .required(table, "name")
+            .and_then(|entry| self.localized(&entry, context.default_locale));
+        let kind_entry = self.required(table, "kind");
+        let kind = kind_entry
+            .as_ref()
+            .and_then(|entry| self.choice(entry, KINDS));
+
+        // Keys that belong to another kind are almost always a mistake (a copied rule).
+        let mut misplaced = false;
+        if let Some(kind) = kind {
+            for key in KIND_KEYS.iter().filter(|key| !kind.keys().contains(key)) {
+                if let Some(entry) = table.entry(key) {
+                    let owners: Vec<String> = Kind::owners_of(key)
+                        .map(|owner| format!("\"{}\"", owner.word()))
+                        .collect();
+                    let hint = if owners.is_empty() {
+                        "remove it".to_owned()
+                    } else {
+                        format!(
+                            "remove it; `{key}` belongs to rules of kind {}",
+                            owners.join(" or ")
+                        )
+                    };
+                    self.report(
+                        table.key_offset(key).unwrap_or(entry.offset),
+                        &entry.path,
+                        format!(
+                            "`{}` does not apply to a rule of kind \"{}\"",
+                            entry.path,
+                            kind.word()
+                        ),
+                        Some(hint),
+                    );
+                    misplaced = true;
+                }
+            }
+            if !kind.is_purchase() {
+                for key in ["channels", "stores"] {
+                    if let Some(entry) = table.entry(key) {
+                        self.report(
+                            table.key_offset(key).unwrap_or(entry.offset),
+                            &entry.path,
+                            format!(
+                                "`{}` does not apply to a rule of kind \"{}\": only purchases \
+                                 have a channel and a store",
+                                entry.path,
+                                kind.word()
+                            ),
+                            Some("remove it".to_owned()),
+                        );
+                        misplaced = true;
+                    }
+                }
+            }
+        }
+
+        let rounding = match table.entry("rounding") {
+            Some(entry) => self.choice(&entry, ROUNDINGS),
+            None => Some(context.rounding.unwrap_or(Rounding::Down)),
+        };
+        let priority = match table.entry("priority") {
+            Some(entry) => self.integer_in(&entry, -PRIORITY_MAX..=PRIORITY_MAX),
+            None => Some(0),
+        };
+        let stop = match table.entry("stop") {
+            Some(entry) => self.boolean(&entry),
+            None => Some(false),
+        };
+        let from = match table.entry("from") {
+            Some(entry) => self.instant(&entry, tz, false).map(Some),
+            None => Some(None),
+        };
+        let until = match table.entry("until") {
+            Some(entry) => self.instant(&entry, tz, true).map(Some),
+            None => Some(None),
+        };
+        if let (Some(Some(from)), Some(Some(until)), Some(entry)) =
+            (from, until, table.entry("until"))
+            && until <= from
+        {
+            self.report(
+                entry.offset,
+                &entry.path,
+                format!("`{}` must be after `from`", entry.path),
+                Some("a rule runs from `from` (inclusive) until `until` (exclusive)".to_owned()),
+            );
+            return None;
+        }
+        let channels = self.optional_list(table, "channels", FILTER_ITEMS_MAX);
+        let stores = self.optional_list(table, "stores", FILTER_ITEMS_MAX);
+        let tiers = self.rule_tiers(table, context.tiers);
+        let limit = match table.entry("limit") {
+            Some(entry) => self.limit(&entry).map(Some),
+            None => Some(None),
+        };
+        let when = match (table.entry("when"), kind) {
+            (Some(entry), Some(kind)) => {
+                let variables = kind_variables(kind);
+                self.expression(&entry, Purpose::Condition, variables)
+                    .map(Some)
+            }
+            (Some(_), None) => None,
+            (None, _) => Some(None),
+        };
+        let rule_kind = match kind {
+            Some(kind) => self.rule_kind(table, kind, context.currency),
+            None => None,
+        };
+        if misplaced {
+            return None;
+        }
+        Some(EarningRule {
+            id: id?,
+            names: names?,
+            kind: rule_kind?,
+            when: when?,
+            priority: priority?,
+            stop: stop?,
+            from: from?,
+            until: until?,
+            channels: channels?,
+            stores: stores?,
+            tiers: tiers?,
+            limit: limit?,
+            rounding: rounding?,
+        })
+    }
+
+    fn rule_kind(
+        &mut self,
+        table: &Section<'_>,
+        kind: Kind,
+        currency: Option<&Currency>,
+    ) -> Option<RuleKind> {
+        let minimum = |parser: &mut Self| match table.entry("minimum_purchase") {
+            Some(entry) => parser.money(&entry, currency),
+            None => Some(0),
+        };
+        match kind {
+            Kind::Spend => {
+                let rate = self
+                    .required(table, "points_per_unit")
+                    .and_then(|entry| self.positive_decimal(&entry, Decimal::new(1_000_000, 0)));
+                let minimum = minimum(self);
+                let lines = self.line_filter(table, false);
+                Some(RuleKind::Spend {
+                    points_per_unit: rate?,
+                    minimum_purchase_minor: minimum?,
+                    lines: lines?,
+                })
+            }
+            Kind::Multiplier => {
+                let multiplier = self.required(table, "multiplier").and_then(|entry| {
+                    let value = self.decimal_in(&entry, Decimal::ZERO, Decimal::new(100, 0))?;
+                    if value <= Decimal::ONE {
+                        self.report(
+                            entry.offset,
+                            &entry.path,
+                            format!("`{}` must be greater than 1, found {value}", entry.path),
+                            Some(
+                                "2 doubles the points of the matching lines; to stop products \
+                                 earning, list them in [earning] excluded_skus"
+                                    .to_owned(),
+                            ),
+                        );
+                        return None;
+                    }
+                    Some(value)
+                });
+                let lines = self.line_filter(table, false);
+                Some(RuleKind::Multiplier {
+                    multiplier: multiplier?,
+                    lines: lines?,
+                })
+            }
+            Kind::Product => {
+                let points = self.amount(table, kind);
+                let lines = self.line_filter(table, true);
+                Some(RuleKind::Product {
+                    points: points?,
+                    lines: lines?,
+                })
+            }
+            Kind::Event => {
+                let event_type = self
+                    .required(table, "event")
+                    .and_then(|entry| self.code(&entry, RULE_ID_CHARS_MAX));
+                let points = self.amount(table, kind);
+                Some(RuleKind::Event {
+                    event_type: event_type?,
+                    points: points?,
+                })
+            }
+            Kind::Birthday => Some(RuleKind::Birthday {
+                points: self.amount(table, kind)?,
+            }),
+            Kind::Anniversary => Some(RuleKind::Anniversary {
+                points: self.amount(table, kind)?,
+            }),
+            Kind::Join => Some(RuleKind::Join {
+                points: self.amount(table, kind)?,
+            }),
+            Kind::Referral => {
+                let mut read = |key: &str| match table.entry(key) {
+                    Some(entry) => self.integer_in(&entry, 0..=POINTS_MAX),
+                    None => Some(0),
+                };
+                let referrer = read("referrer_points");
+                let newcomer = read("newcomer_points");
+                let minimum = minimum(self);
+                let (referrer, newcomer) = (referrer?, newcomer?);
+                if referrer == 0 && newcomer == 0 {
+                    self.report(
+                        table.anchor,
+                        &table.path,
+                        format!("`{}` gives no points to anyone", table.path),
+                        Some("set referrer_points, newcomer_points or both".to_owned()),
+                    );
+                    return None;
+                }
+                Some(RuleKind::Referral {
+                    referrer_points: referrer,
+                    newcomer_points: newcomer,
+                    minimum_purchase_minor: minimum?,
+                })
+            }
+        }
+    }
+
+    /// `points` (a fixed number) or `amount` (an expression): exactly one of them.
+    fn amount(&mut self, table: &Section<'_>, kind: Kind) -> Option<Amount> {
+        match (table.entry("points"), table.entry("amount")) {
+            (Some(points), None) => {
+                let value = self.decimal_in(&points, Decimal::ZERO, Decimal::from(POINTS_MAX))?;
+                if value.is_zero() {
+                    self.report(
+                        points.offset,
+                        &points.path,
+                        format!("`{}` must be greater than 0", points.path),
+                        None,
+                    );
+                    return None;
+                }
+                Some(Amount::Fixed(value))
+            }
+            (None, Some(amount)) => {
+                if let Item::Value(Value::Integer(_) | Value::Float(_)) = amount.item {
+                    self.report(
+                        amount.offset,
+                        &amount.path,
+                        format!("`{}` is an expression, in quotes", amount.path),
+                        Some(
+                            "for a fixed number of points write `points = ...` instead".to_owned(),
+                        ),
+                    );
+                    return None;
+                }
+                let expression = self.expression(&amount, Purpose::Amount, kind_variables(kind))?;
+                Some(Amount::Expr(expression))
+            }
+            (Some(_), Some(amount)) => {
+                self.report(
+                    amount.offset,
+                    &amount.path,
+                    format!("`{}` and `points` cannot both be set", amount.path),
+                    Some("`points` is a fixed number, `amount` an expression: keep one".to_owned()),
+                );
+                None
+            }
+            (None, None) => {
+                let per_unit = if kind == Kind::Product {
+                    " per unit"
+                } else {
+                    ""
+                };
+                self.report(
+                    table.anchor,
+                    &format!("{}.points", table.path),
+                    format!("missing `points` or `amount` in `{}`", table.path),
+                    Some(format!(
+                        "add points = 10 (a fixed number{per_unit}) or amount = \"...\" (an \
+                         expression)"
+                    )),
+                );
+                None
+            }
+        }
+    }
+
+    fn line_filter(&mut self, table: &Section<'_>, required: bool) -> Option<LineFilter> {
+        let skus = self.optional_list(table, "skus", EXCLUDED_ITEMS_MAX);
+        let categories = self.optional_list(table, "categories", EXCLUDED_ITEMS_MAX);
+        let (skus, categories) = (skus?, categories?);
+        if required && skus.is_empty() && categories.is_empty() {
+            self.report(
+                table.anchor,
+                &format!("{}.skus", table.path),
+                format!("`{}` names no products", table.path),
+                Some("add skus = [\"...\"], categories = [\"...\"] or both".to_owned()),
+            );
+            return None;
+        }
+        Some(LineFilter { skus, categories })
+    }
+
+    fn optional_list(
+        &mut self,
+        table: &Section<'_>,
+        key: &str,
+        items_max: usize,
+    ) -> Option<Vec<String>> {
+        match table.entry(key) {
+            Some(entry) => self.string_list(&entry, items_max),
+            None => Some(Vec::new()),
+        }
+    }
+
+    fn rule_tiers(&mut self, table: &Section<'_>, tiers: Option<&Tiers>) -> Option<Vec<String>> {
+        let Some(entry) = table.entry("tiers") else {
+            return Some(Vec::new());
+        };
+        let codes = self.string_list(&entry, FILTER_ITEMS_MAX)?;
+        let Some(tiers) = tiers else {
+            // The ladder did not parse; its problems are reported already.
+            return Some(codes);
+        };
+        let known: Vec<&str> = tiers.levels.iter().map(|tier| tier.code.as_str()).collect();
+        let items = entry.item.as_array();
+        let mut ok = true;
+        for (index, code) in codes.iter().enumerate() {
+            if known.contains(&code.as_str()) {
+                continue;
+            }
+            let offset = items
+                .and_then(|items| items.get(index))
+                .and_then(|item| item.span())
+                .map_or(entry.offset, |span| span.start);
+            let hint = match closest(code, &known) {
+                Some(suggestion) => format!("did you mean \"{suggestion}\"?"),
+                None => format!(
+                    "tier codes: {}",
+                    known
+                        .iter()
+                        .map(|code| format!("\"{code}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            self.report(
+                offset,
+                &format!("{}[{index}]", entry.path),
+                format!("`{}`: unknown tier \"{code}\"", entry.path),
+                Some(hint),
+            );
+            ok = false;
+        }
+        ok.then_some(codes)
+    }
+
+    fn limit(&mut self, entry: &Entry<'_>) -> Option<RuleLimit> {
+        let Some(table) = entry.item.as_table_like() else {
+            self.wrong_type(entry, "a table such as { count = 1, per = \"day\" }");
+            return None;
+        };
+        let section = Section {
+            table,
+            anchor: entry.offset,
+            path: entry.path.clone(),
+        };
+        self.check_keys(&section, &["count", "per", "week_starts"]);
+        let count = self
+            .required(&section, "count")
+            .and_then(|count| self.integer_in(&count, 1..=LIMIT_COUNT_MAX));
+        let per = self
+            .required(&section, "per")
+            .and_then(|per| self.choice(&per, PERIODS));
+        let week_start = match section.entry("week_starts") {
+            Some(week_starts) => {
+                if per.is_some_and(|per| per != LimitPer::Week) {
+                    self.report(
+                        week_starts.offset,
+                        &week_starts.path,
+                        format!("`{}` applies only to per = \"week\"", week_starts.path),
+                        Some("remove it".to_owned()),
+                    );
+                    return None;
+                }
+                self.choice(&week_starts, WEEKDAYS)
+            }
+            None => Some(Weekday::Monday),
+        };
+        Some(RuleLimit {
+            count: u32::try_from(count?).ok()?,
+            per: per?,
+            week_start: week_start?,
+        })
+    }
+
+    /// A rule id or event type: like a tier code, up to `chars_max` characters.
+    fn code(&mut self, entry: &Entry<'_>, chars_max: usize) -> Option<String> {
+        let code = self.string(entry)?;
+        let valid = code
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if code.is_empty() || code.len() > chars_max || !valid {
+            let suggestion: String = code
+                .to_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let hint = (!suggestion.is_empty()
+                && suggestion.len() <= chars_max
+                && suggestion.chars().any(|c| c != '_'))
+            .then(|| format!("for example \"{suggestion}\""));
+            self.report(
+                entry.offset,
+                &entry.path,
+                format!(
+                    "`{}` must be 1 to {chars_max} characters of a-z, 0-9 and _, found \"{code}\"",
+                    entry.path
+                ),
+                hint,
+            );
+            return None;
+        }
+        Some(code.to_owned())
+    }
+
+    fn boolean(&mut self, entry: &Entry<'_>) -> Option<bool> {
+        if let Some(value) = entry.item.as_bool() {
+            return Some(value);
+        }
+        let hint = entry
+            .item
+            .as_str()
+            .filter(|text| matches!(*text, "true" | "false"))
+            .map(|text| format!("remove the quotes: {text}"));
+        self.wrong_type_hinted(entry, "true or false", hint);
+        None
+    }
+
+    fn positive_decimal(&mut self, entry: &Entry<'_>, max: Decimal) -> Option<Decimal> {
+        let value = self.decimal_in(entry, Decimal::ZERO, max)?;
+        if value.is_zero() {
+            self.report(
+                entry.offset,
+                &entry.path,
+                format!("`{}` must be greater than 0", entry.path),
+                None,
+            );
+            return None;
+        }
+        Some(value)
+    }
+
+    /// A TOML date or date-time in the club's time zone (or with an explicit offset). A date
+    /// alone means the start of that day for `from`, and the end of that day for `until`.
+    fn instant(
+        &mut self,
+        entry: &Entry<'_>,
+        tz: Option<&TimeZone>,
+        end_of_date: bool,
+    ) -> Option<Timestamp> {
+        let Some(datetime) = entry.item.as_datetime() else {
+            let hint = entry.item.as_str().map(|text| {
+                format!(
+                    "write it without quotes: {} = {text}",
+                    entry.path.rsplit('.').next().unwrap_or("from")
+                )
+            });
+            self.wrong_type_hinted(
+                entry,
+                "a date (2025-03-01) or a date and time (2025-03-01T09:00:00)",
+                hint,
+            );
+            return None;
+        };
+        let Some(date) = datetime.date else {
+            self.report(
+                entry.offset,
+                &entry.path,
+                format!("`{}` needs a date, found only a time", entry.path),
+                Some("write 2025-03-01T09:00:00".to_owned()),
+            );
+            return None;
+        };
+        let invalid = |parser: &mut Self| {
+            parser.report(
+                entry.offset,
+                &entry.path,
+                format!("`{}` is not a valid date", entry.path),
+                None,
+            );
+            None
+        };
+        let Ok(civil_date) = jiff::civil::Date::new(
+            i16::try_from(date.year).unwrap_or(i16::MAX),
+            i8::try_from(date.month).unwrap_or(i8::MAX),
+            i8::try_from(date.day).unwrap_or(i8::MAX),
+        ) else {
+            return invalid(self);
+        };
+        let Some(time) = datetime.time else {
+            let tz = tz?;
+            let day = if end_of_date {
+                civil_date.checked_add(1.day()).ok()?
+            } else {
+                civil_date
+            };
+            return crate::expiry::start_of_day(day, tz);
+        };
+        let Ok(civil_time) = jiff::civil::Time::new(
+            i8::try_from(time.hour).unwrap_or(i8::MAX),
+            i8::try_from(time.minute).unwrap_or(i8::MAX),
+            i8::try_from(time.second.unwrap_or(0)).unwrap_or(i8::MAX),
+            i32::try_from(time.nanosecond.unwrap_or(0)).unwrap_or(i32::MAX),
+        ) else {
+            return invalid(self);
+        };
+        let civil = DateTime::from_parts(civil_date, civil_time);
+        match datetime.offset {
+            None => civil
+                .to_zoned(tz?.clone())
+                .ok()
+                .map(|zoned| zoned.timestamp()),
+            Some(offset) => {
+                let minutes = match offset {
+                    toml_edit::Offset::Z => 0,
+                    toml_edit::Offset::Custom { minutes } => i32::from(minutes),
+                };
+                let offset = jiff::tz::Offset::from_seconds(minutes * 60).ok()?;
+                offset.to_timestamp(civil).ok()
+            }
+        }
+    }
+
+    /// Compiles the expression in a string value, reporting each problem at its place in the
+    /// file.
+    fn expression(
+        &mut self,
+        entry: &Entry<'_>,
+        purpose: Purpose,
+        variables: &[crate::rules::expr::Variable],
+    ) -> Option<CompiledExpr> {
+        let source = self.string(entry)?;
+        match CompiledExpr::compile(source, purpose, variables) {
+            Ok(expression) => Some(expression),
+            Err(errors) => {
+                for error in errors {
+                    let offset = self.offset_in_string(entry, error.char_offset);
+                    self.report(
+                        offset,
+                        &entry.path,
+                        format!("`{}`: {}", entry.path, error.message),
+                        error.hint,
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// The byte offset in the file of the character at `char_offset` in a string value's
+    /// decoded text, following the string's delimiters and escapes. Falls back to the start of
+    /// the value when the raw text cannot be followed.
+    fn offset_in_string(&self, entry: &Entry<'_>, char_offset: usize) -> usize {
+        let Some(span) = entry.item.span() else {
+            return entry.offset;
+        };
+        let Some(raw) = self.source.get(span.clone()) else {
+            return entry.offset;
+        };
+        let (delimiter, literal) = if raw.starts_with("'''") {
+            ("'''", true)
+        } else if raw.starts_with("\"\"\"") {
+            ("\"\"\"", false)
+        } else if raw.starts_with('\'') {
+            ("'", true)
+        } else if raw.starts_with('"') {
+            ("\"", false)
+        } else {
+            return entry.offset;
+        };
+        let multi_line = delimiter.len() == 3;
+        let mut body_start = delimiter.len();
+        if multi_line {
+            // A newline right after the opening delimiter is not part of the text.
+            if raw[body_start..].starts_with("\r\n") {
+                body_start += 2;
+            } else if raw[body_start..].starts_with('\n') {
+                body_start += 1;
+            }
+        }
+        let body = &raw[body_start..];
+        let mut decoded = 0;
+        let mut chars = body.char_indices().peekable();
+        while let Some((index, character)) = chars.next() {
+            if decoded == char_offset {
+                return span.start + body_start + index;
+            }
+            if !literal && character == '\\' {
+                match chars.peek().map(|(_, next)| *next) {
+                    Some('u') => {
+                        chars.nth(4);
+                        decoded += 1;
+                    }
+                    Some('U') => {
+                        chars.nth(8);
+                        decoded += 1;
+                    }
+                    Some('x') => {
+                        chars.nth(2);
+                        decoded += 1;
+                    }
+                    Some(' ' | '\t' | '\r' | '\n') if multi_line => {
+                        // A line-ending backslash: the whitespace after it is not text.
+                        while chars
+                            .peek()
+                            .is_some_and(|(_, next)| matches!(next, ' ' | '\t' | '\r' | '\n'))
+                        {
+                            chars.next();
+                        }
+                    }
+                    Some(_) => {
+                        chars.next();
+                        decoded += 1;
+                    }
+                    None => {}
+                }
+                continue;
+            }
+            decoded += 1;
+        }
+        // Past the end of the text: point at the closing delimiter.
+        span.start + raw.len().saturating_sub(delimiter.len())
+    }
+}
+
+fn kind_variables(kind: Kind) -> &'static [crate::rules::expr::Variable] {
+    let trigger = match kind {
+        Kind::Spend | Kind::Multiplier | Kind::Product | Kind::Referral => TriggerKind::Purchase,
+        Kind::Event => TriggerKind::Event,
+        Kind::Birthday => TriggerKind::Birthday,
+        Kind::Anniversary => TriggerKind::Anniversary,
+        Kind::Join => TriggerKind::Enrollment,
+    };
+    variables_for(trigger, matches!(kind, Kind::Multiplier | Kind::Product))
+}
