@@ -107,6 +107,9 @@ pub enum Command {
     Keys(commands::keys::KeysCommand),
     /// Serve the HTTP API (/v1, /docs, /openapi.json, /healthz, /readyz, /metrics)
     Serve(commands::serve::ServeArgs),
+    /// Member analytics from files, no database: RFM segments and customer lifetime value
+    #[command(subcommand)]
+    Analyze(commands::analyze::AnalyzeCommand),
     /// Build a believable demo club (a year of members, purchases, refunds, redemptions) and
     /// serve it
     Demo(commands::demo::DemoArgs),
@@ -153,18 +156,24 @@ fn init_logging(filter: &str) -> anyhow::Result<()> {
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let settings = Settings::resolve(cli.database_url.clone(), cli.config.as_deref())?;
-    tracing::debug!(database = %store::redact(&settings.database_url), source = ?settings.database_url_source, "settings");
+    // Settings are resolved only by the commands that use a database: the analytics work on
+    // files alone.
+    let settings = || -> anyhow::Result<Settings> {
+        let settings = Settings::resolve(cli.database_url.clone(), cli.config.as_deref())?;
+        tracing::debug!(database = %store::redact(&settings.database_url), source = ?settings.database_url_source, "settings");
+        Ok(settings)
+    };
     match cli.command {
-        Command::Migrate => commands::migrate::run(&settings).await,
-        Command::Program(command) => commands::program::run(&settings, command).await,
-        Command::Members(command) => commands::members::run(&settings, command).await,
-        Command::Cards(command) => commands::cards::run(&settings, command).await,
-        Command::Ledger(command) => commands::ledger::run(&settings, command).await,
-        Command::Jobs(command) => commands::jobs::run(&settings, command).await,
-        Command::Tenants(command) => commands::tenants::run(&settings, command).await,
-        Command::Keys(command) => commands::keys::run(&settings, command).await,
-        Command::Serve(args) => commands::serve::run(&settings, args).await,
-        Command::Demo(args) => commands::demo::run(&settings, args).await,
+        Command::Analyze(command) => commands::analyze::run(command),
+        Command::Migrate => commands::migrate::run(&settings()?).await,
+        Command::Program(command) => commands::program::run(&settings()?, command).await,
+        Command::Members(command) => commands::members::run(&settings()?, command).await,
+        Command::Cards(command) => commands::cards::run(&settings()?, command).await,
+        Command::Ledger(command) => commands::ledger::run(&settings()?, command).await,
+        Command::Jobs(command) => commands::jobs::run(&settings()?, command).await,
+        Command::Tenants(command) => commands::tenants::run(&settings()?, command).await,
+        Command::Keys(command) => commands::keys::run(&settings()?, command).await,
+        Command::Serve(args) => commands::serve::run(&settings()?, args).await,
+        Command::Demo(args) => commands::demo::run(&settings()?, args).await,
     }
 }

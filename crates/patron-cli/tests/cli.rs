@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+#[path = "cli/analyze.rs"]
+mod analyze;
+
 const EXAMPLES: &[&str] = &[
     "coffee-chain.toml",
     "israeli-pharmacy.toml",

@@ -1,6 +1,7 @@
 //! One module per top-level command. Each exposes its clap arguments and a `run` function
 //! that returns the exit code.
 
+pub mod analyze;
 pub mod cards;
 pub mod demo;
 pub mod jobs;
