@@ -5,11 +5,39 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
 use patron_domain::lots::{LotView, plan_consumption};
 use patron_domain::program::parse_program;
+use patron_domain::rules::{self, EvalInput, LineFacts, MemberFacts, PurchaseFacts, Trigger};
 use patron_domain::rust_decimal::Decimal;
 use patron_domain::{earning, expiry};
 use std::hint::black_box;
 
 const PERSIAN: &str = include_str!("../../examples/programs/persian-retail.toml");
+const COFFEE: &str = include_str!("../../examples/programs/coffee-chain.toml");
+
+/// The coffee chain's program without its rules (the baseline), and with 20 purchase rules
+/// of every purchase kind, 16 of them with a CEL condition or amount.
+fn coffee_programs() -> (String, String) {
+    let base = COFFEE[..COFFEE.find("[[rules]]").unwrap()].to_string();
+    let mut with_rules = base.clone();
+    for index in 0..20 {
+        let body = match index % 5 {
+            0 => {
+                "kind = \"spend\"\npoints_per_unit = \"0.5\"\nwhen = \"purchase.total >= 10.0 && member.tier != 'banned'\""
+            }
+            1 => {
+                "kind = \"multiplier\"\nmultiplier = 2\ncategories = [\"coffee\"]\nwhen = \"item.quantity >= 1.0\""
+            }
+            2 => "kind = \"product\"\nskus = [\"croissant\"]\namount = \"item.quantity * 3.0\"",
+            3 => {
+                "kind = \"spend\"\npoints_per_unit = 1\nwhen = \"'coffee_lovers' in member.segments && purchase.time.getHours() < 12\"\nlimit = { count = 3, per = \"week\" }"
+            }
+            _ => "kind = \"product\"\ncategories = [\"pastry\"]\npoints = 2\nchannels = [\"pos\"]",
+        };
+        with_rules.push_str(&format!(
+            "\n[[rules]]\nid = \"rule_{index:02}\"\nname = \"Rule {index}\"\npriority = {index}\n{body}\n"
+        ));
+    }
+    (base, with_rules)
+}
 
 fn benches(c: &mut Criterion) {
     // Baseline for the next one: the TOML parse alone, without Patron's validation.
@@ -57,5 +85,57 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(domain, benches);
+fn rule_benches(c: &mut Criterion) {
+    let (base, with_rules) = coffee_programs();
+    let base = parse_program(&base).unwrap();
+    let twenty = parse_program(&with_rules).unwrap();
+    assert_eq!(twenty.rules.len(), 20);
+    let member = MemberFacts {
+        id: "m-1".into(),
+        tier: "regular".into(),
+        segments: vec!["coffee_lovers".into()],
+        enrolled_at: "2025-01-01T00:00:00Z".parse().unwrap(),
+        ..MemberFacts::default()
+    };
+    let line = |sku: &str, category: &str, quantity: i64, price: i64| LineFacts {
+        sku: sku.into(),
+        category: category.into(),
+        quantity: Decimal::from(quantity),
+        unit_price_minor: price,
+        total_minor: quantity * price,
+    };
+    let purchase = PurchaseFacts {
+        channel: "pos".into(),
+        store: "s1".into(),
+        time: "2026-06-16T09:30:00Z".parse().unwrap(),
+        lines: vec![
+            line("latte", "coffee", 2, 475),
+            line("croissant", "pastry", 1, 350),
+            line("beans-1kg", "beans", 1, 2_400),
+        ],
+        referral: None,
+    };
+    let usage = rules::RuleUsage::new();
+    let now: Timestamp = "2026-06-16T09:30:00Z".parse().unwrap();
+    for (name, program) in [
+        ("evaluate purchase, no rules (baseline)", &base),
+        ("evaluate purchase, 20 rules", &twenty),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                rules::evaluate(
+                    program,
+                    &EvalInput {
+                        member: black_box(&member),
+                        trigger: Trigger::Purchase(black_box(&purchase)),
+                        now,
+                        usage: &usage,
+                    },
+                )
+            })
+        });
+    }
+}
+
+criterion_group!(domain, benches, rule_benches);
 criterion_main!(domain);
