@@ -1,8 +1,9 @@
 //! Patron's use cases.
 //!
-//! The engine validates requests with `patron-domain`, decides what a purchase earns (the
-//! [`EarningPolicy`] seam, where the rule engine plugs in), and hands the store one atomic
-//! unit of work per call. It owns the clock ([`Clock`]) and the cache of parsed programs.
+//! The engine validates requests with `patron-domain`, decides what a purchase, an event or
+//! an enrollment earns by the program's rules ([`rules`]: evaluated inside the store's unit
+//! of work, under the member's wallet lock), and hands the store one atomic unit of work per
+//! call. It owns the clock ([`Clock`]) and the cache of parsed programs.
 //! It knows neither SQL nor HTTP; JSON appears only as the canonical form hashed for
 //! idempotency and the storage form of stored responses.
 
@@ -12,63 +13,38 @@ pub mod import;
 pub mod keys;
 pub mod queries;
 pub mod requests;
+pub mod rules;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use jiff::{SignedDuration, Timestamp};
 use patron_domain::program::{Program, parse_program};
+use patron_domain::rules::{RuleFailure, RuleUsage, Trigger, TriggerKind};
 use patron_domain::rust_decimal::Decimal;
-use patron_domain::{contact, earning, expiry};
+use patron_domain::{contact, earning};
 use patron_store::idempotency::{Claim, DOCUMENT_KEY_PREFIX, Idempotent};
 use patron_store::members::{Lookup, Member, NewMember, Profile};
 use patron_store::purchases::{
-    EarnPlan, NewPurchase, NewRefund, PurchaseLine, PurchaseReceipt, RefundReceipt,
+    NewPurchase, NewRefund, PurchaseLine, PurchaseReceipt, RefundReceipt,
 };
 use patron_store::redemptions::{
     AdjustmentReceipt, Balance, NewRedemption, Redemption, TransferReceipt,
 };
+use patron_store::rules::{EventReceipt, NewEvent, RuleGrant};
 use patron_store::tenants::{Tenant, TenantId};
-use patron_store::{Rejection, Store, StoreError};
+use patron_store::{Rejection, Store};
 use sha2::{Digest, Sha256};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::EngineError;
 pub use requests::*;
-
-/// How many times a purchase is re-decided when the member's tier changed under it.
-const DECIDE_ATTEMPTS_MAX: u32 = 4;
+pub use rules::RuleFailureObserver;
 
 /// Redemption holds that name no expiry are released after this long.
 pub const HOLD_DEFAULT_MINUTES: i64 = 30;
 /// The longest a hold may last.
 pub const HOLD_MAX_MINUTES: i64 = 7 * 24 * 60;
-
-/// What a purchase earns, decided before the unit of work. The base rate is the default;
-/// the rule engine of the program-engine issue implements this trait.
-pub trait EarningPolicy: Send + Sync + std::fmt::Debug {
-    fn points(&self, program: &Program, member: &Member, purchase: &NewPurchase) -> i64;
-}
-
-/// Points = eligible spend × the program's base rate × the member's tier multiplier.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct BaseRate;
-
-impl EarningPolicy for BaseRate {
-    fn points(&self, program: &Program, member: &Member, purchase: &NewPurchase) -> i64 {
-        let multiplier = program
-            .tier(&member.tier)
-            .map(|t| t.multiplier)
-            .unwrap_or(Decimal::ONE);
-        earning::base_points(
-            &program.earning,
-            &program.currency,
-            purchase.total_minor,
-            purchase.eligible_minor,
-            multiplier,
-        )
-    }
-}
 
 /// A parsed program and its version.
 #[derive(Debug, Clone)]
@@ -81,7 +57,7 @@ pub struct LoadedProgram {
 pub struct Engine {
     store: Store,
     clock: Arc<dyn Clock>,
-    earning: Arc<dyn EarningPolicy>,
+    rule_failures: Option<Arc<dyn RuleFailureObserver>>,
     programs: Arc<Mutex<HashMap<TenantId, LoadedProgram>>>,
 }
 
@@ -145,15 +121,31 @@ impl Engine {
         Engine {
             store,
             clock,
-            earning: Arc::new(BaseRate),
+            rule_failures: None,
             programs: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    /// Replaces how purchases earn points (the rule engine's seam).
-    pub fn with_earning_policy(mut self, policy: Arc<dyn EarningPolicy>) -> Engine {
-        self.earning = policy;
+    /// Tells `observer` about every rule skipped because its expression failed at run time
+    /// (the HTTP layer counts them in `/metrics`).
+    pub fn with_rule_failure_observer(mut self, observer: Arc<dyn RuleFailureObserver>) -> Engine {
+        self.rule_failures = Some(observer);
         self
+    }
+
+    /// Logs and reports rules that failed at run time; they were skipped, nothing else.
+    fn report_rule_failures(&self, failures: Vec<RuleFailure>) {
+        for failure in failures {
+            let part = match failure.part {
+                patron_domain::rules::RulePart::When => "when",
+                patron_domain::rules::RulePart::Amount => "amount",
+            };
+            let error = failure.error.to_string();
+            tracing::warn!(rule = %failure.rule_id, part, %error, "earning rule failed at run time and was skipped");
+            if let Some(observer) = &self.rule_failures {
+                observer.rule_failed(&failure.rule_id, &error);
+            }
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -430,11 +422,28 @@ impl Engine {
         let hash = request_hash("member.enroll", request)?;
         let new = self.new_member(request, &program, hash.clone())?;
         let claims = claims(idempotency_key, "member.enroll", &hash);
-        unwrap_idempotent(
-            self.store
-                .enroll(tenant.id, &new, &claims, self.now())
-                .await?,
-        )
+        let now = self.now();
+        // The join gift: the enrollment rules, credited in the same unit of work.
+        let failures = rules::Failures::default();
+        let decide = |member: &Member, usage: &RuleUsage| {
+            let (grant, failed) = rules::grant(&program, member, Trigger::Enrollment, now, usage);
+            failures.set(failed);
+            grant
+        };
+        let decide: patron_store::rules::Decide<'_, RuleGrant> = &decide;
+        let gift = program
+            .rules_for(TriggerKind::Enrollment)
+            .next()
+            .is_some()
+            .then_some((&*program, decide));
+        let result = self
+            .store
+            .enroll(tenant.id, &new, gift, &claims, now)
+            .await?;
+        if !result.replayed {
+            self.report_rule_failures(failures.take());
+        }
+        unwrap_idempotent(result)
     }
 
     pub async fn member(&self, tenant: &Tenant, member_id: &str) -> Result<Member, EngineError> {
@@ -643,18 +652,9 @@ impl Engine {
         })
     }
 
-    fn earn_plan(&self, program: &Program, member: &Member, purchase: &NewPurchase) -> EarnPlan {
-        let points = self.earning.points(program, member, purchase);
-        let pending_until =
-            expiry::pending_until(&program.pending, purchase.occurred_at, &program.tz());
-        EarnPlan {
-            points,
-            expected_tier: member.tier.clone(),
-            pending_until,
-        }
-    }
-
     /// Posts a purchase; idempotent by the shop's document id, and by the key when given.
+    /// What it earns (base + rules) is decided inside the unit of work, under the member's
+    /// wallet lock, so rule limits hold under concurrency.
     pub async fn post_purchase(
         &self,
         tenant: &Tenant,
@@ -680,34 +680,91 @@ impl Engine {
             "purchase.post",
             &hash,
         ));
-        let mut member = member;
-        for attempt in 1..=DECIDE_ATTEMPTS_MAX {
-            let plan = member
-                .as_ref()
-                .map(|m| self.earn_plan(&program, m, &purchase));
-            match self
-                .store
-                .post_purchase(
-                    tenant.id,
-                    &program,
-                    &purchase,
-                    plan.as_ref(),
-                    &claims,
-                    self.now(),
-                )
-                .await
-            {
-                Err(StoreError::Conflict(_)) if attempt < DECIDE_ATTEMPTS_MAX => {
-                    if let Some(m) = &member {
-                        member = Some(self.member(tenant, &m.id).await?);
-                    }
-                }
-                result => return unwrap_idempotent(result?),
-            }
+        let now = self.now();
+        let failures = rules::Failures::default();
+        let decide = |member: &Member, usage: &RuleUsage| {
+            let (plan, failed) = rules::earn_plan(&program, member, &purchase, now, usage);
+            failures.set(failed);
+            plan
+        };
+        let result = self
+            .store
+            .post_purchase(tenant.id, &program, &purchase, &decide, &claims, now)
+            .await?;
+        if !result.replayed {
+            self.report_rule_failures(failures.take());
         }
-        Err(EngineError::Store(StoreError::Conflict(
-            "the member's tier kept changing".into(),
-        )))
+        unwrap_idempotent(result)
+    }
+
+    /// What posting this purchase would answer now (points, the rules that would fire, the
+    /// state the points would have), without writing anything: no idempotency key is claimed
+    /// and nothing is stored. The receipt's `purchase_id` is not stored anywhere, and it has
+    /// no balance or tier (nothing changed).
+    pub async fn preview_purchase(
+        &self,
+        tenant: &Tenant,
+        request: &PurchaseRequest,
+    ) -> Result<PurchaseReceipt, EngineError> {
+        let program = self.program(tenant).await?.program;
+        let hash = request_hash("purchase.post", request)?;
+        let member = match &request.member_id {
+            Some(id) => Some(self.member(tenant, id).await?),
+            None => None,
+        };
+        let purchase = self.new_purchase(
+            request,
+            &program,
+            member.as_ref().map(|m| m.id.clone()),
+            hash,
+        )?;
+        let now = self.now();
+        let mut receipt = PurchaseReceipt {
+            purchase_id: purchase.id.clone(),
+            document_id: purchase.document_id.clone(),
+            member_id: purchase.member_id.clone(),
+            points: 0,
+            base_points: 0,
+            rules: Vec::new(),
+            points_state: "none".into(),
+            pending_until: None,
+            balance: None,
+            tier: None,
+        };
+        let Some(member) = member else {
+            return Ok(receipt);
+        };
+        if !member.is_active() {
+            return Err(Rejection::MemberExited {
+                member_id: member.id.clone(),
+            }
+            .into());
+        }
+        let usage = self
+            .store
+            .rule_usage(
+                tenant.id,
+                &program,
+                TriggerKind::Purchase,
+                &member.id,
+                purchase.occurred_at,
+            )
+            .await?;
+        let (plan, failures) = rules::earn_plan(&program, &member, &purchase, now, &usage);
+        self.report_rule_failures(failures);
+        let points = plan.points.max(0);
+        let pending = plan.pending_until.filter(|until| *until > now);
+        receipt.points = points;
+        receipt.base_points = plan.base_points;
+        receipt.rules = plan.awards;
+        receipt.points_state = match (points, pending) {
+            (0, _) => "none",
+            (_, Some(_)) => "pending",
+            (_, None) => "posted",
+        }
+        .into();
+        receipt.pending_until = if points > 0 { pending } else { None };
+        Ok(receipt)
     }
 
     pub async fn purchase(
@@ -792,29 +849,72 @@ impl Engine {
             lines: stored.lines.clone(),
             request_hash: hash.clone(),
         };
-        for attempt in 1..=DECIDE_ATTEMPTS_MAX {
-            let member = self.member(tenant, member_id).await?;
-            let plan = self.earn_plan(&program, &member, &draft);
-            match self
-                .store
-                .attach_purchase(
-                    tenant.id,
-                    &program,
-                    purchase_id,
-                    member_id,
-                    &plan,
-                    &claims,
-                    self.now(),
-                )
-                .await
-            {
-                Err(StoreError::Conflict(_)) if attempt < DECIDE_ATTEMPTS_MAX => continue,
-                result => return unwrap_idempotent(result?),
-            }
+        let now = self.now();
+        let failures = rules::Failures::default();
+        let decide = |member: &Member, usage: &RuleUsage| {
+            let (plan, failed) = rules::earn_plan(&program, member, &draft, now, usage);
+            failures.set(failed);
+            plan
+        };
+        let result = self
+            .store
+            .attach_purchase(
+                tenant.id,
+                &program,
+                purchase_id,
+                member_id,
+                &decide,
+                &claims,
+                now,
+            )
+            .await?;
+        if !result.replayed {
+            self.report_rule_failures(failures.take());
         }
-        Err(EngineError::Store(StoreError::Conflict(
-            "the member's tier kept changing".into(),
-        )))
+        unwrap_idempotent(result)
+    }
+
+    // ----- events -----
+
+    /// Records a custom event for a member and credits what the program's `event` rules give
+    /// (posted at once, with a lot). Idempotent by the key when given.
+    pub async fn post_event(
+        &self,
+        tenant: &Tenant,
+        request: &EventRequest,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<EventReceipt> {
+        validate_idempotency_key(idempotency_key)?;
+        request.validate()?;
+        let program = self.program(tenant).await?.program;
+        let hash = request_hash("event.post", request)?;
+        let claims = claims(idempotency_key, "event.post", &hash);
+        let now = self.now();
+        let occurred_at = request.occurred_at.unwrap_or(now);
+        let event = NewEvent {
+            id: new_id("evt"),
+            member_id: request.member_id.clone(),
+            event_type: request.event_type.clone(),
+            occurred_at,
+            properties: serde_json::Value::Object(request.properties.clone()).to_string(),
+            request_hash: hash,
+        };
+        let facts = rules::event_facts(&request.event_type, occurred_at, &request.properties);
+        let failures = rules::Failures::default();
+        let decide = |member: &Member, usage: &RuleUsage| {
+            let (grant, failed) =
+                rules::grant(&program, member, Trigger::Event(&facts), now, usage);
+            failures.set(failed);
+            grant
+        };
+        let result = self
+            .store
+            .post_event(tenant.id, &program, &event, &decide, &claims, now)
+            .await?;
+        if !result.replayed {
+            self.report_rule_failures(failures.take());
+        }
+        unwrap_idempotent(result)
     }
 
     // ----- points -----

@@ -307,3 +307,49 @@ pub struct TransferRequest {
     pub to_member_id: String,
     pub points: i64,
 }
+
+/// Longest event type, and most properties an event may carry.
+const EVENT_TYPE_MAX: usize = 64;
+const EVENT_PROPERTIES_MAX: usize = 100;
+
+/// A custom event that happened to a member (a review written, an app installed...): the
+/// program's `event` rules of its type decide what it earns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRequest {
+    pub member_id: String,
+    /// The event type, as the rules name it: 1 to 64 characters of `a-z`, `0-9`, `_`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When it happened; defaults to now.
+    #[serde(default)]
+    pub occurred_at: Option<Timestamp>,
+    /// What rules read as `event.properties` (at most 100).
+    #[serde(default)]
+    pub properties: serde_json::Map<String, serde_json::Value>,
+}
+
+impl EventRequest {
+    pub fn validate(&self) -> Result<(), EngineError> {
+        check_text("member_id", &self.member_id)?;
+        if self.event_type.is_empty()
+            || self.event_type.len() > EVENT_TYPE_MAX
+            || !self
+                .event_type
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(EngineError::invalid(
+                "type",
+                format!("must be 1 to {EVENT_TYPE_MAX} characters of a-z, 0-9 and _"),
+            ));
+        }
+        if self.properties.len() > EVENT_PROPERTIES_MAX {
+            return Err(EngineError::invalid(
+                "properties",
+                format!("at most {EVENT_PROPERTIES_MAX} properties"),
+            ));
+        }
+        Ok(())
+    }
+}

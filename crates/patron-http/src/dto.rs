@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use patron_engine::queries::LedgerEntry;
 use patron_engine::{
-    AdjustRequest, ConsentRequest, EnrollRequest, MemberPatch, ProfileFields, PurchaseLineRequest,
-    PurchaseRequest, RedeemRequest, RefundLineRequest, RefundRequest, TransferRequest,
+    AdjustRequest, ConsentRequest, EnrollRequest, EventRequest, MemberPatch, ProfileFields,
+    PurchaseLineRequest, PurchaseRequest, RedeemRequest, RefundLineRequest, RefundRequest,
+    TransferRequest,
 };
 use patron_store::cards::CardReplacement;
 use patron_store::members::{ExitReceipt, Member, Profile};
@@ -19,6 +20,7 @@ use patron_store::purchases::{Purchase, PurchaseLine, PurchaseReceipt, RefundRec
 use patron_store::redemptions::{
     AdjustmentReceipt, Balance, ExpiringPoints, Redemption, TransferReceipt,
 };
+use patron_store::rules::{EventReceipt, RuleAward};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
@@ -302,6 +304,41 @@ impl From<RefundBody> for RefundRequest {
                     .collect()
             }),
             occurred_at,
+        }
+    }
+}
+
+/// A custom event that happened to a member: the program's `event` rules of its `type`
+/// decide what it earns.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventBody {
+    pub member_id: String,
+    /// The event type, as the program's rules name it (`review_written`): 1 to 64
+    /// characters of `a-z`, `0-9`, `_`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When it happened (RFC 3339); defaults to now. Rule windows and limit periods use it.
+    pub occurred_at: Option<Timestamp>,
+    /// What the rules read as `event.properties` (at most 100).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub properties: serde_json::Map<String, serde_json::Value>,
+}
+
+impl From<EventBody> for EventRequest {
+    fn from(body: EventBody) -> Self {
+        let EventBody {
+            member_id,
+            event_type,
+            occurred_at,
+            properties,
+        } = body;
+        EventRequest {
+            member_id,
+            event_type,
+            occurred_at,
+            properties,
         }
     }
 }
@@ -713,15 +750,48 @@ pub struct PurchaseReceiptOut {
     pub purchase_id: String,
     pub document_id: String,
     pub member_id: Option<String>,
-    /// Points earned.
+    /// Points earned: `base_points` plus the points of every rule in `rules`.
     pub points: i64,
-    /// none (anonymous) | pending | posted | voided
+    /// The program's base earning (eligible amount × rate × the tier multiplier).
+    pub base_points: i64,
+    /// The earning rules that fired, in the order they ran, each with its points and its
+    /// name in the member's language (for the "you earned..." lines of a receipt).
+    pub rules: Vec<RuleAwardOut>,
+    /// none (anonymous, or nothing earned) | pending | posted | voided
     pub points_state: String,
     /// When pending points post, once the return window closes.
     pub pending_until: Option<Timestamp>,
-    /// The member's balance after the purchase.
+    /// The member's balance after the purchase (null in a dry run).
     pub balance: Option<BalanceOut>,
+    /// The member's tier after the purchase (null in a dry run).
     pub tier: Option<TierOut>,
+}
+
+/// One earning rule that fired.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleAwardOut {
+    /// The rule's id in the program.
+    pub rule_id: String,
+    /// The rule's name in the member's language (else the club's default language).
+    pub name: String,
+    /// Points this rule gave.
+    pub points: i64,
+}
+
+impl From<RuleAward> for RuleAwardOut {
+    fn from(award: RuleAward) -> Self {
+        let RuleAward {
+            rule_id,
+            name,
+            points,
+        } = award;
+        RuleAwardOut {
+            rule_id,
+            name,
+            points,
+        }
+    }
 }
 
 impl From<PurchaseReceipt> for PurchaseReceiptOut {
@@ -731,6 +801,8 @@ impl From<PurchaseReceipt> for PurchaseReceiptOut {
             document_id,
             member_id,
             points,
+            base_points,
+            rules,
             points_state,
             pending_until,
             balance,
@@ -741,10 +813,52 @@ impl From<PurchaseReceipt> for PurchaseReceiptOut {
             document_id,
             member_id,
             points,
+            base_points,
+            rules: rules.into_iter().map(RuleAwardOut::from).collect(),
             points_state,
             pending_until,
             balance: balance.map(BalanceOut::from),
             tier: tier.map(TierOut::from),
+        }
+    }
+}
+
+/// What a recorded event earned.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventReceiptOut {
+    pub event_id: String,
+    pub member_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub occurred_at: Timestamp,
+    /// Points credited (posted at once): the sum of `rules`.
+    pub points: i64,
+    /// The event rules that fired, with their points, in the member's language.
+    pub rules: Vec<RuleAwardOut>,
+    /// The member's balance after the event.
+    pub balance: BalanceOut,
+}
+
+impl From<EventReceipt> for EventReceiptOut {
+    fn from(receipt: EventReceipt) -> Self {
+        let EventReceipt {
+            event_id,
+            member_id,
+            event_type,
+            occurred_at,
+            points,
+            rules,
+            balance,
+        } = receipt;
+        EventReceiptOut {
+            event_id,
+            member_id,
+            event_type,
+            occurred_at,
+            points,
+            rules: rules.into_iter().map(RuleAwardOut::from).collect(),
+            balance: BalanceOut::from(balance),
         }
     }
 }

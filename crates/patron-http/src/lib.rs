@@ -34,7 +34,7 @@ use utoipa_axum::routes;
 
 pub use problem::Code;
 
-use crate::routes::{cards, members, ops, points, program, purchases};
+use crate::routes::{cards, events, members, ops, points, program, purchases};
 use crate::state::AppState;
 
 /// The largest page any list answers, whatever the configuration says.
@@ -97,6 +97,7 @@ a stable `code`.";
     tags(
         (name = "members", description = "Enrollment, look-up, profile changes, leaving; balances and ledgers."),
         (name = "purchases", description = "Purchases earn points; refunds claw them back in proportion."),
+        (name = "events", description = "Custom events that the program's event rules reward."),
         (name = "points", description = "Redemptions (immediate or held at checkout), adjustments and transfers."),
         (name = "program", description = "The club's rules, as TOML."),
         (name = "cards", description = "Membership cards."),
@@ -123,6 +124,7 @@ pub const OPERATION_SCOPES: &[(&str, &str)] = &[
     ("get_purchase", "admin, pos, read"),
     ("refund_purchase", "admin, pos"),
     ("attach_purchase", "admin, pos"),
+    ("post_event", "admin, pos"),
     ("redeem_points", "admin, pos"),
     ("get_redemption", "admin, pos, read"),
     ("capture_redemption", "admin, pos"),
@@ -151,6 +153,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(purchases::get))
         .routes(routes!(purchases::refund))
         .routes(routes!(purchases::attach))
+        .routes(routes!(events::post))
         .routes(routes!(program::get, program::put))
         .routes(routes!(cards::replace))
         .routes(routes!(ops::healthz))

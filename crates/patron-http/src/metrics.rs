@@ -1,5 +1,6 @@
 //! Prometheus metrics, served as text on `/metrics`: requests by route template and status,
-//! latency by route, successful ledger postings by operation, and the job queue depth.
+//! latency by route, successful ledger postings by operation, earning rules that failed at run
+//! time by rule, and the job queue depth.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -23,7 +24,19 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     postings: Family<OperationLabels, Counter>,
+    rule_failures: Family<RouteLabels, Counter>,
     job_queue_depth: Gauge,
+}
+
+/// Counts the earning rules the engine skipped because an expression failed at run time
+/// (`patron_rule_failures_total{rule}`); installed into the engine by the server.
+#[derive(Debug, Clone)]
+pub struct RuleFailureCounter(Family<RouteLabels, Counter>);
+
+impl patron_engine::RuleFailureObserver for RuleFailureCounter {
+    fn rule_failed(&self, rule_id: &str, _error: &str) {
+        self.0.get_or_create(&[("rule", rule_id.to_string())]).inc();
+    }
 }
 
 impl Metrics {
@@ -34,6 +47,7 @@ impl Metrics {
             latency_histogram,
         );
         let postings = Family::<OperationLabels, Counter>::default();
+        let rule_failures = Family::<RouteLabels, Counter>::default();
         let job_queue_depth = Gauge::default();
         registry.register(
             "patron_http_requests",
@@ -50,6 +64,11 @@ impl Metrics {
             "Successful ledger-changing calls (replays not counted), by operation",
             postings.clone(),
         );
+        registry.register(
+            "patron_rule_failures",
+            "Earning rules skipped because an expression failed at run time, by rule id",
+            rule_failures.clone(),
+        );
         // The job table arrives with the job runner (a later issue); until then nothing is
         // ever queued and the gauge stays 0.
         registry.register(
@@ -62,8 +81,14 @@ impl Metrics {
             requests,
             latency,
             postings,
+            rule_failures,
             job_queue_depth,
         }
+    }
+
+    /// The observer the engine reports rule failures to.
+    pub fn rule_failure_counter(&self) -> RuleFailureCounter {
+        RuleFailureCounter(self.rule_failures.clone())
     }
 
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {

@@ -34,13 +34,15 @@ impl AppState {
         let mut openapi_json = serde_json::to_string_pretty(&openapi).unwrap_or_default();
         openapi_json.push('\n');
         let docs_html = crate::docs::render(&openapi);
+        let metrics = Metrics::new();
+        let engine = engine.with_rule_failure_observer(Arc::new(metrics.rule_failure_counter()));
         AppState(Arc::new(Inner {
             engine,
             key_limiter: RateLimiter::new(config.rate_limit_per_key_per_second),
             address_limiter: RateLimiter::new(config.rate_limit_per_ip_per_second),
             config: config.clone(),
             in_flight: Mutex::new(HashSet::new()),
-            metrics: Metrics::new(),
+            metrics,
             openapi_json,
             docs_html,
         }))

@@ -25,3 +25,5 @@ mod points;
 mod program;
 #[path = "api/purchases.rs"]
 mod purchases;
+#[path = "api/rules.rs"]
+mod rules;

@@ -26,6 +26,10 @@ pub mod code {
     pub const TRANSFER: &str = "transfer";
     pub const FORFEIT: &str = "forfeit";
     pub const REVERSAL: &str = "reversal";
+    /// Points an event rule gave (`POST /v1/events`).
+    pub const EVENT: &str = "event";
+    /// The join gift of the enrollment rules.
+    pub const JOIN: &str = "join";
 }
 
 /// What a transfer row is.

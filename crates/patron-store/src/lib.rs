@@ -25,6 +25,7 @@ mod migrate;
 pub mod programs;
 pub mod purchases;
 pub mod redemptions;
+pub mod rules;
 pub mod standing;
 pub mod tenants;
 pub mod testing;

@@ -5,6 +5,8 @@
 //! member's id, which after erasure identifies no one.
 
 use jiff::Timestamp;
+use patron_domain::program::Program;
+use patron_domain::rules::TriggerKind;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -13,6 +15,7 @@ use crate::cards::{self, CardKind};
 use crate::idempotency::{self, Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, code};
 use crate::programs::audit;
+use crate::rules::{self, Decide, RuleGrant};
 use crate::tenants::TenantId;
 use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
 
@@ -313,6 +316,43 @@ pub(crate) async fn insert_member(
     member_in_tx(tx, tenant, &new.id).await
 }
 
+/// Credits the join gift of the enrollment rules to a member just inserted.
+async fn join_gift(
+    tx: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    member_id: &str,
+    decide: Decide<'_, RuleGrant>,
+) -> Result<Member, StoreError> {
+    let (mut wallet, member) = lock_wallet_with_member(tx, ctx, member_id).await?;
+    let periods = rules::limit_periods(program, TriggerKind::Enrollment, ctx.now);
+    let usage = rules::usage_in(tx, ctx.tenant, member_id, &periods).await?;
+    let grant = decide(&member, &usage);
+    rules::credit_grant(
+        tx,
+        ctx,
+        program,
+        &mut wallet,
+        code::JOIN,
+        "enrollment",
+        member_id,
+        grant.points,
+    )
+    .await?;
+    rules::record_awards(
+        tx,
+        ctx,
+        member_id,
+        "enrollment",
+        member_id,
+        &grant.awards,
+        &periods,
+        ctx.now,
+    )
+    .await?;
+    Ok(member)
+}
+
 /// A unique violation that raced past `check_unique` still becomes a clear answer.
 fn unique_to_rejection(error: StoreError, profile: &Profile) -> StoreError {
     if !error.is_unique_violation() {
@@ -345,17 +385,29 @@ pub struct ExitReceipt {
 }
 
 impl Store {
-    /// Enrolls a member (idempotent under `claim`).
+    /// Enrolls a member (idempotent under `claim`). With `gift`, the program's enrollment
+    /// rules run in the same unit of work: `decide` is called with the new member (under
+    /// their wallet lock) and what it grants is credited at once, as a `join` transfer.
     pub async fn enroll(
         &self,
         tenant: TenantId,
         new: &NewMember,
+        gift: Option<(&Program, Decide<'_, RuleGrant>)>,
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<Member>, StoreError> {
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now,
+        };
         unit_of_work!(self, |tx| async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
-                insert_member(c, tenant, new, now).await
+                let member = insert_member(c, tenant, new, now).await?;
+                match gift {
+                    Some((program, decide)) => join_gift(c, ctx, program, &member.id, decide).await,
+                    None => Ok(member),
+                }
             })
             .await
         }

@@ -25,6 +25,11 @@ const SQLITE: &[Migration] = &[
         name: "api_keys",
         sql: include_str!("../migrations/sqlite/0002_api_keys.sql"),
     },
+    Migration {
+        version: 3,
+        name: "rules",
+        sql: include_str!("../migrations/sqlite/0003_rules.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -37,6 +42,11 @@ const POSTGRES: &[Migration] = &[
         version: 2,
         name: "api_keys",
         sql: include_str!("../migrations/postgres/0002_api_keys.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "rules",
+        sql: include_str!("../migrations/postgres/0003_rules.sql"),
     },
 ];
 

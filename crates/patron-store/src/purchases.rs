@@ -9,6 +9,7 @@
 use jiff::Timestamp;
 use patron_domain::clawback::{self, ClawbackInput, ClawbackMode, EarnState};
 use patron_domain::program::{Program, ReturnPolicy, TierBasis};
+use patron_domain::rules::TriggerKind;
 use patron_domain::rust_decimal::Decimal;
 use patron_domain::{expiry, purchase as purchase_math, tier};
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,7 @@ use crate::idempotency::{self, Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, Wallet, code};
 use crate::members::lock_wallet_with_member;
 use crate::redemptions::{Balance, balance_in};
+use crate::rules::{self, Decide, RuleAward};
 use crate::tenants::TenantId;
 use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
 
@@ -52,13 +54,17 @@ pub struct NewPurchase {
     pub request_hash: String,
 }
 
-/// What the engine decided the purchase earns. The store checks the member's tier is still
-/// the one the decision was made for; if not, it answers [`StoreError::Conflict`] and the
-/// engine decides again.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the engine decided the purchase earns. The engine decides under the member's wallet
+/// lock (the store calls its [`Decide`] with the member and the rule usage read there), so
+/// the tier and the limits it decided on are the ones the purchase commits under.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EarnPlan {
+    /// Everything the member earns: `base_points` + the points of every award.
     pub points: i64,
-    pub expected_tier: String,
+    /// The program's base earning (`[earning]` × the tier multiplier).
+    pub base_points: i64,
+    /// The rules that fired, each with its points (recorded in `rule_awards`).
+    pub awards: Vec<RuleAward>,
     pub pending_until: Option<Timestamp>,
 }
 
@@ -78,6 +84,12 @@ pub struct PurchaseReceipt {
     pub document_id: String,
     pub member_id: Option<String>,
     pub points: i64,
+    /// The base earning within `points` (receipts stored before the rules have none: 0).
+    #[serde(default)]
+    pub base_points: i64,
+    /// The rules that fired, with their points, in the member's language.
+    #[serde(default)]
+    pub rules: Vec<RuleAward>,
     /// none | pending | posted | voided
     pub points_state: String,
     pub pending_until: Option<Timestamp>,
@@ -348,13 +360,15 @@ fn parse_quantity(text: &str) -> Result<Decimal, StoreError> {
 }
 
 impl Store {
-    /// Posts a purchase (idempotent under `claims`, which include the document key).
+    /// Posts a purchase (idempotent under `claims`, which include the document key). For a
+    /// member's purchase, `decide` says what it earns; it runs under the member's wallet lock
+    /// with the usage of the purchase rules' limits (not at all for an anonymous purchase).
     pub async fn post_purchase(
         &self,
         tenant: TenantId,
         program: &Program,
         purchase: &NewPurchase,
-        earn: Option<&EarnPlan>,
+        decide: Decide<'_, EarnPlan>,
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<PurchaseReceipt>, StoreError> {
@@ -365,7 +379,7 @@ impl Store {
         };
         unit_of_work!(self, |tx| async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
-                post_purchase_in(c, ctx, program, purchase, earn).await
+                post_purchase_in(c, ctx, program, purchase, decide).await
             })
             .await
         }
@@ -441,7 +455,7 @@ impl Store {
         program: &Program,
         purchase_id: &str,
         member_id: &str,
-        earn: &EarnPlan,
+        decide: Decide<'_, EarnPlan>,
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<PurchaseReceipt>, StoreError> {
@@ -452,7 +466,7 @@ impl Store {
         };
         unit_of_work!(self, |tx| async {
             idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
-                attach_in(c, ctx, program, purchase_id, member_id, earn).await
+                attach_in(c, ctx, program, purchase_id, member_id, decide).await
             })
             .await
         }
@@ -644,7 +658,7 @@ async fn post_purchase_in(
     ctx: LedgerCtx,
     program: &Program,
     purchase: &NewPurchase,
-    earn: Option<&EarnPlan>,
+    decide: Decide<'_, EarnPlan>,
 ) -> Result<PurchaseReceipt, StoreError> {
     if purchase.currency != program.currency.code {
         return Err(Rejection::WrongCurrency {
@@ -660,6 +674,8 @@ async fn post_purchase_in(
             document_id: purchase.document_id.clone(),
             member_id: None,
             points: 0,
+            base_points: 0,
+            rules: Vec::new(),
             points_state: "none".into(),
             pending_until: None,
             balance: None,
@@ -677,18 +693,14 @@ async fn post_purchase_in(
         }
         .into());
     }
-    let points = match earn {
-        Some(plan) if plan.expected_tier != member.tier => {
-            return Err(StoreError::Conflict(format!(
-                "tier of {member_id} changed to {}",
-                member.tier
-            )));
-        }
-        Some(plan) => plan.points.max(0),
-        None => 0,
-    };
+    // Decide here, under the lock: the tier read above and the usage read now are what this
+    // purchase commits under, so a rule's limit holds however many purchases race.
+    let periods = rules::limit_periods(program, TriggerKind::Purchase, purchase.occurred_at);
+    let usage = rules::usage_in(c, ctx.tenant, member_id, &periods).await?;
+    let plan = decide(&member, &usage);
+    let points = plan.points.max(0);
     ledger::expire_due(c, ctx, &mut wallet).await?;
-    let pending_until = earn.and_then(|plan| plan.pending_until);
+    let pending_until = plan.pending_until;
     // Credit first, so the purchase row is written once, with what it earned.
     let (state, transfer_id) = credit_earn(
         c,
@@ -711,6 +723,17 @@ async fn post_purchase_in(
         },
     };
     insert_purchase_rows(c, ctx, purchase, &earned).await?;
+    rules::record_awards(
+        c,
+        ctx,
+        member_id,
+        "purchase",
+        &purchase.id,
+        &plan.awards,
+        &periods,
+        purchase.occurred_at,
+    )
+    .await?;
     let tier = update_tier(c, ctx, program, member_id, &member.tier).await?;
     let balance = balance_in(c, ctx, &wallet).await?;
     Ok(PurchaseReceipt {
@@ -718,6 +741,8 @@ async fn post_purchase_in(
         document_id: purchase.document_id.clone(),
         member_id: Some(member_id.to_string()),
         points,
+        base_points: plan.base_points,
+        rules: plan.awards,
         points_state: state.to_string(),
         pending_until: if state == "pending" {
             pending_until
@@ -947,7 +972,7 @@ async fn attach_in(
     program: &Program,
     purchase_id: &str,
     member_id: &str,
-    earn: &EarnPlan,
+    decide: Decide<'_, EarnPlan>,
 ) -> Result<PurchaseReceipt, StoreError> {
     let loaded = load_purchase(c, ctx, purchase_id, true).await?;
     let purchase = &loaded.purchase;
@@ -965,12 +990,9 @@ async fn attach_in(
         }
         .into());
     }
-    if earn.expected_tier != member.tier {
-        return Err(StoreError::Conflict(format!(
-            "tier of {member_id} changed to {}",
-            member.tier
-        )));
-    }
+    let periods = rules::limit_periods(program, TriggerKind::Purchase, purchase.occurred_at);
+    let usage = rules::usage_in(c, ctx.tenant, member_id, &periods).await?;
+    let earn = decide(&member, &usage);
     ledger::expire_due(c, ctx, &mut wallet).await?;
     // Earn on what was kept: what was refunded before attaching never earned.
     let eligible_refunded: i64 = sqlx::query(
@@ -1009,6 +1031,17 @@ async fn attach_in(
     .bind(if state == "pending" { earn.pending_until.map(time::to_db) } else { None })
     .execute(conn(c))
     .await?;
+    rules::record_awards(
+        c,
+        ctx,
+        member_id,
+        "purchase",
+        purchase_id,
+        &earn.awards,
+        &periods,
+        purchase.occurred_at,
+    )
+    .await?;
     let tier = update_tier(c, ctx, program, member_id, &member.tier).await?;
     let balance = balance_in(c, ctx, &wallet).await?;
     Ok(PurchaseReceipt {
@@ -1016,6 +1049,8 @@ async fn attach_in(
         document_id: purchase.document_id.clone(),
         member_id: Some(member_id.to_string()),
         points: points - settled,
+        base_points: earn.base_points,
+        rules: earn.awards.clone(),
         points_state: state.to_string(),
         pending_until: if state == "pending" {
             earn.pending_until

@@ -10,7 +10,7 @@ const TASKS: usize = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_redemptions_never_overspend_and_add_up_to_what_was_spent() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let member = club.enroll("m-1").await;
         club.grant(&member, 250).await;
         let before = club.available(&member).await;
@@ -68,7 +68,7 @@ async fn concurrent_redemptions_never_overspend_and_add_up_to_what_was_spent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_purchases_for_one_member_all_earn() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let member = club.enroll("m-1").await;
         let tasks: Vec<_> = (0..TASKS)
             .map(|n| {
@@ -120,7 +120,7 @@ async fn concurrent_purchases_for_one_member_all_earn() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_transfers_in_both_directions_all_complete() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let (alice, bob) = (club.enroll("alice").await, club.enroll("bob").await);
         club.grant(&alice, 500).await;
         club.grant(&bob, 500).await;
@@ -161,7 +161,7 @@ async fn concurrent_transfers_in_both_directions_all_complete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_holds_captures_and_releases_keep_the_ledger_whole() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let member = club.enroll("m-1").await;
         club.grant(&member, 400).await;
         let mut holds = Vec::new();

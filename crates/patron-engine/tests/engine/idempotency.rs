@@ -58,7 +58,7 @@ fn enroll_request(external_id: &str) -> EnrollRequest {
 
 #[tokio::test]
 async fn a_purchase_replayed_with_its_key_has_one_effect_and_the_same_answer() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let member = club.enroll("m-1").await;
         let request = club.purchase("doc-1", Some(&member), 1000, "USD");
         let first = club
@@ -101,7 +101,7 @@ async fn a_purchase_replayed_with_its_key_has_one_effect_and_the_same_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_purchases_with_one_key_have_one_effect_and_identical_answers() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let member = club.enroll("m-1").await;
         let request = club.purchase("doc-1", Some(&member), 1000, "USD");
         let (engine, tenant) = (club.engine.clone(), club.tenant.clone());
@@ -134,7 +134,7 @@ async fn racing_purchases_with_one_key_have_one_effect_and_identical_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_enrollments_with_one_key_enroll_one_member() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let request = enroll_request("ext-1");
         let (engine, tenant) = (club.engine.clone(), club.tenant.clone());
         let answers = race(10, || {
@@ -179,7 +179,7 @@ async fn racing_enrollments_with_one_key_enroll_one_member() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_redemptions_with_one_key_spend_once() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let member = club.enroll("m-1").await;
         club.grant(&member, 100).await;
         let request = RedeemRequest {
@@ -214,7 +214,7 @@ async fn racing_redemptions_with_one_key_spend_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refund_replayed_by_its_document_id_claws_back_once() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let member = club.enroll("m-1").await;
         let receipt = club.buy("doc-1", &member, "2", 1000).await;
         let request = refund_request("ret-1", Some("1"));
@@ -269,7 +269,7 @@ async fn restarted(club: &Club) -> Engine {
 
 #[tokio::test]
 async fn a_replay_after_a_crash_between_commit_and_reply_gives_the_stored_answer() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let member = club.enroll("m-1").await;
         club.grant(&member, 100).await;
         let purchase = club.purchase("doc-1", Some(&member), 1500, "USD");
@@ -331,7 +331,7 @@ async fn a_replay_after_a_crash_between_commit_and_reply_gives_the_stored_answer
 
 #[tokio::test]
 async fn a_key_reused_for_another_request_is_refused_and_changes_nothing() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let member = club.enroll("m-1").await;
         let first = club.purchase("doc-1", Some(&member), 1000, "USD");
         club.engine
@@ -386,7 +386,7 @@ async fn a_key_reused_for_another_request_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn a_document_id_posted_again_with_other_content_is_refused() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let member = club.enroll("m-1").await;
         club.engine
             .post_purchase(
@@ -432,7 +432,7 @@ async fn a_document_id_posted_again_with_other_content_is_refused() {
 
 #[tokio::test]
 async fn a_refused_redemption_is_replayed_even_after_the_member_can_afford_it() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let member = club.enroll("m-1").await;
         let request = RedeemRequest {
             points: 100,
@@ -476,7 +476,7 @@ async fn a_refused_redemption_is_replayed_even_after_the_member_can_afford_it() 
 
 #[tokio::test]
 async fn an_enrollment_replayed_with_its_key_returns_the_same_member() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let request = enroll_request("ext-1");
         let first = club
             .engine
@@ -514,7 +514,7 @@ async fn an_enrollment_replayed_with_its_key_returns_the_same_member() {
 
 #[tokio::test]
 async fn a_purchase_replayed_under_a_new_key_with_its_document_id_is_the_same_purchase() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let member = club.enroll("m-1").await;
         let request = purchase_request("doc-1", Some(&member), "1", 1000, "USD");
         let first = club

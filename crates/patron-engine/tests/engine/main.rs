@@ -11,4 +11,5 @@ mod ledger;
 mod members;
 mod properties;
 mod rejections;
+mod rules;
 mod smoke;

@@ -152,6 +152,8 @@ struct MemberModel {
     exited: bool,
     /// Inactivity policy: when the whole balance expires.
     inactive_at: Option<Timestamp>,
+    /// The day (club time) the daily-limited rule of [`RULES`] last fired for the member.
+    rule_day: Option<jiff::civil::Date>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -457,7 +459,15 @@ impl Case<'_> {
             debt: 0,
             exited: false,
             inactive_at: None,
+            rule_day: None,
         });
+        // Under [`RULES`], the join gift is credited at once, with a lot.
+        if !self.model.program.rules.is_empty() {
+            let m = self.model.members.len() - 1;
+            let expires_at = self.model.lot_expiry(self.model.now);
+            self.model.add_lot(m, JOIN_GIFT, expires_at);
+            self.model.touch(m);
+        }
         Ok(())
     }
 
@@ -492,7 +502,22 @@ impl Case<'_> {
                 let receipt = ok("purchase", result)?;
                 let model = &mut self.model;
                 let total_minor = quantity * unit_minor;
-                let points = total_minor / 100;
+                let base = total_minor / 100;
+                // Under [`RULES`], the matching line earns double once a day (club time).
+                let today = model.now.to_zoned(model.program.tz()).date();
+                let doubled = !model.program.rules.is_empty()
+                    && base > 0
+                    && model.members[m].rule_day != Some(today);
+                if doubled {
+                    model.members[m].rule_day = Some(today);
+                }
+                let points = if doubled { 2 * base } else { base };
+                prop_assert_eq!(receipt.base_points, base, "base points of the purchase");
+                prop_assert_eq!(
+                    receipt.rules.len(),
+                    usize::from(doubled),
+                    "rules that fired"
+                );
                 let until =
                     expiry::pending_until(&model.program.pending, model.now, &model.program.tz());
                 let earn = match (points, until) {
@@ -1071,6 +1096,13 @@ async fn run_case(harness: &Harness, source: &str, ops: &[Op]) -> Result<(), Tes
     Ok(())
 }
 
+/// Earning rules the model knows: a join gift, and double points on the test purchases' line
+/// once a day per member.
+const RULES: &str = "\n[[rules]]\nid = \"welcome\"\nname = \"Welcome\"\nkind = \"join\"\npoints = 10\n\n\
+    [[rules]]\nid = \"double_daily\"\nname = \"Double today\"\nkind = \"multiplier\"\nmultiplier = 2\n\
+    categories = [\"general\"]\nlimit = { count = 1, per = \"day\" }\n";
+const JOIN_GIFT: i64 = 10;
+
 /// Runs `CASES` random operation sequences under `source` on every backend.
 fn run_property(source: &str) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -1143,4 +1175,15 @@ fn yearly_expiry_with_unlimited_returns_keeps_every_invariant() {
         "unlimited",
         "keep_until_expiry",
     ));
+}
+
+#[test]
+fn earning_rules_with_a_join_gift_and_a_daily_limit_keep_every_invariant() {
+    let source = program(
+        2,
+        "policy = \"after_earning\"\namount = 30\nunit = \"days\"\nround_to = \"end_of_day\"",
+        "unlimited",
+        "forfeit",
+    ) + RULES;
+    run_property(&source);
 }

@@ -38,7 +38,7 @@ fn redeem(points: i64) -> RedeemRequest {
 
 #[tokio::test]
 async fn operations_on_an_unknown_member_are_refused() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let (alice, _) = club_with_two_members(&club).await;
         let before = club.snapshot(&[&alice]).await;
         let nobody = Rejection::MemberNotFound {
@@ -109,7 +109,7 @@ async fn operations_on_an_unknown_member_are_refused() {
 
 #[tokio::test]
 async fn spending_more_than_the_balance_is_refused() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let (alice, bob) = club_with_two_members(&club).await;
         let before = club.snapshot(&[&alice, &bob]).await;
         let short = Rejection::InsufficientPoints {
@@ -154,7 +154,7 @@ async fn spending_more_than_the_balance_is_refused() {
 
 #[tokio::test]
 async fn a_purchase_in_another_currency_is_refused() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let (alice, _) = club_with_two_members(&club).await;
         let before = club.snapshot(&[&alice]).await;
         let refused = club
@@ -279,7 +279,7 @@ async fn transfers_to_oneself_or_involving_a_member_who_left_are_refused() {
 
 #[tokio::test]
 async fn refunding_more_than_was_bought_is_refused() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let (alice, _) = club_with_two_members(&club).await;
         let receipt = club.buy("doc-1", &alice, "2", 1000).await;
         let before = club.snapshot(&[&alice]).await;
@@ -346,7 +346,7 @@ async fn refunding_more_than_was_bought_is_refused() {
 
 #[tokio::test]
 async fn capturing_more_than_held_after_release_or_twice_is_refused() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let (alice, _) = club_with_two_members(&club).await;
         let hold = club.hold(&alice, 40, 30).await.unwrap();
         let before = club.snapshot(&[&alice]).await;
@@ -442,7 +442,7 @@ async fn capturing_more_than_held_after_release_or_twice_is_refused() {
 
 #[tokio::test]
 async fn enrolling_with_a_bad_phone_email_birthday_or_locale_is_refused() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let before = club.snapshot(&[]).await;
         let cases = [
             (
@@ -514,7 +514,7 @@ async fn enrolling_with_a_bad_phone_email_birthday_or_locale_is_refused() {
 
 #[tokio::test]
 async fn enrolling_with_a_phone_email_or_external_id_already_in_use_is_refused() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let existing = ProfileFields {
             external_id: Some("ext-1".into()),
             phone: Some("+972 50 123 4567".into()),
@@ -580,7 +580,7 @@ async fn enrolling_with_a_phone_email_or_external_id_already_in_use_is_refused()
 
 #[tokio::test]
 async fn cards_with_a_bad_check_digit_unknown_or_already_bound_are_refused() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let (_, numbers) = club
             .engine
             .issue_card_batch(&club.tenant, 2, "tester")
@@ -665,7 +665,7 @@ async fn cards_with_a_bad_check_digit_unknown_or_already_bound_are_refused() {
 
 #[tokio::test]
 async fn adjustments_without_a_reason_or_points_are_refused() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let (alice, _) = club_with_two_members(&club).await;
         let before = club.snapshot(&[&alice]).await;
         for (field, request) in [
@@ -750,7 +750,7 @@ async fn an_invalid_program_is_refused_with_every_problem_located() {
     };
     assert_eq!(syntax[0].line, 1, "{syntax:?}");
 
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let versions = club
             .engine
             .store()

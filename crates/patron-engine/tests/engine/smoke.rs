@@ -6,7 +6,7 @@ use crate::support::{COFFEE, PERSIAN, PHARMACY, clubs, refund_request};
 
 #[tokio::test]
 async fn a_purchase_earns_points_and_a_refund_takes_them_back() {
-    for club in clubs(COFFEE).await {
+    for club in clubs(&COFFEE).await {
         let member = club.enroll("m-1").await;
         let receipt = club
             .engine

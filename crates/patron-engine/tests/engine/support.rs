@@ -1,7 +1,7 @@
 //! Shared fixtures: a club on each backend with a controlled clock, small program files
 //! written inline, and snapshots that show a rejected call wrote nothing.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use jiff::{SignedDuration, Timestamp, Zoned};
 use patron_engine::{
@@ -14,7 +14,22 @@ use patron_store::redemptions::Balance;
 use patron_store::tenants::Tenant;
 use patron_store::testing::{self, TestDatabase};
 
-pub const COFFEE: &str = include_str!("../../../../examples/programs/coffee-chain.toml");
+/// The coffee chain example, exactly as shipped (with its earning rules and join gift).
+pub const COFFEE_EXAMPLE: &str = include_str!("../../../../examples/programs/coffee-chain.toml");
+/// The coffee chain as the ledger tests use it: its join gift ended in 2000, so that a new
+/// member's balance starts at 0 and the tests' counts stay exact. The rule tests use
+/// [`COFFEE_EXAMPLE`].
+pub static COFFEE: LazyLock<String> = LazyLock::new(|| {
+    let source = COFFEE_EXAMPLE.replace(
+        "kind = \"join\"\npoints = 25",
+        "kind = \"join\"\npoints = 25\nuntil = 2000-01-01",
+    );
+    assert_ne!(
+        source, COFFEE_EXAMPLE,
+        "the example's join gift moved: update the tests"
+    );
+    source
+});
 pub const PERSIAN: &str = include_str!("../../../../examples/programs/persian-retail.toml");
 pub const PHARMACY: &str = include_str!("../../../../examples/programs/israeli-pharmacy.toml");
 

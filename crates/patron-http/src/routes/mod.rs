@@ -2,6 +2,7 @@
 //! idempotent call, and opaque cursors.
 
 pub mod cards;
+pub mod events;
 pub mod members;
 pub mod ops;
 pub mod points;

@@ -4,11 +4,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use patron_engine::{PurchaseRequest, RefundRequest};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::dto::{
     AttachBody, PurchaseBody, PurchaseOut, PurchaseReceiptOut, RefundBody, RefundReceiptOut,
 };
-use crate::extract::{Auth, IdempotencyKey, JsonBody, PathParam, PosRead, PosWrite};
+use crate::extract::{Auth, IdempotencyKey, JsonBody, PathParam, PosRead, PosWrite, QueryParams};
 use crate::problem::{Problem, ProblemDocument};
 use crate::routes::{Reply, json_response, mutate};
 use crate::state::AppState;
@@ -17,16 +19,30 @@ fn purchase_location(receipt: &PurchaseReceiptOut) -> Option<String> {
     Some(format!("/v1/purchases/{}", receipt.purchase_id))
 }
 
+/// The parameters of posting a purchase.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PurchaseQuery {
+    /// `true`: answer the receipt this purchase would get now (points, rules, state) without
+    /// storing anything (a cart preview). No Idempotency-Key is claimed; 200 instead of 201.
+    dry_run: Option<bool>,
+}
+
 /// Post a purchase
 ///
-/// Earns points for the member (pending until the return window closes, when the program
-/// has one) and answers how many, until when, and the new balance. A purchase is posted once
+/// Earns points for the member (the program's base earning plus every earning rule that
+/// fires; pending until the return window closes, when the program has one) and answers how
+/// many, which rules gave them, until when, and the new balance. A purchase is posted once
 /// per `document_id`: the same document again answers the stored receipt; the same document
-/// with other content is refused.
+/// with other content is refused. With `?dry_run=true` nothing is stored: the answer (200)
+/// is the receipt the purchase would get now, without balance or tier.
 #[utoipa::path(
     post, path = "/v1/purchases", tag = "purchases", operation_id = "post_purchase",
+    params(PurchaseQuery),
     request_body = PurchaseBody,
     responses(
+        (status = 200, description = "A dry run: what the purchase would earn; nothing was stored", body = PurchaseReceiptOut),
         (status = 201, description = "Posted (or the stored receipt of this document)", body = PurchaseReceiptOut,
             headers(("Location" = String, description = "The purchase"))),
         (status = 404, description = "`member_not_found`", body = ProblemDocument, content_type = "application/problem+json"),
@@ -37,11 +53,21 @@ fn purchase_location(receipt: &PurchaseReceiptOut) -> Option<String> {
 pub async fn post(
     State(state): State<AppState>,
     auth: Auth<PosWrite>,
+    QueryParams(query): QueryParams<PurchaseQuery>,
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(body): JsonBody<PurchaseBody>,
 ) -> Result<Response, Problem> {
     let request = PurchaseRequest::from(body);
     let engine = state.engine();
+    if query.dry_run == Some(true) {
+        let receipt = engine.preview_purchase(&auth.tenant, &request).await?;
+        return Ok(json_response(
+            StatusCode::OK,
+            &PurchaseReceiptOut::from(receipt),
+            false,
+            None,
+        ));
+    }
     mutate::<_, PurchaseReceiptOut>(
         &state,
         auth.tenant.id,

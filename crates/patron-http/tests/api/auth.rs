@@ -114,6 +114,12 @@ fn routes() -> Vec<(
             Some(json!({ "member_id": "mem_x" })),
             WRITE,
         ),
+        (
+            "POST",
+            "/v1/events",
+            Some(json!({ "member_id": "mem_x", "type": "review_written" })),
+            WRITE,
+        ),
         ("GET", "/v1/program", None, READ),
         ("POST", "/v1/cards/7000000000000005/replace", None, ADMIN),
     ]

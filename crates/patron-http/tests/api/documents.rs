@@ -50,6 +50,7 @@ fn openapi_document_is_3_1_and_describes_every_v1_route() {
         ("get", "/v1/purchases/{id}"),
         ("post", "/v1/purchases/{id}/refunds"),
         ("post", "/v1/purchases/{id}/attach"),
+        ("post", "/v1/events"),
         ("get", "/v1/program"),
         ("put", "/v1/program"),
         ("post", "/v1/cards/{number}/replace"),

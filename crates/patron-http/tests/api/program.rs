@@ -9,10 +9,10 @@ async fn get_and_put_the_program() {
         let api = &club.api;
         let current = api.get("/v1/program", &club.read).await;
         let current = current.assert_status(200).clone();
-        assert_eq!(current["source"], COFFEE);
+        assert_eq!(current["source"], COFFEE.as_str());
         let version = current["version"].as_i64().unwrap();
 
-        let same = api.put_program(&club.admin, COFFEE).await;
+        let same = api.put_program(&club.admin, &COFFEE).await;
         let same = same.assert_status(200);
         assert_eq!(same["changed"], false, "[{}]", club.label());
         assert_eq!(same["version"], version);
@@ -66,7 +66,7 @@ async fn an_invalid_program_is_refused_with_located_errors() {
 
         // Nothing was applied.
         let current = api.get("/v1/program", &club.admin).await;
-        assert_eq!(current.assert_status(200)["source"], COFFEE);
+        assert_eq!(current.assert_status(200)["source"], COFFEE.as_str());
 
         let json = api
             .send(

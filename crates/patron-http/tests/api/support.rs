@@ -16,7 +16,21 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub const COFFEE: &str = include_str!("../../../../examples/programs/coffee-chain.toml");
+/// The coffee chain example, exactly as shipped (with its earning rules and join gift).
+pub const COFFEE_EXAMPLE: &str = include_str!("../../../../examples/programs/coffee-chain.toml");
+/// The coffee chain as most tests use it: its join gift ended in 2000, so that a new member's
+/// balance starts at 0. The rule tests use [`COFFEE_EXAMPLE`].
+pub static COFFEE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let source = COFFEE_EXAMPLE.replace(
+        "kind = \"join\"\npoints = 25",
+        "kind = \"join\"\npoints = 25\nuntil = 2000-01-01",
+    );
+    assert_ne!(
+        source, COFFEE_EXAMPLE,
+        "the example's join gift moved: update the tests"
+    );
+    source
+});
 
 /// The instant every test club lives at.
 pub fn start() -> Timestamp {
@@ -480,10 +494,13 @@ pub async fn club_on(db: TestDatabase, config: ServerConfig) -> Club {
     let clock = ManualClock::new(start());
     let engine = Engine::new(db.store.clone(), Arc::new(clock));
     let (tenant, _, _) = engine
-        .apply_program("coffee", COFFEE, "test")
+        .apply_program("coffee", &COFFEE, "test")
         .await
         .unwrap();
-    let (other_tenant, _, _) = engine.apply_program("other", COFFEE, "test").await.unwrap();
+    let (other_tenant, _, _) = engine
+        .apply_program("other", &COFFEE, "test")
+        .await
+        .unwrap();
     let admin = key(&engine, &tenant, Scope::Admin).await;
     let pos = key(&engine, &tenant, Scope::Pos).await;
     let read = key(&engine, &tenant, Scope::Read).await;

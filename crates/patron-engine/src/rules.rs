@@ -1,0 +1,216 @@
+//! Earning by the program's rules: the facts an evaluation reads, built from the store's
+//! records, and the plans the store executes.
+//!
+//! The engine never decides before the unit of work: it hands the store a function
+//! ([`patron_store::rules::Decide`]) that the store calls under the member's wallet lock with
+//! the member as read there and the usage counts of the occasion's limited rules. The
+//! function evaluates the rules ([`patron_domain::rules::evaluate`]): a purchase earns the
+//! base (eligible amount × rate × tier multiplier) plus every rule that fires.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use jiff::Timestamp;
+use patron_domain::expiry;
+use patron_domain::program::{Locale, Program};
+use patron_domain::rules::{
+    self, Beneficiary, EvalInput, Evaluation, EventFacts, FactValue, LineFacts, MemberFacts,
+    PurchaseFacts, RuleFailure, RuleUsage, Trigger,
+};
+use patron_domain::rust_decimal::Decimal;
+use patron_store::members::Member;
+use patron_store::purchases::{EarnPlan, NewPurchase};
+use patron_store::rules::{RuleAward, RuleGrant};
+
+/// Told about every rule skipped because its expression failed at run time (the HTTP layer
+/// counts them in `/metrics`). The engine logs each one with `tracing::warn!` as well.
+pub trait RuleFailureObserver: Send + Sync + std::fmt::Debug {
+    fn rule_failed(&self, rule_id: &str, error: &str);
+}
+
+/// A JSON value as a fact expressions can read.
+pub(crate) fn fact_from_json(value: &serde_json::Value) -> FactValue {
+    match value {
+        serde_json::Value::Null => FactValue::Null,
+        serde_json::Value::Bool(b) => FactValue::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => FactValue::Int(i),
+            None => FactValue::Double(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => FactValue::Text(s.clone()),
+        serde_json::Value::Array(items) => {
+            FactValue::List(items.iter().map(fact_from_json).collect())
+        }
+        serde_json::Value::Object(map) => FactValue::Map(facts_from_object(map)),
+    }
+}
+
+pub(crate) fn facts_from_object(
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> BTreeMap<String, FactValue> {
+    map.iter()
+        .map(|(key, value)| (key.clone(), fact_from_json(value)))
+        .collect()
+}
+
+/// What rules know about a member.
+pub(crate) fn member_facts(member: &Member) -> MemberFacts {
+    let attributes = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
+        &member.profile.attributes,
+    )
+    .map(|map| facts_from_object(&map))
+    .unwrap_or_default();
+    MemberFacts {
+        id: member.id.clone(),
+        tier: member.tier.clone(),
+        segments: Vec::new(),
+        attributes,
+        statistics: BTreeMap::new(),
+        birth_date: member
+            .profile
+            .birthday
+            .as_deref()
+            .and_then(|birthday| birthday.parse().ok()),
+        enrolled_at: member.enrolled_at,
+    }
+}
+
+/// What rules know about a purchase.
+pub(crate) fn purchase_facts(purchase: &NewPurchase) -> PurchaseFacts {
+    PurchaseFacts {
+        channel: purchase.channel.clone(),
+        store: purchase.store_id.clone(),
+        time: purchase.occurred_at,
+        lines: purchase
+            .lines
+            .iter()
+            .map(|line| LineFacts {
+                sku: line.sku.clone(),
+                category: line.category.clone(),
+                quantity: line.quantity.parse().unwrap_or(Decimal::ZERO),
+                unit_price_minor: line.unit_price_minor,
+                total_minor: line.total_minor,
+            })
+            .collect(),
+        referral: None,
+    }
+}
+
+/// A custom event as rules see it.
+pub(crate) fn event_facts(
+    event_type: &str,
+    time: Timestamp,
+    properties: &serde_json::Map<String, serde_json::Value>,
+) -> EventFacts {
+    EventFacts {
+        event_type: event_type.to_string(),
+        time,
+        properties: facts_from_object(properties),
+    }
+}
+
+/// The language a member reads receipts in: theirs, else the club's default.
+fn locale_of(member: &Member, program: &Program) -> Locale {
+    member
+        .profile
+        .locale
+        .as_deref()
+        .and_then(Locale::from_code)
+        .unwrap_or(program.default_locale)
+}
+
+/// The member's awards of an evaluation, named in their language. Awards for someone else
+/// (the referrer of a referral) are not the member's receipt lines.
+fn member_awards(evaluation: &Evaluation, member: &Member, program: &Program) -> Vec<RuleAward> {
+    let locale = locale_of(member, program);
+    evaluation
+        .awards
+        .iter()
+        .filter(|award| award.beneficiary == Beneficiary::Member)
+        .map(|award| RuleAward {
+            rule_id: award.rule_id.clone(),
+            name: award
+                .names
+                .resolve(locale, program.default_locale)
+                .to_string(),
+            points: award.points,
+        })
+        .collect()
+}
+
+/// Evaluates `trigger` for a member.
+fn evaluate(
+    program: &Program,
+    member: &Member,
+    trigger: Trigger<'_>,
+    now: Timestamp,
+    usage: &RuleUsage,
+) -> Evaluation {
+    let facts = member_facts(member);
+    rules::evaluate(
+        program,
+        &EvalInput {
+            member: &facts,
+            trigger,
+            now,
+            usage,
+        },
+    )
+}
+
+/// What a purchase earns for `member`: the base and the purchase rules, and when the points
+/// post. Also answers the rules that failed.
+pub(crate) fn earn_plan(
+    program: &Program,
+    member: &Member,
+    purchase: &NewPurchase,
+    now: Timestamp,
+    usage: &RuleUsage,
+) -> (EarnPlan, Vec<RuleFailure>) {
+    let facts = purchase_facts(purchase);
+    let evaluation = evaluate(program, member, Trigger::Purchase(&facts), now, usage);
+    let plan = EarnPlan {
+        points: evaluation.total_points,
+        base_points: evaluation.base_points,
+        awards: member_awards(&evaluation, member, program),
+        pending_until: expiry::pending_until(&program.pending, purchase.occurred_at, &program.tz()),
+    };
+    (plan, evaluation.failures)
+}
+
+/// What an event, an enrollment or another occasion without a purchase grants.
+pub(crate) fn grant(
+    program: &Program,
+    member: &Member,
+    trigger: Trigger<'_>,
+    now: Timestamp,
+    usage: &RuleUsage,
+) -> (RuleGrant, Vec<RuleFailure>) {
+    let evaluation = evaluate(program, member, trigger, now, usage);
+    let grant = RuleGrant {
+        points: evaluation.total_points,
+        awards: member_awards(&evaluation, member, program),
+    };
+    (grant, evaluation.failures)
+}
+
+/// The failures of the last evaluation a unit of work ran (it may run more than once when
+/// the unit is retried; only the one that committed counts).
+#[derive(Debug, Default)]
+pub(crate) struct Failures(Mutex<Vec<RuleFailure>>);
+
+impl Failures {
+    pub(crate) fn set(&self, failures: Vec<RuleFailure>) {
+        match self.0.lock() {
+            Ok(mut slot) => *slot = failures,
+            Err(poisoned) => *poisoned.into_inner() = failures,
+        }
+    }
+
+    pub(crate) fn take(&self) -> Vec<RuleFailure> {
+        match self.0.lock() {
+            Ok(mut slot) => std::mem::take(&mut *slot),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+}
