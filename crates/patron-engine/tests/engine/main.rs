@@ -12,3 +12,4 @@ mod members;
 mod properties;
 mod rejections;
 mod smoke;
+mod writer;
