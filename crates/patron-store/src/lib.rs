@@ -31,16 +31,16 @@ pub mod tenants;
 pub mod testing;
 pub mod time;
 pub mod verify;
+mod writer;
 
-use std::ops::{Deref, DerefMut};
+pub use writer::{GROUP_MAX, Tx};
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::pool::PoolConnection;
-use sqlx::{AnyConnection, AnyPool, Connection, Database, Executor, TransactionManager};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 pub use error::{Rejection, StoreError};
 
@@ -93,80 +93,8 @@ pub struct Store {
     /// SQLite (file databases): the one connection this process writes through. SQLite admits
     /// one writer at a time anyway; queueing writers here, in order, instead of letting pool
     /// connections race for the file lock keeps them out of SQLite's busy handler (which
-    /// sleeps in steps of up to 100 ms) and saves a pool checkout per unit of work.
-    writer: Option<Arc<Mutex<AnyConnection>>>,
-}
-
-/// A write transaction: a connection with `BEGIN` (`BEGIN IMMEDIATE` on SQLite) sent. It
-/// dereferences to the connection, so queries run on `&mut *tx`. Dropped without
-/// [`Tx::commit`], it rolls back (the rollback is queued on the connection and runs before
-/// the connection's next statement), so a cancelled request leaves nothing behind.
-pub struct Tx {
-    conn: TxConn,
-    open: bool,
-}
-
-enum TxConn {
-    Writer(OwnedMutexGuard<AnyConnection>),
-    Pooled(PoolConnection<sqlx::Any>),
-}
-
-type AnyTm = <sqlx::Any as Database>::TransactionManager;
-
-impl std::fmt::Debug for Tx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tx").field("open", &self.open).finish()
-    }
-}
-
-impl Deref for Tx {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        match &self.conn {
-            TxConn::Writer(guard) => guard,
-            TxConn::Pooled(conn) => conn,
-        }
-    }
-}
-
-impl DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        match &mut self.conn {
-            TxConn::Writer(guard) => &mut *guard,
-            TxConn::Pooled(conn) => &mut *conn,
-        }
-    }
-}
-
-impl Tx {
-    async fn begin(conn: TxConn, statement: &'static str) -> Result<Tx, sqlx::Error> {
-        let mut tx = Tx { conn, open: false };
-        AnyTm::begin(&mut tx, Some(statement.into())).await?;
-        tx.open = true;
-        Ok(tx)
-    }
-
-    /// Commits the transaction.
-    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        AnyTm::commit(&mut self).await?;
-        self.open = false;
-        Ok(())
-    }
-
-    /// Rolls the transaction back.
-    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
-        AnyTm::rollback(&mut self).await?;
-        self.open = false;
-        Ok(())
-    }
-}
-
-impl Drop for Tx {
-    fn drop(&mut self) {
-        if self.open {
-            AnyTm::start_rollback(self);
-        }
-    }
+    /// sleeps in steps of up to 100 ms), and lets queued units share a commit (`writer`).
+    writer: Option<Arc<writer::Writer>>,
 }
 
 impl Store {
@@ -219,7 +147,7 @@ impl Store {
         let writer = if backend == Backend::Sqlite && max_connections > 1 {
             let mut conn = AnyConnection::connect_with(&connect_options).await?;
             prepare_connection(&mut conn, backend, None).await?;
-            Some(Arc::new(Mutex::new(conn)))
+            Some(writer::Writer::new(conn))
         } else {
             None
         };
@@ -253,23 +181,12 @@ impl Store {
     /// PostgreSQL (row locks are taken with `FOR UPDATE`).
     pub async fn begin_write(&self) -> Result<Tx, StoreError> {
         let tx = match (&self.writer, self.backend) {
-            (Some(writer), _) => {
-                Tx::begin(
-                    TxConn::Writer(writer.clone().lock_owned().await),
-                    "BEGIN IMMEDIATE",
-                )
-                .await?
-            }
+            // SQLite file: the writer queue, with group commit (see `writer`).
+            (Some(writer), _) => writer.begin().await?,
             (None, Backend::Sqlite) => {
-                Tx::begin(
-                    TxConn::Pooled(self.pool.acquire().await?),
-                    "BEGIN IMMEDIATE",
-                )
-                .await?
+                Tx::pooled(self.pool.acquire().await?, "BEGIN IMMEDIATE").await?
             }
-            (None, Backend::Postgres) => {
-                Tx::begin(TxConn::Pooled(self.pool.acquire().await?), "BEGIN").await?
-            }
+            (None, Backend::Postgres) => Tx::pooled(self.pool.acquire().await?, "BEGIN").await?,
         };
         Ok(tx)
     }
@@ -277,10 +194,7 @@ impl Store {
     /// Closes the pool, waiting for connections in use to be returned, and the writer.
     pub async fn close(&self) {
         if let Some(writer) = &self.writer {
-            let mut conn = writer.lock().await;
-            // Closing the file handle cleanly lets SQLite checkpoint the WAL; a failure here
-            // loses nothing (the WAL is replayed on the next open).
-            let _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await;
+            writer.flush().await;
         }
         self.pool.close().await;
     }

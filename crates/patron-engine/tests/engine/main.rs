@@ -13,3 +13,4 @@ mod properties;
 mod rejections;
 mod rules;
 mod smoke;
+mod writer;
