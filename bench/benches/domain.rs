@@ -3,6 +3,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
+use patron_bench::coffee_programs;
 use patron_domain::lots::{LotView, plan_consumption};
 use patron_domain::program::parse_program;
 use patron_domain::rules::{self, EvalInput, LineFacts, MemberFacts, PurchaseFacts, Trigger};
@@ -11,34 +12,6 @@ use patron_domain::{earning, expiry};
 use std::hint::black_box;
 
 const PERSIAN: &str = include_str!("../../examples/programs/persian-retail.toml");
-const COFFEE: &str = include_str!("../../examples/programs/coffee-chain.toml");
-
-/// The coffee chain's program without its rules (the baseline), and with 20 purchase rules
-/// of every purchase kind, 16 of them with a CEL condition or amount.
-fn coffee_programs() -> (String, String) {
-    let base = COFFEE[..COFFEE.find("[[rules]]").unwrap()].to_string();
-    let mut with_rules = base.clone();
-    for index in 0..20 {
-        let body = match index % 5 {
-            0 => {
-                "kind = \"spend\"\npoints_per_unit = \"0.5\"\nwhen = \"purchase.total >= 10.0 && member.tier != 'banned'\""
-            }
-            1 => {
-                "kind = \"multiplier\"\nmultiplier = 2\ncategories = [\"coffee\"]\nwhen = \"item.quantity >= 1.0\""
-            }
-            2 => "kind = \"product\"\nskus = [\"croissant\"]\namount = \"item.quantity * 3.0\"",
-            3 => {
-                "kind = \"spend\"\npoints_per_unit = 1\nwhen = \"'coffee_lovers' in member.segments && purchase.time.getHours() < 12\"\nlimit = { count = 3, per = \"week\" }"
-            }
-            _ => "kind = \"product\"\ncategories = [\"pastry\"]\npoints = 2\nchannels = [\"pos\"]",
-        };
-        with_rules.push_str(&format!(
-            "\n[[rules]]\nid = \"rule_{index:02}\"\nname = \"Rule {index}\"\npriority = {index}\n{body}\n"
-        ));
-    }
-    (base, with_rules)
-}
-
 fn benches(c: &mut Criterion) {
     // Baseline for the next one: the TOML parse alone, without Patron's validation.
     c.bench_function("toml_edit parse persian-retail (baseline)", |b| {

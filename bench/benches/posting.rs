@@ -8,14 +8,13 @@
 
 use std::sync::Arc;
 
-use patron_bench::{median, rate, time};
+use patron_bench::{coffee_programs, median, rate, time};
 use patron_engine::{
     Engine, EnrollRequest, ManualClock, ProfileFields, PurchaseLineRequest, PurchaseRequest,
 };
 use patron_store::Backend;
 use patron_store::testing::TestDatabase;
 
-const COFFEE: &str = include_str!("../../examples/programs/coffee-chain.toml");
 const ROUNDS: usize = 3;
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -63,8 +62,9 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
     let store = db.store.clone();
     let clock = ManualClock::new(jiff::Timestamp::now());
     let engine = Engine::new(store.clone(), Arc::new(clock));
+    let (without_rules, with_rules) = coffee_programs();
     let (tenant, _, _) = engine
-        .apply_program("bench", COFFEE, "bench")
+        .apply_program("bench", &without_rules, "bench")
         .await
         .unwrap();
     // The same columns a purchase row has, with its primary key and unique document index.
@@ -138,6 +138,57 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
         );
     }
 
+    // The same purchases for a club with 20 CEL rules, against the rule-less club above.
+    let (ruled, _, _) = engine
+        .apply_program("bench-rules", &with_rules, "bench")
+        .await
+        .unwrap();
+    let mut ruled_members = Vec::new();
+    for i in 0..50 {
+        let request = EnrollRequest {
+            profile: ProfileFields {
+                external_id: Some(format!("ruled-{i}")),
+                ..ProfileFields::default()
+            },
+            channel: "pos".into(),
+            card_number: None,
+            consents: vec![],
+        };
+        ruled_members.push(
+            engine
+                .enroll(&ruled, &request, None)
+                .await
+                .unwrap()
+                .value
+                .id,
+        );
+    }
+    let mut with_rules_times = Vec::new();
+    for round in 0..ROUNDS {
+        with_rules_times.push(
+            time(async {
+                for i in 0..purchases {
+                    let request = purchase(
+                        format!("r-{round}-{i}"),
+                        &ruled_members[i % ruled_members.len()],
+                    );
+                    let receipt = engine
+                        .post_purchase(&ruled, &request, Some(&format!("rk-{round}-{i}")))
+                        .await
+                        .unwrap();
+                    assert!(!receipt.value.rules.is_empty(), "the rules fire");
+                }
+            })
+            .await,
+        );
+    }
+    let rules_row = Row {
+        backend: label,
+        what: "purchase with 20 CEL rules, vs without",
+        baseline: rate(purchases, median(posted.clone())),
+        patron: rate(purchases, median(with_rules_times)),
+    };
+
     let (mut raw_batch, mut import) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         raw_batch.push(
@@ -185,6 +236,11 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
         .await
         .unwrap();
     assert!(report.is_clean(), "{:?}", report.discrepancies);
+    let report = store
+        .verify_ledger(ruled.id, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
 
     vec![
         Row {
@@ -199,6 +255,7 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
             baseline: rate(members, median(raw_batch)),
             patron: rate(members, median(import)),
         },
+        rules_row,
     ]
 }
 
@@ -228,7 +285,9 @@ async fn main() {
         ),
     }
     println!("{purchases} purchases, {members} members, median of {ROUNDS} rounds\n");
-    println!("| backend | operation | plain INSERT /s | Patron /s | ratio |");
+    println!(
+        "| backend | operation | baseline /s (plain INSERT; for rules: Patron without rules) | Patron /s | ratio |"
+    );
     println!("|---|---|---:|---:|---:|");
     for row in rows {
         println!(

@@ -19,3 +19,36 @@ pub async fn time<F: std::future::Future<Output = ()>>(f: F) -> Duration {
     f.await;
     start.elapsed()
 }
+
+/// The coffee chain's example program (`examples/programs/coffee-chain.toml`).
+pub const COFFEE: &str = include_str!("../../examples/programs/coffee-chain.toml");
+
+/// The coffee chain's program without its `[[rules]]` (the baseline), and the same program
+/// with 20 purchase rules of every purchase kind, 16 of them with a CEL condition or amount,
+/// one limited to 3 a week.
+pub fn coffee_programs() -> (String, String) {
+    let base = match COFFEE.find("[[rules]]") {
+        Some(at) => COFFEE[..at].to_string(),
+        None => COFFEE.to_string(),
+    };
+    let mut with_rules = base.clone();
+    for index in 0..20 {
+        let body = match index % 5 {
+            0 => {
+                "kind = \"spend\"\npoints_per_unit = \"0.5\"\nwhen = \"purchase.total >= 10.0 && member.tier != 'banned'\""
+            }
+            1 => {
+                "kind = \"multiplier\"\nmultiplier = 2\ncategories = [\"coffee\"]\nwhen = \"item.quantity >= 1.0\""
+            }
+            2 => "kind = \"product\"\nskus = [\"croissant\"]\namount = \"item.quantity * 3.0\"",
+            3 => {
+                "kind = \"spend\"\npoints_per_unit = 1\nwhen = \"'coffee_lovers' in member.segments && purchase.time.getHours() < 12\"\nlimit = { count = 3, per = \"week\" }"
+            }
+            _ => "kind = \"product\"\ncategories = [\"pastry\"]\npoints = 2\nchannels = [\"pos\"]",
+        };
+        with_rules.push_str(&format!(
+            "\n[[rules]]\nid = \"rule_{index:02}\"\nname = \"Rule {index}\"\npriority = {index}\n{body}\n"
+        ));
+    }
+    (base, with_rules)
+}
