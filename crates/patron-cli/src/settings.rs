@@ -38,7 +38,46 @@ const KNOWN_KEYS: &[&str] = &[
     "rate_limit_per_key_per_second",
     "rate_limit_per_ip_per_second",
     "page_size_max",
+    "jobs_interval_seconds",
+    "jobs_lease_seconds",
 ];
+
+/// The scheduler settings (`patron serve`, docs/JOBS.md).
+const JOB_KEYS: &[&str] = &["jobs_interval_seconds", "jobs_lease_seconds"];
+
+/// How often `patron serve` schedules and runs due jobs, and how long a claimed job's lease
+/// lasts (a job whose worker died is taken over after this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobSettings {
+    /// 0 turns the scheduler off in this process.
+    pub interval_seconds: u64,
+    pub lease_seconds: u64,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        JobSettings {
+            interval_seconds: 30,
+            lease_seconds: 300,
+        }
+    }
+}
+
+impl JobSettings {
+    fn set(&mut self, key: &str, value: u64) -> Result<(), String> {
+        match key {
+            "jobs_interval_seconds" => self.interval_seconds = value,
+            "jobs_lease_seconds" => {
+                if value == 0 {
+                    return Err("must be at least 1".into());
+                }
+                self.lease_seconds = value;
+            }
+            other => return Err(format!("unknown job setting `{other}`")),
+        }
+        Ok(())
+    }
+}
 
 /// The server limits a settings file or the environment may set.
 const LIMIT_KEYS: &[&str] = &[
@@ -65,6 +104,8 @@ pub struct Settings {
     pub listen: Option<SocketAddr>,
     /// The server limits from the file, then overridden by the environment.
     pub limits: Limits,
+    /// The job scheduler of `patron serve`.
+    pub jobs: JobSettings,
 }
 
 /// Server limits that were set; unset ones keep [`patron_http::ServerConfig`]'s defaults.
@@ -105,6 +146,7 @@ struct FileSettings {
     database_url: Option<String>,
     listen: Option<SocketAddr>,
     limits: Limits,
+    jobs: JobSettings,
 }
 
 impl Settings {
@@ -130,6 +172,18 @@ impl Settings {
                 .set(key, value)
                 .map_err(|e| anyhow::anyhow!("{variable}={text:?}: {e}"))?;
         }
+        let mut jobs = file.jobs;
+        for key in JOB_KEYS {
+            let variable = format!("PATRON_{}", key.to_uppercase());
+            let Ok(text) = std::env::var(&variable) else {
+                continue;
+            };
+            let value: u64 = text.trim().parse().map_err(|_| {
+                anyhow::anyhow!("{variable}={text:?} must be a whole number of seconds, such as 30")
+            })?;
+            jobs.set(key, value)
+                .map_err(|e| anyhow::anyhow!("{variable}={text:?}: {e}"))?;
+        }
         let (database_url, database_url_source) = match (database_url, file.database_url) {
             (Some(url), _) => (url, Source::FlagOrEnvironment),
             (None, Some(url)) => (url, Source::ConfigFile),
@@ -140,6 +194,7 @@ impl Settings {
             database_url_source,
             listen: file.listen,
             limits,
+            jobs,
         })
     }
 
@@ -218,6 +273,21 @@ fn read_config(path: &Path) -> anyhow::Result<FileSettings> {
                     .limits
                     .set(limit, value)
                     .map_err(|e| anyhow::anyhow!("{at}: `{limit}`: {e}"))?;
+            }
+            job if JOB_KEYS.contains(&job) => {
+                let at = position(item.span().map(|s| s.start).or(key_offset));
+                let value = item
+                    .as_integer()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "{at}: `{job}` must be a whole number of seconds, such as 30"
+                        )
+                    })?;
+                settings
+                    .jobs
+                    .set(job, value)
+                    .map_err(|e| anyhow::anyhow!("{at}: `{job}`: {e}"))?;
             }
             other => anyhow::bail!(
                 "{}: unknown setting `{other}`; known settings: {}",

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 #[path = "cli/analyze.rs"]
 mod analyze;
+#[path = "cli/jobs.rs"]
+mod jobs;
 
 const EXAMPLES: &[&str] = &[
     "coffee-chain.toml",

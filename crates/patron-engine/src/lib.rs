@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod error;
 pub mod import;
+pub mod jobs;
 pub mod keys;
 pub mod queries;
 pub mod requests;

@@ -19,6 +19,7 @@ mod bulk;
 pub mod cards;
 pub mod error;
 pub mod idempotency;
+pub mod jobs;
 pub mod ledger;
 pub mod members;
 mod migrate;

@@ -30,6 +30,11 @@ const SQLITE: &[Migration] = &[
         name: "rules",
         sql: include_str!("../migrations/sqlite/0003_rules.sql"),
     },
+    Migration {
+        version: 4,
+        name: "jobs",
+        sql: include_str!("../migrations/sqlite/0004_jobs.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -47,6 +52,11 @@ const POSTGRES: &[Migration] = &[
         version: 3,
         name: "rules",
         sql: include_str!("../migrations/postgres/0003_rules.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "jobs",
+        sql: include_str!("../migrations/postgres/0004_jobs.sql"),
     },
 ];
 

@@ -35,9 +35,83 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCod
     let address = listener.local_addr()?;
     tracing::info!(%address, database = %redact(&settings.database_url), "listening");
     eprintln!("listening on http://{address}");
-    serve_until_signal(listener, engine, config).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let scheduler = (settings.jobs.interval_seconds > 0).then(|| {
+        tokio::spawn(scheduler_loop(
+            engine.clone(),
+            settings.jobs.interval_seconds,
+            settings.jobs.lease_seconds,
+            stopped,
+        ))
+    });
+    let served = serve_until_signal(listener, engine, config).await;
+    let _ = stop.send(true);
+    if let Some(scheduler) = scheduler {
+        scheduler.abort();
+    }
+    served?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// The job scheduler of this process (docs/JOBS.md): every `interval_seconds`, ensure the
+/// current jobs of every club exist (insert-if-absent by key), then claim and run due jobs
+/// until none is left. Several processes on one database share the work: a claim is a row
+/// lock with a lease, so no job runs twice, and a job whose process died is taken over when
+/// its lease expires.
+async fn scheduler_loop(
+    engine: Engine,
+    interval_seconds: u64,
+    lease_seconds: u64,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let lease = jiff::SignedDuration::from_secs(i64::try_from(lease_seconds).unwrap_or(300));
+    let worker = patron_engine::jobs::Worker::new(lease);
+    tracing::info!(worker = %worker.id, interval_seconds, lease_seconds, "job scheduler started");
+    eprintln!("jobs: worker {} every {interval_seconds}s", worker.id);
+    let mut last_prune: Option<jiff::Timestamp> = None;
+    loop {
+        if let Err(error) = engine.ensure_jobs_all().await {
+            tracing::warn!(%error, "cannot schedule jobs");
+        }
+        loop {
+            if *stopped.borrow() {
+                return;
+            }
+            match engine.work_once(&worker).await {
+                Ok(Some(report)) => match &report.outcome {
+                    Ok(summary) => {
+                        tracing::info!(tenant = %report.tenant, job = %report.key, %summary, recorded = report.recorded, "job done")
+                    }
+                    Err(error) => {
+                        tracing::warn!(tenant = %report.tenant, job = %report.key, %error, "job failed")
+                    }
+                },
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot run jobs");
+                    break;
+                }
+            }
+        }
+        let now = engine.now();
+        if last_prune.is_none_or(|at| now.duration_since(at).as_hours() >= 24) {
+            last_prune = Some(now);
+            if let Ok(before) =
+                now.checked_sub(jiff::SignedDuration::from_hours(24 * JOB_RETENTION_DAYS))
+                && let Err(error) = engine.store().prune_jobs(before).await
+            {
+                tracing::warn!(%error, "cannot prune old jobs");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(interval_seconds)) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Finished jobs are kept this long (`patron jobs list` shows them), then deleted.
+const JOB_RETENTION_DAYS: i64 = 30;
 
 /// Binds the address, naming it in the error.
 pub(crate) async fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {

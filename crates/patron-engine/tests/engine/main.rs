@@ -7,6 +7,7 @@ mod support;
 mod concurrency;
 mod idempotency;
 mod import;
+mod jobs;
 mod ledger;
 mod members;
 mod properties;

@@ -1,0 +1,143 @@
+//! Scheduled jobs on both backends with a controlled clock: each kind does its work once,
+//! a job whose lease expired is handed over, birthdays are granted once per year.
+
+use jiff::SignedDuration;
+use patron_engine::jobs::{JobKind, Worker};
+use patron_store::jobs::ClaimScope;
+
+use crate::support::{clubs, program};
+
+#[tokio::test]
+async fn activation_job_posts_once_even_when_run_twice() {
+    for club in clubs(&program(1, "policy = \"never\"", "only_pending", "forfeit")).await {
+        let member = club.enroll("m1").await;
+        club.buy("doc-1", &member, "1", 1000).await;
+        assert_eq!(club.balance(&member).await.pending, 10);
+        club.clock.advance(SignedDuration::from_hours(49));
+        let worker = Worker::new(SignedDuration::from_secs(60));
+        let first = club
+            .engine
+            .run_job_now(&club.tenant, JobKind::Activation, &worker)
+            .await
+            .unwrap();
+        assert_eq!(first.outcome.as_deref(), Ok("1 pending purchases posted"));
+        let second = club
+            .engine
+            .run_job_now(&club.tenant, JobKind::Activation, &worker)
+            .await
+            .unwrap();
+        assert_eq!(second.outcome.as_deref(), Ok("0 pending purchases posted"));
+        assert_eq!(club.balance(&member).await.available, 10);
+        // The scheduled occurrence of every kind exists once, however often it is ensured.
+        assert_eq!(club.engine.ensure_jobs(&club.tenant).await.unwrap(), 6);
+        assert_eq!(club.engine.ensure_jobs(&club.tenant).await.unwrap(), 0);
+        let reports = club.engine.work_until_idle(&worker, 100).await.unwrap();
+        assert_eq!(reports.len(), 6, "{reports:?}");
+        assert!(reports.iter().all(|r| r.outcome.is_ok() && r.recorded));
+        assert!(club.engine.work_once(&worker).await.unwrap().is_none());
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn an_expired_lease_hands_the_job_over() {
+    for club in clubs(&program(1, "policy = \"never\"", "only_pending", "forfeit")).await {
+        club.engine.ensure_jobs(&club.tenant).await.unwrap();
+        let store = club.engine.store();
+        let lease = SignedDuration::from_secs(30);
+        let dead = store
+            .claim_job(ClaimScope::AnyDue, "dead:1:x", club.engine.now(), lease)
+            .await
+            .unwrap()
+            .unwrap();
+        // Held: nobody else gets it.
+        let other = store
+            .claim_job(
+                ClaimScope::Key(club.tenant.id, &dead.key),
+                "live:2:y",
+                club.engine.now(),
+                lease,
+            )
+            .await
+            .unwrap();
+        assert!(other.is_none());
+        club.clock.advance(SignedDuration::from_secs(31));
+        let taken = store
+            .claim_job(
+                ClaimScope::Key(club.tenant.id, &dead.key),
+                "live:2:y",
+                club.engine.now(),
+                lease,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(taken.attempts, 2);
+        // The dead worker cannot finish what it lost; the new holder can.
+        assert!(
+            !store
+                .finish_job(dead.id, "dead:1:x", club.engine.now(), "late")
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .finish_job(taken.id, "live:2:y", club.engine.now(), "ok")
+                .await
+                .unwrap()
+        );
+        let job = store.job(club.tenant.id, &dead.key).await.unwrap().unwrap();
+        assert_eq!(
+            (job.state.as_str(), job.result.as_deref()),
+            ("done", Some("ok"))
+        );
+        club.db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn birthday_is_granted_once_per_year() {
+    let source = format!(
+        "{}\n[[rules]]\nid = \"bday\"\nname = \"Happy birthday\"\nkind = \"birthday\"\namount = \"50\"\n",
+        program(0, "policy = \"never\"", "only_pending", "forfeit")
+    );
+    for club in clubs(&source).await {
+        let request = patron_engine::EnrollRequest {
+            profile: patron_engine::ProfileFields {
+                external_id: Some("b1".into()),
+                birthday: Some(
+                    club.engine
+                        .now()
+                        .to_zoned(jiff::tz::TimeZone::get(crate::support::ZONE).unwrap())
+                        .date()
+                        .strftime("1990-%m-%d")
+                        .to_string(),
+                ),
+                ..patron_engine::ProfileFields::default()
+            },
+            channel: "pos".into(),
+            card_number: None,
+            consents: vec![],
+        };
+        let member = club
+            .engine
+            .enroll(&club.tenant, &request, None)
+            .await
+            .unwrap()
+            .value
+            .id;
+        let worker = Worker::new(SignedDuration::from_secs(60));
+        for _ in 0..2 {
+            let report = club
+                .engine
+                .run_job_now(&club.tenant, JobKind::Birthdays, &worker)
+                .await
+                .unwrap();
+            assert!(report.outcome.is_ok(), "{report:?}");
+        }
+        assert_eq!(club.balance(&member).await.available, 50);
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}
