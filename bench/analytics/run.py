@@ -7,6 +7,11 @@
 2. CLV: customers' (x, t_x, T, monetary) drawn from the BG/NBD and Gamma-Gamma generative
    processes, fitted by `patron analyze clv --format summary` and by the `lifetimes` package
    (BetaGeoFitter + GammaGammaFitter), parameters compared to 1e-4 relative.
+3. Baskets: a deterministic CSV of purchase lines (member_id,date,document_id,category,sku),
+   frequent category pairs by `patron analyze baskets --level category` and by DuckDB (a
+   self-join of the distinct (basket, category) rows on category pairs), both writing the
+   full CSV; the outputs are compared. `patron` with SKU pairs and next categories is timed
+   too (no DuckDB counterpart).
 
 Not part of `cargo test`. Needs `pip install duckdb lifetimes` (a venv under /tmp works):
 
@@ -144,6 +149,98 @@ def rfm_duckdb(csv_path, out_path):
     con.close()
 
 
+BASKET_MIN_SUPPORT = 0.001
+
+
+def generate_basket_lines(path, lines, members, seed):
+    """About `lines` purchase lines in baskets of 1-12 lines (mean ~3.5): 200 categories with
+    skewed popularity and a per-basket "theme" that makes neighbouring categories go
+    together, 250 SKUs per category (skewed), dates over 2024, one document id per basket;
+    the lines of a basket are adjacent."""
+    marker = f"{path}.params"
+    params = f"{lines} {members} {seed}"
+    if os.path.exists(path) and os.path.exists(marker) and open(marker).read() == params:
+        log(f"reusing {path}")
+        return
+    log(f"generating ~{lines:,} purchase lines into {path}")
+    rng = np.random.default_rng(seed)
+    days = np.array(
+        [(datetime.date(2024, 1, 1) + datetime.timedelta(days=d)).isoformat() for d in range(366)], dtype=object
+    )
+    chunk_baskets = 300_000
+    written = 0
+    document = 0
+    with open(path, "w", newline="") as out:
+        out.write("member_id,date,document_id,category,sku\n")
+        while written < lines:
+            sizes = np.minimum(1 + rng.poisson(2.5, chunk_baskets), 12)
+            n = int(sizes.sum())
+            basket = np.repeat(np.arange(chunk_baskets), sizes)
+            member = (members * rng.power(0.6, chunk_baskets)).astype(np.int64) + 1
+            theme = (200 * rng.power(0.4, chunk_baskets)).astype(np.int64) % 200
+            near = (theme[basket] + rng.integers(-2, 3, n)) % 200
+            anywhere = (200 * rng.power(0.4, n)).astype(np.int64) % 200
+            category = np.where(rng.random(n) < 0.6, near, anywhere)
+            sku = category * 250 + (250 * rng.power(0.3, n)).astype(np.int64) % 250
+            frame = pd.DataFrame(
+                {
+                    "member_id": member[basket],
+                    "date": days[rng.integers(0, 366, chunk_baskets)][basket],
+                    "document_id": document + basket,
+                    "category": np.char.add("cat", category.astype(str)),
+                    "sku": np.char.add("S", sku.astype(str)),
+                }
+            )
+            frame.to_csv(out, header=False, index=False, lineterminator="\n")
+            written += n
+            document += chunk_baskets
+    open(marker, "w").write(params)
+
+
+def baskets_patron(patron, csv_path, out_path, level, next_out=None):
+    command = [patron, "analyze", "baskets", "--transactions", csv_path, "--level", level,
+               "--min-support", str(BASKET_MIN_SUPPORT), "--out", out_path]
+    if next_out:
+        command += ["--next-out", next_out]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def baskets_duckdb(csv_path, out_path):
+    import duckdb
+
+    sql = f"""
+    COPY (
+      WITH items AS (
+        SELECT DISTINCT member_id, document_id, category
+        FROM read_csv('{csv_path}', header = true,
+                      columns = {{'member_id': 'BIGINT', 'date': 'DATE', 'document_id': 'BIGINT',
+                                  'category': 'VARCHAR', 'sku': 'VARCHAR'}})
+      ), n AS (
+        SELECT count(*)::DOUBLE AS n FROM (SELECT DISTINCT member_id, document_id FROM items)
+      ), single AS (
+        SELECT category, count(*) AS c FROM items GROUP BY category
+      ), pairs AS (
+        SELECT x.category AS a, y.category AS b, count(*) AS together
+        FROM items x JOIN items y
+          ON x.member_id = y.member_id AND x.document_id = y.document_id AND x.category < y.category
+        GROUP BY ALL
+      )
+      SELECT 'category' AS level, a, b, together AS baskets_with_both,
+             printf('%.6f', together / n) AS support,
+             printf('%.6f', together / sa.c) AS confidence_a_to_b,
+             printf('%.6f', together / sb.c) AS confidence_b_to_a,
+             printf('%.6f', together * n / (sa.c::DOUBLE * sb.c)) AS lift
+      FROM pairs, n, single sa, single sb
+      WHERE sa.category = a AND sb.category = b AND together / n >= {BASKET_MIN_SUPPORT}
+      ORDER BY together DESC, a, b
+    ) TO '{out_path}' (HEADER, DELIMITER ',', QUOTE '')
+    """
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute(sql)
+    con.close()
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -243,6 +340,8 @@ def main():
     parser.add_argument("--patron", default=os.path.join(ROOT, "target", "release", "patron"))
     parser.add_argument("--skip-rfm", action="store_true")
     parser.add_argument("--skip-clv", action="store_true")
+    parser.add_argument("--basket-lines", type=int, default=10_000_000)
+    parser.add_argument("--skip-baskets", action="store_true")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     results = {"rows": args.rows, "members": args.members, "customers": args.customers, "cores": os.cpu_count()}
@@ -298,6 +397,39 @@ def main():
             "weighted_max_relative_difference": max(diffs_w.values()),
         }
         log(json.dumps(results["clv"]))
+
+    if not args.skip_baskets:
+        csv_path = os.path.join(args.work, f"basket-lines-{args.basket_lines}.csv")
+        generate_basket_lines(csv_path, args.basket_lines, args.members, seed=11)
+        warm(csv_path)
+        ours_out = os.path.join(args.work, "pairs-patron.csv")
+        duck_out = os.path.join(args.work, "pairs-duckdb.csv")
+        log("timing patron analyze baskets --level category")
+        ours, _ = best_of(args.repeat, lambda: baskets_patron(args.patron, csv_path, ours_out, "category"))
+        log("timing DuckDB category pairs")
+        duck, _ = best_of(args.repeat, lambda: baskets_duckdb(csv_path, duck_out))
+        log("timing patron analyze baskets --level both --next-out")
+        full_out = os.path.join(args.work, "pairs-both-patron.csv")
+        next_out = os.path.join(args.work, "next-patron.csv")
+        full, _ = best_of(
+            args.repeat, lambda: baskets_patron(args.patron, csv_path, full_out, "both", next_out)
+        )
+        with open(ours_out) as f:
+            pairs = sum(1 for _ in f) - 1
+        with open(full_out) as f:
+            sku_pairs = sum(1 for line in f if line.startswith("sku,"))
+        results["baskets"] = {
+            "input_bytes": os.path.getsize(csv_path),
+            "min_support": BASKET_MIN_SUPPORT,
+            "category_pairs": pairs,
+            "sku_pairs": sku_pairs,
+            "patron_category_seconds": ours,
+            "duckdb_category_seconds": duck,
+            "patron_over_duckdb": ours / duck,
+            "identical_output": sha256(ours_out) == sha256(duck_out),
+            "patron_both_and_next_seconds": full,
+        }
+        log(json.dumps(results["baskets"]))
 
     print(json.dumps(results, indent=2))
 

@@ -5,6 +5,8 @@
 //! - [`bgnbd`] and [`gamma_gamma`]: the BG/NBD model of repeat purchasing (Fader, Hardie &
 //!   Lee 2005) and the Gamma-Gamma model of spend per purchase (Fader & Hardie), fitted by
 //!   maximum likelihood, and the per-member predictions built on them ([`clv`]).
+//! - [`basket`]: frequent pairs of categories and SKUs (support, confidence, lift) and the
+//!   category members buy next.
 //! - [`summary`]: a member's purchase days turned into the (x, t_x, T) summary the models use.
 //! - [`date`], [`amount`], [`member`]: the small value types and byte parsers the file
 //!   readers share, so a 10-million-line file is parsed without a `String` per line.
@@ -17,6 +19,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod amount;
+pub mod basket;
 pub mod bgnbd;
 pub mod clv;
 pub mod date;

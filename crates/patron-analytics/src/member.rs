@@ -73,7 +73,9 @@ impl fmt::Display for MemberId {
 
 /// A multiply-rotate hasher (in the spirit of Firefox's FxHash): a few cycles per word,
 /// no protection against chosen keys, which is fine for a batch job over a file the
-/// operator supplies.
+/// operator supplies. `finish` folds the high bits into the low ones: the hash table picks
+/// buckets by the low bits, and after a multiply those depend only on the low bits of the
+/// input, so names with a common prefix ("cat14", "cat15") would otherwise share buckets.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FastHasher(u64);
 
@@ -89,7 +91,7 @@ impl FastHasher {
 impl Hasher for FastHasher {
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        self.0 ^ (self.0 >> 29)
     }
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
@@ -108,6 +110,10 @@ impl Hasher for FastHasher {
     }
     #[inline]
     fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
         self.add(u64::from(n));
     }
     #[inline]

@@ -1,6 +1,7 @@
 //! `patron analyze ...`: member analytics from files, no database. `rfm` scores members by
 //! recency, frequency and monetary value and names their segments; `clv` fits the BG/NBD
-//! and Gamma-Gamma models and predicts each customer's purchases and spend.
+//! and Gamma-Gamma models and predicts each customer's purchases and spend; `baskets` finds
+//! the categories (and SKUs) bought together and the category members buy next.
 //!
 //! The readers are built for files of tens of millions of lines: the file is read in 8 MiB
 //! blocks cut at line ends, the blocks are parsed on every core (bytes, never a `String` per
@@ -19,6 +20,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use patron_analytics::amount::{format_minor, parse_minor};
+use patron_analytics::basket::{self, BasketLog, Level};
 use patron_analytics::bgnbd::{self, BgNbdData, FitOptions};
 use patron_analytics::date::Day;
 use patron_analytics::gamma_gamma::{self, GammaGammaData};
@@ -87,6 +89,41 @@ Examples:
   patron analyze clv --transactions purchases.csv --calibration-end 2025-06-30 --customers-out clv.csv
   patron analyze clv --format summary --transactions customers.csv --json";
 
+const BASKETS_HELP: &str = "\
+Input: CSV with a header naming at least member_id, date, document_id and category, and
+optionally sku (other columns are ignored), one line per purchase line, in any order.
+A basket is one purchase: the lines with the same (member_id, document_id); its day is
+the earliest date of its lines. Categories and SKUs are sets per basket: an item on
+several lines of one basket counts once. A line without a document_id, category, member
+or valid date refuses the file (FILE:LINE:COLUMN: error: ...; nothing is written, exit
+code 1). An empty sku is a line without a SKU. Header names: member_id (member,
+customer_id), document_id (document, receipt_id, order_id), category, sku (product_id).
+
+Pairs (--out): with n baskets, count(A) baskets with A and count(A,B) with both,
+support = count(A,B)/n, confidence_a_to_b = count(A,B)/count(A), confidence_b_to_a =
+count(A,B)/count(B), lift = count(A,B)*n/(count(A)*count(B)) (1 = independent). Pairs
+with support >= --min-support; only items whose own support meets it are paired (a pair
+is never more frequent than its items). Header:
+  level,a,b,baskets_with_both,support,confidence_a_to_b,confidence_b_to_a,lift
+level is category or sku; a < b by name; rows by level (category first), then
+baskets_with_both descending, then a, then b; at most --top per level.
+
+Next category (--next-out): each member's baskets in time order (day, then document_id:
+whole numbers by value first, then text). For every basket followed by another of the
+same member, each category A of it and each category B of the next basket count one
+transition A -> B (B may be A: bought again). share = count / baskets with A that have a
+next basket (shares of one A may add up to more than 1). Header:
+  category,next_category,count,share
+rows by category, then count descending, then next_category; at most --top per category.
+
+Stdout: level,items,frequent_items,pairs (pairs found before --top). Ratios have 6
+decimals.
+
+Examples:
+  patron analyze baskets --transactions lines.csv --out pairs.csv
+  patron analyze baskets --transactions lines.csv --min-support 0.001 --level sku --top 100 --out sku-pairs.csv
+  patron analyze baskets --transactions lines.csv --level category --out pairs.csv --next-out next.csv --top 3";
+
 #[derive(Debug, Subcommand)]
 pub enum AnalyzeCommand {
     /// Score members by recency, frequency and monetary value (RFM) and name their segments,
@@ -97,6 +134,43 @@ pub enum AnalyzeCommand {
     /// customer's purchases and spend, from a file (no database)
     #[command(after_help = format!("{CLV_HELP}\n\n{FORMATS_HELP}"))]
     Clv(ClvArgs),
+    /// Find the categories (and SKUs) bought together, with support, confidence and lift,
+    /// and the category members buy next, from a file of purchase lines (no database)
+    #[command(after_help = BASKETS_HELP)]
+    Baskets(BasketsArgs),
+}
+
+/// What `analyze baskets` pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BasketLevel {
+    /// Pairs of categories
+    Category,
+    /// Pairs of SKUs (needs a sku column)
+    Sku,
+    /// Both, categories first (needs a sku column)
+    Both,
+}
+
+#[derive(Debug, Args)]
+pub struct BasketsArgs {
+    /// The purchase lines file (CSV: member_id,date,document_id,category[,sku])
+    #[arg(long, value_name = "FILE")]
+    pub transactions: PathBuf,
+    /// Least share of all baskets a pair must be in (more than 0, at most 1)
+    #[arg(long, value_name = "S", default_value_t = 0.01, value_parser = parse_support)]
+    pub min_support: f64,
+    /// At most N pairs per level and N next categories per category [default: all]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub top: Option<u64>,
+    /// Which pairs [default: both when the file has a sku column, else category]
+    #[arg(long, value_enum)]
+    pub level: Option<BasketLevel>,
+    /// Where to write the pairs (CSV; replaced only when the whole input is valid)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Where to write the next categories (CSV)
+    #[arg(long, value_name = "FILE")]
+    pub next_out: Option<PathBuf>,
 }
 
 /// Layouts of a file of purchases.
@@ -168,6 +242,15 @@ fn parse_day(text: &str) -> Result<Day, String> {
     Day::parse(text.trim().as_bytes()).map_err(|e| format!("{text:?}: {e}"))
 }
 
+fn parse_support(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 1.0 => Ok(s),
+        _ => Err(format!(
+            "{text:?}: expected a share of baskets, more than 0 and at most 1 (0.01 = 1%)"
+        )),
+    }
+}
+
 fn parse_weeks(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(weeks) if weeks.is_finite() && weeks > 0.0 && weeks <= 5200.0 => Ok(weeks),
@@ -181,6 +264,7 @@ pub fn run(command: AnalyzeCommand) -> anyhow::Result<ExitCode> {
     match command {
         AnalyzeCommand::Rfm(args) => run_rfm(args),
         AnalyzeCommand::Clv(args) => run_clv(args),
+        AnalyzeCommand::Baskets(args) => run_baskets(args),
     }
 }
 
@@ -1347,6 +1431,252 @@ fn run_clv(args: ClvArgs) -> anyhow::Result<ExitCode> {
         read_time.as_secs_f64(),
         fit_time.as_secs_f64(),
         started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------------------
+// analyze baskets
+
+/// Where a purchase-lines file keeps its columns.
+#[derive(Debug, Clone, Copy)]
+struct BasketLayout {
+    member: usize,
+    date: usize,
+    document: usize,
+    category: usize,
+    sku: Option<usize>,
+}
+
+impl BasketLayout {
+    fn last(&self) -> usize {
+        [self.member, self.date, self.document, self.category]
+            .into_iter()
+            .chain(self.sku)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The columns of a purchase-lines file and the levels to pair.
+fn basket_layout(
+    path: &Path,
+    level: Option<BasketLevel>,
+) -> Result<(BasketLayout, BasketLevel), LineError> {
+    let refuse = |column: usize, message: String| LineError {
+        line: 1,
+        column,
+        message,
+    };
+    let first = first_line(path).map_err(|e| refuse(1, format!("{e:#}")))?;
+    let header = csv_header(&first).map_err(|(c, m)| refuse(c, m))?;
+    let find = |names: &[&str]| {
+        column(&header, names).ok_or_else(|| {
+            refuse(1, format!(
+                "the header line has no {} column (found: {}); the first line must name the columns: member_id,date,document_id,category[,sku]",
+                names[0],
+                header.join(",")
+            ))
+        })
+    };
+    let layout = BasketLayout {
+        member: find(&["member_id", "member", "customer_id"])?,
+        date: find(&["date"])?,
+        document: find(&["document_id", "document", "receipt_id", "order_id"])?,
+        category: find(&["category"])?,
+        sku: column(&header, &["sku", "product_id"]),
+    };
+    let level = match (level, layout.sku) {
+        (Some(level), _) if level == BasketLevel::Category => level,
+        (Some(level), Some(_)) => level,
+        (Some(level), None) => {
+            let name = if level == BasketLevel::Sku {
+                "sku"
+            } else {
+                "both"
+            };
+            return Err(refuse(
+                1,
+                format!(
+                    "--level {name} needs a sku column, and the header has none (found: {})",
+                    header.join(",")
+                ),
+            ));
+        }
+        (None, Some(_)) => BasketLevel::Both,
+        (None, None) => BasketLevel::Category,
+    };
+    Ok((layout, level))
+}
+
+/// A required text field of a purchase line: not empty, UTF-8.
+fn text_field<'a>(bytes: &'a [u8], column: usize, what: &str) -> Result<&'a str, Problem> {
+    if bytes.is_empty() {
+        return Err((column, format!("empty {what}")));
+    }
+    std::str::from_utf8(bytes).map_err(|_| (column, format!("the {what} is not UTF-8 text")))
+}
+
+fn parse_basket_line(
+    line: &[u8],
+    layout: BasketLayout,
+    spans: &mut Vec<Span>,
+    log: &mut BasketLog,
+) -> Result<(), Problem> {
+    csv_fields(line, layout.last(), spans)?;
+    let get = |index: usize| (field(line, spans[index]), spans[index].column);
+    let (member_bytes, member_column) = get(layout.member);
+    let member = match member_id(&member_bytes, member_column)? {
+        IdRef::Number(n) => basket::Id::Number(n),
+        IdRef::Text(t) => basket::Id::Text(t),
+    };
+    let (date_bytes, date_column) = get(layout.date);
+    let day = day(&date_bytes, date_column)?;
+    let (document_bytes, document_column) = get(layout.document);
+    if document_bytes.is_empty() {
+        return Err((
+            document_column,
+            "empty document_id: a basket is the lines of one (member_id, document_id)".into(),
+        ));
+    }
+    let document = match canonical_number(&document_bytes) {
+        Some(n) => basket::Id::Number(n),
+        None => basket::Id::Text(text_field(&document_bytes, document_column, "document_id")?),
+    };
+    let (category_bytes, category_column) = get(layout.category);
+    let category = text_field(&category_bytes, category_column, "category")?;
+    let sku_field = layout.sku.map(get);
+    let sku = match &sku_field {
+        Some((bytes, _)) if bytes.is_empty() => None,
+        Some((bytes, column)) => Some(text_field(bytes, *column, "sku")?),
+        None => None,
+    };
+    log.add_line(member, document, day, category, sku);
+    Ok(())
+}
+
+fn run_baskets(args: BasketsArgs) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let path = &args.transactions;
+    let name = path.display().to_string();
+    let (layout, level) = match basket_layout(path, args.level) {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("{name}:{}:{}: error: {}", e.line, e.column, e.message);
+            eprintln!("{name}: refused; nothing was written");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let bar = progress_bar(path, "reading");
+    let scan = scan(path, true, &bar, BasketLog::new, |log, line, spans| {
+        parse_basket_line(line, layout, spans, log)
+    });
+    bar.finish_and_clear();
+    let scan = scan?;
+    if report_errors(path, &scan) {
+        return Ok(ExitCode::FAILURE);
+    }
+    let mut logs = scan.states.into_iter();
+    let mut log = logs.next().unwrap_or_default();
+    for other in logs {
+        log.merge(other);
+    }
+    let lines = log.lines();
+    let baskets = log.finish();
+    let read_time = started.elapsed();
+
+    let top = args.top.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let levels: &[Level] = match level {
+        BasketLevel::Category => &[Level::Category],
+        BasketLevel::Sku => &[Level::Sku],
+        BasketLevel::Both => &[Level::Category, Level::Sku],
+    };
+    let reports: Vec<(Level, basket::PairReport<'_>)> = levels
+        .iter()
+        .map(|&level| (level, baskets.frequent_pairs(level, args.min_support, top)))
+        .collect();
+    let next = args.next_out.as_ref().map(|_| baskets.next_categories(top));
+
+    // Write both files before publishing either: a failure leaves neither behind.
+    let mut line = String::with_capacity(256);
+    let mut pairs_out = Output::create(&args.out)?;
+    let written = (|| -> std::io::Result<()> {
+        let out = &mut pairs_out.writer;
+        out.write_all(
+            b"level,a,b,baskets_with_both,support,confidence_a_to_b,confidence_b_to_a,lift\n",
+        )?;
+        for (level, report) in &reports {
+            for pair in &report.pairs {
+                out.write_all(level.as_str().as_bytes())?;
+                out.write_all(b",")?;
+                write_field(out, pair.a)?;
+                out.write_all(b",")?;
+                write_field(out, pair.b)?;
+                line.clear();
+                use std::fmt::Write as _;
+                let _ = writeln!(
+                    line,
+                    ",{},{:.6},{:.6},{:.6},{:.6}",
+                    pair.both,
+                    pair.support(),
+                    pair.confidence_a_to_b(),
+                    pair.confidence_b_to_a(),
+                    pair.lift()
+                );
+                out.write_all(line.as_bytes())?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(error) = written {
+        pairs_out.abandon();
+        return Err(error).with_context(|| format!("cannot write {}", args.out.display()));
+    }
+    if let (Some(target), Some(next)) = (&args.next_out, &next) {
+        let result = write_file(target, |out| {
+            out.write_all(b"category,next_category,count,share\n")?;
+            for n in next {
+                write_field(out, n.category)?;
+                out.write_all(b",")?;
+                write_field(out, n.next)?;
+                line.clear();
+                use std::fmt::Write as _;
+                let _ = writeln!(line, ",{},{:.6}", n.count, n.share());
+                out.write_all(line.as_bytes())?;
+            }
+            Ok(())
+        });
+        if let Err(error) = result {
+            pairs_out.abandon();
+            return Err(error);
+        }
+    }
+    pairs_out.commit()?;
+
+    println!("level,items,frequent_items,pairs");
+    for (level, report) in &reports {
+        println!(
+            "{},{},{},{}",
+            level.as_str(),
+            report.items,
+            report.frequent_items,
+            report.frequent_pairs
+        );
+    }
+    eprintln!(
+        "{name}: {} lines, {} baskets of {} members; pairs in at least {} baskets (support >= {}); wrote {}{} in {:.2}s (reading {:.2}s)",
+        thousands(lines as u64),
+        thousands(baskets.len() as u64),
+        thousands(baskets.members() as u64),
+        thousands(reports.first().map_or(1, |(_, r)| r.min_baskets)),
+        args.min_support,
+        args.out.display(),
+        args.next_out
+            .as_ref()
+            .map(|p| format!(" and {}", p.display()))
+            .unwrap_or_default(),
+        started.elapsed().as_secs_f64(),
+        read_time.as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,4 @@
-//! `patron analyze rfm|clv`: the file contracts, both CDNOW layouts, bad lines, and that
+//! `patron analyze rfm|clv|baskets`: the file contracts, both CDNOW layouts, bad lines, and that
 //! nothing is written (and no database opened) when the input is refused.
 
 use super::{TempDir, patron};
@@ -519,5 +519,260 @@ fn clv_on_the_cdnow_sample_reproduces_the_published_fit_in_both_layouts() {
         assert!((get("gamma_gamma", "q") - 3.74).abs() < 5e-3, "{report}");
         assert!((get("gamma_gamma", "v") - 15.44).abs() < 1e-2, "{report}");
         assert_eq!(report["customers"], 2357);
+    }
+}
+
+/// The hand-computed basket example of docs/ANALYTICS.md: columns in another order, an extra
+/// column, CRLF, lines of one basket apart, a repeated SKU on a later day, an empty sku.
+const BASKET_LINES: &str = "store,member_id,document_id,date,category,sku\r\n\
+    s1,1,D1,2025-01-01,coffee,B1\r\n\
+    s1,1,D1,2025-01-01,filters,F1\r\n\
+    s1,1,D2,2025-01-05,filters,F1\r\n\
+    s1,1,D2,2025-01-05,milk,M1\r\n\
+    s1,1,D3,2025-01-09,coffee,B2\r\n\
+    s2,2,D4,2025-01-02,coffee,B1\r\n\
+    s1,1,D3,2025-01-09,filters,F1\r\n\
+    s2,2,D4,2025-01-02,milk,M1\r\n\
+    s2,2,D4,2025-01-04,coffee,B1\r\n\
+    s2,2,D5,2025-01-03,filters,F2\r\n\
+    s2,2,D5,2025-01-03,filters,\r\n";
+
+#[test]
+fn baskets_write_the_documented_pairs_and_next_categories() {
+    let dir = TempDir::new("analyze-baskets");
+    let file = dir.write("lines.csv", BASKET_LINES);
+    let (pairs, next) = (dir.path("pairs.csv"), dir.path("next.csv"));
+    let out = patron(
+        &dir,
+        &[
+            "analyze",
+            "baskets",
+            "--transactions",
+            file.to_str().unwrap(),
+            "--min-support",
+            "0.2",
+            "--out",
+            pairs.to_str().unwrap(),
+            "--next-out",
+            next.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    // 5 baskets; coffee in 3, filters in 4, milk in 2; B1 in 2, F1 in 3, M1 in 2, B2, F2 in 1.
+    assert_eq!(
+        read(&pairs),
+        "level,a,b,baskets_with_both,support,confidence_a_to_b,confidence_b_to_a,lift\n\
+         category,coffee,filters,2,0.400000,0.666667,0.500000,0.833333\n\
+         category,coffee,milk,1,0.200000,0.333333,0.500000,0.833333\n\
+         category,filters,milk,1,0.200000,0.250000,0.500000,0.625000\n\
+         sku,B1,F1,1,0.200000,0.500000,0.333333,0.833333\n\
+         sku,B1,M1,1,0.200000,0.500000,0.500000,1.250000\n\
+         sku,B2,F1,1,0.200000,1.000000,0.333333,1.666667\n\
+         sku,F1,M1,1,0.200000,0.333333,0.500000,0.833333\n"
+    );
+    // Member 1: D1 {coffee, filters} -> D2 {filters, milk} -> D3 {coffee, filters};
+    // member 2: D4 (day 2, its earliest line) {coffee, milk} -> D5 (day 3) {filters}.
+    assert_eq!(
+        read(&next),
+        "category,next_category,count,share\n\
+         coffee,filters,2,1.000000\n\
+         coffee,milk,1,0.500000\n\
+         filters,filters,2,1.000000\n\
+         filters,coffee,1,0.500000\n\
+         filters,milk,1,0.500000\n\
+         milk,filters,2,1.000000\n\
+         milk,coffee,1,0.500000\n"
+    );
+    assert_eq!(
+        out.stdout,
+        "level,items,frequent_items,pairs\ncategory,3,3,3\nsku,5,5,4\n"
+    );
+
+    // Default support (0.01 = 1 basket of 5), categories only, the best next category each.
+    let out = patron(
+        &dir,
+        &[
+            "analyze",
+            "baskets",
+            "--transactions",
+            file.to_str().unwrap(),
+            "--level",
+            "category",
+            "--top",
+            "1",
+            "--out",
+            pairs.to_str().unwrap(),
+            "--next-out",
+            next.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        read(&pairs),
+        "level,a,b,baskets_with_both,support,confidence_a_to_b,confidence_b_to_a,lift\n\
+         category,coffee,filters,2,0.400000,0.666667,0.500000,0.833333\n"
+    );
+    assert_eq!(
+        read(&next),
+        "category,next_category,count,share\n\
+         coffee,filters,2,1.000000\n\
+         filters,filters,2,1.000000\n\
+         milk,filters,2,1.000000\n"
+    );
+    assert_eq!(
+        out.stdout,
+        "level,items,frequent_items,pairs\ncategory,3,3,3\n"
+    );
+
+    // Above the SKUs' own support: none is paired (apriori pruning), no pairs.
+    let out = patron(
+        &dir,
+        &[
+            "analyze",
+            "baskets",
+            "--transactions",
+            file.to_str().unwrap(),
+            "--level",
+            "sku",
+            "--min-support",
+            "0.5",
+            "--out",
+            pairs.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "level,items,frequent_items,pairs\nsku,5,1,0\n");
+    assert_eq!(read(&pairs).lines().count(), 1);
+
+    let out = patron(&dir, &["analyze", "baskets", "--help"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    for text in [
+        "Examples:",
+        "lift",
+        "document_id",
+        "--min-support",
+        "--next-out",
+    ] {
+        assert!(out.stdout.contains(text), "{text}: {}", out.stdout);
+    }
+}
+
+#[test]
+fn a_basket_line_without_a_document_is_refused_with_its_line_and_nothing_is_written() {
+    let dir = TempDir::new("analyze-baskets-bad");
+    let file = dir.write(
+        "lines.csv",
+        "member_id,date,document_id,category\n\
+         1,2025-01-01,R1,coffee\n\
+         1,2025-01-01,R1,filters\n\
+         2,2025-01-02,,milk\n\
+         2,2025-01-02,R2,\n",
+    );
+    let name = file.to_str().unwrap();
+    let (pairs, next) = (dir.path("pairs.csv"), dir.path("next.csv"));
+    let out = patron(
+        &dir,
+        &[
+            "analyze",
+            "baskets",
+            "--transactions",
+            name,
+            "--out",
+            pairs.to_str().unwrap(),
+            "--next-out",
+            next.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("{name}:4:14: error: empty document_id")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("{name}:5:17: error: empty category")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("refused (2 errors); nothing was written"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        !pairs.exists() && !next.exists(),
+        "no output on refused input"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir.0).unwrap().count(),
+        1,
+        "no temporary files left behind"
+    );
+
+    // SKU pairs need a sku column; a missing document_id column is named.
+    let out = patron(
+        &dir,
+        &[
+            "analyze",
+            "baskets",
+            "--transactions",
+            name,
+            "--level",
+            "sku",
+            "--out",
+            "p.csv",
+        ],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "{name}:1:1: error: --level sku needs a sku column"
+        )),
+        "{}",
+        out.stderr
+    );
+    let headless = dir.write(
+        "no-document.csv",
+        "member_id,date,category\n1,2025-01-01,x\n",
+    );
+    let out = patron(
+        &dir,
+        &[
+            "analyze",
+            "baskets",
+            "--transactions",
+            headless.to_str().unwrap(),
+            "--out",
+            "p.csv",
+        ],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains(":1:1: error: the header line has no document_id column"),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.path("p.csv").exists());
+    // Usage errors exit with 2.
+    for support in ["0", "1.5", "x"] {
+        let out = patron(
+            &dir,
+            &[
+                "analyze",
+                "baskets",
+                "--transactions",
+                name,
+                "--min-support",
+                support,
+                "--out",
+                "p.csv",
+            ],
+        );
+        assert_eq!(out.code, 2, "{support}: {out:?}");
     }
 }

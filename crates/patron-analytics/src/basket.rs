@@ -1,0 +1,1152 @@
+//! Basket analysis: which categories (and SKUs) are bought together, and which category
+//! members buy next.
+//!
+//! Definitions (`docs/ANALYTICS.md`, "Basket analysis"):
+//!
+//! - A **basket** is one purchase: all lines with the same (member, document). Its day is the
+//!   earliest day of its lines. Its categories and its SKUs are **sets**: an item on several
+//!   lines of one basket counts once.
+//! - With `n` baskets, `count(A)` baskets containing A and `count(A,B)` containing both:
+//!   `support(A,B) = count(A,B) / n`, `confidence(A→B) = count(A,B) / count(A)`,
+//!   `lift(A,B) = count(A,B) · n / (count(A) · count(B))` (symmetric; 1 = independent).
+//! - A pair is **frequent** when `support(A,B) ≥ min_support`. Since `count(A,B) ≤
+//!   count(A)`, only items that are frequent on their own can be in a frequent pair (the
+//!   apriori property), so pairs are only counted among those: rare SKUs cost nothing.
+//! - **Next category**: a member's baskets in time order (day, then document id: whole
+//!   numbers by value first, then text by bytes). For each basket followed by another one of
+//!   the same member, every category A of the first and every category B of the following
+//!   basket count one transition A → B (B may be A: a repeat). `from(A)` = baskets with A
+//!   that have a following basket; `share(A→B) = count(A→B) / from(A)`. Shares of one A add
+//!   up to more than 1 when next baskets hold several categories.
+//! - Ties are deterministic: pairs by `count(A,B)` descending, then A, then B by name bytes
+//!   (A < B within a pair); next categories by A, then count descending, then B.
+//!
+//! Memory: names are interned once (`u32` ids); each input line costs 12 bytes until
+//! [`BasketLog::finish`], which turns them into flat per-basket item sets. Pair counts live
+//! in a dense triangle when the frequent items are few (≤ 2,048 cells per side, about), else
+//! in a hash map keyed by the id pair.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use crate::date::Day;
+use crate::member::{FastBuildHasher, canonical_number};
+
+/// The sku slot of a line without a SKU.
+const NO_SKU: u32 = u32::MAX;
+/// Pair counters with at most this many cells are a plain array (16 MiB of `u64`).
+const DENSE_CELLS_MAX: usize = 1 << 21;
+
+/// Names interned as dense `u32` ids, in order of first sight.
+#[derive(Debug, Default, Clone)]
+pub struct Vocabulary {
+    ids: HashMap<Box<str>, u32, FastBuildHasher>,
+    names: Vec<Box<str>>,
+}
+
+impl Vocabulary {
+    /// The id of `name`, added on first sight.
+    #[inline]
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        self.insert(name.into())
+    }
+
+    fn insert(&mut self, name: Box<str>) -> u32 {
+        // More than 4 billion distinct names is not a basket file.
+        let id = self.names.len() as u32;
+        self.ids.insert(name.clone(), id);
+        self.names.push(name);
+        id
+    }
+
+    /// The id of `name`, if seen.
+    pub fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    /// The name of `id` (empty for an unknown id).
+    pub fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |n| n)
+    }
+
+    /// Distinct names.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True when nothing was interned.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Interns every name of `other`; returns their ids here, indexed by their ids there.
+    fn absorb(&mut self, other: Vocabulary) -> Vec<u32> {
+        let Vocabulary { ids, names } = other;
+        drop(ids);
+        names
+            .into_iter()
+            .map(|name| match self.ids.get(&name) {
+                Some(&id) => id,
+                None => self.insert(name),
+            })
+            .collect()
+    }
+}
+
+/// A member or document id as read from a line: a canonical whole number or other text.
+/// Text that is a canonical whole number (`"17"`) is the number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Id<'a> {
+    /// Written as a plain whole number.
+    Number(u64),
+    /// Any other id.
+    Text(&'a str),
+}
+
+/// An interned id: a number, or text by its index in a [`Vocabulary`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Number(u64),
+    Text(u32),
+}
+
+fn key(id: Id<'_>, texts: &mut Vocabulary) -> Key {
+    match id {
+        Id::Number(n) => Key::Number(n),
+        Id::Text(t) => match canonical_number(t.as_bytes()) {
+            Some(n) => Key::Number(n),
+            None => Key::Text(texts.intern(t)),
+        },
+    }
+}
+
+fn translate(key: Key, texts: &[u32]) -> Key {
+    match key {
+        Key::Number(_) => key,
+        Key::Text(i) => Key::Text(texts.get(i as usize).copied().unwrap_or(i)),
+    }
+}
+
+/// One basket's identity and day.
+#[derive(Debug, Clone, Copy)]
+struct BasketInfo {
+    member: u32,
+    document: Key,
+    day: Day,
+}
+
+/// Purchase lines collected into baskets, line by line. One per reading thread, combined
+/// with [`BasketLog::merge`], then [`BasketLog::finish`]ed into [`Baskets`].
+#[derive(Debug, Default, Clone)]
+pub struct BasketLog {
+    categories: Vocabulary,
+    skus: Vocabulary,
+    member_texts: Vocabulary,
+    document_texts: Vocabulary,
+    members: HashMap<Key, u32, FastBuildHasher>,
+    member_keys: Vec<Key>,
+    index: HashMap<(u32, Key), u32, FastBuildHasher>,
+    baskets: Vec<BasketInfo>,
+    /// (basket, category, sku or [`NO_SKU`]) per line.
+    lines: Vec<[u32; 3]>,
+    /// The previous line's member and document and its basket: the lines of a purchase
+    /// are usually adjacent, and then need no hash lookup.
+    last: Option<(LastId, LastId, u32)>,
+}
+
+/// An [`Id`] kept from the previous line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LastId {
+    Number(u64),
+    Text(String),
+}
+
+impl LastId {
+    fn is(&self, id: Id<'_>) -> bool {
+        match (self, id) {
+            (LastId::Number(a), Id::Number(b)) => *a == b,
+            (LastId::Text(a), Id::Text(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    fn set(&mut self, id: Id<'_>) {
+        match (&mut *self, id) {
+            (LastId::Text(text), Id::Text(t)) => {
+                text.clear();
+                text.push_str(t);
+            }
+            (_, Id::Text(t)) => *self = LastId::Text(t.to_string()),
+            (_, Id::Number(n)) => *self = LastId::Number(n),
+        }
+    }
+}
+
+impl BasketLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Lines added so far.
+    pub fn lines(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Baskets seen so far.
+    pub fn baskets(&self) -> usize {
+        self.baskets.len()
+    }
+
+    fn member(&mut self, key: Key) -> u32 {
+        match self.members.entry(key) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                let index = self.member_keys.len() as u32;
+                e.insert(index);
+                self.member_keys.push(key);
+                index
+            }
+        }
+    }
+
+    fn basket(&mut self, member: u32, document: Key, day: Day) -> u32 {
+        match self.index.entry((member, document)) {
+            Entry::Occupied(e) => {
+                let basket = *e.get();
+                if let Some(info) = self.baskets.get_mut(basket as usize)
+                    && day < info.day
+                {
+                    info.day = day;
+                }
+                basket
+            }
+            Entry::Vacant(e) => {
+                let basket = self.baskets.len() as u32;
+                e.insert(basket);
+                self.baskets.push(BasketInfo {
+                    member,
+                    document,
+                    day,
+                });
+                basket
+            }
+        }
+    }
+
+    /// Adds one purchase line: `category` (and `sku`, if any) bought by `member` on `day` in
+    /// `document`.
+    pub fn add_line(
+        &mut self,
+        member: Id<'_>,
+        document: Id<'_>,
+        day: Day,
+        category: &str,
+        sku: Option<&str>,
+    ) {
+        let basket = match &mut self.last {
+            Some((last_member, last_document, basket))
+                if last_member.is(member) && last_document.is(document) =>
+            {
+                let basket = *basket;
+                if let Some(info) = self.baskets.get_mut(basket as usize)
+                    && day < info.day
+                {
+                    info.day = day;
+                }
+                basket
+            }
+            _ => {
+                let member_key = key(member, &mut self.member_texts);
+                let member_index = self.member(member_key);
+                let document_key = key(document, &mut self.document_texts);
+                let basket = self.basket(member_index, document_key, day);
+                match &mut self.last {
+                    Some((last_member, last_document, last_basket)) => {
+                        last_member.set(member);
+                        last_document.set(document);
+                        *last_basket = basket;
+                    }
+                    None => {
+                        let mut last = (LastId::Number(0), LastId::Number(0), basket);
+                        last.0.set(member);
+                        last.1.set(document);
+                        self.last = Some(last);
+                    }
+                }
+                basket
+            }
+        };
+        let category = self.categories.intern(category);
+        let sku = sku.map_or(NO_SKU, |s| self.skus.intern(s));
+        self.lines.push([basket, category, sku]);
+    }
+
+    /// Moves every line of `other` in (the log of another thread).
+    pub fn merge(&mut self, other: BasketLog) {
+        let categories = self.categories.absorb(other.categories);
+        let skus = self.skus.absorb(other.skus);
+        let member_texts = self.member_texts.absorb(other.member_texts);
+        let document_texts = self.document_texts.absorb(other.document_texts);
+        let members: Vec<u32> = other
+            .member_keys
+            .iter()
+            .map(|&k| self.member(translate(k, &member_texts)))
+            .collect();
+        let baskets: Vec<u32> = other
+            .baskets
+            .iter()
+            .map(|info| {
+                let member = members.get(info.member as usize).copied().unwrap_or(0);
+                self.basket(member, translate(info.document, &document_texts), info.day)
+            })
+            .collect();
+        let remap = |table: &[u32], id: u32| table.get(id as usize).copied().unwrap_or(id);
+        self.lines.reserve(other.lines.len());
+        for [basket, category, sku] in other.lines {
+            self.lines.push([
+                remap(&baskets, basket),
+                remap(&categories, category),
+                if sku == NO_SKU {
+                    NO_SKU
+                } else {
+                    remap(&skus, sku)
+                },
+            ]);
+        }
+    }
+
+    /// The baskets as item sets, ready for analysis.
+    pub fn finish(self) -> Baskets {
+        let BasketLog {
+            categories,
+            skus,
+            document_texts,
+            baskets,
+            mut lines,
+            ..
+        } = self;
+        lines.sort_unstable();
+        let mut category_sets = ItemSets::with_capacity(baskets.len(), lines.len());
+        let mut sku_sets = ItemSets::with_capacity(baskets.len(), 0);
+        let mut scratch: Vec<u32> = Vec::new();
+        let mut rest = &lines[..];
+        for basket in 0..baskets.len() as u32 {
+            let end = rest
+                .iter()
+                .position(|l| l[0] != basket)
+                .unwrap_or(rest.len());
+            let (group, after) = rest.split_at(end);
+            rest = after;
+            // Sorted by category within the basket already.
+            scratch.clear();
+            scratch.extend(group.iter().map(|l| l[1]));
+            scratch.dedup();
+            category_sets.push(&scratch);
+            scratch.clear();
+            scratch.extend(group.iter().map(|l| l[2]).filter(|&s| s != NO_SKU));
+            scratch.sort_unstable();
+            scratch.dedup();
+            sku_sets.push(&scratch);
+        }
+        drop(lines);
+        Baskets {
+            categories,
+            skus,
+            document_texts,
+            baskets,
+            category_sets,
+            sku_sets,
+        }
+    }
+}
+
+/// Per-basket sorted, distinct item ids, flat: basket `i` is
+/// `items[offsets[i]..offsets[i + 1]]`.
+#[derive(Debug, Clone)]
+struct ItemSets {
+    offsets: Vec<usize>,
+    items: Vec<u32>,
+}
+
+impl ItemSets {
+    fn with_capacity(baskets: usize, items: usize) -> Self {
+        let mut offsets = Vec::with_capacity(baskets + 1);
+        offsets.push(0);
+        ItemSets {
+            offsets,
+            items: Vec::with_capacity(items),
+        }
+    }
+
+    fn push(&mut self, items: &[u32]) {
+        self.items.extend_from_slice(items);
+        self.offsets.push(self.items.len());
+    }
+
+    fn get(&self, basket: usize) -> &[u32] {
+        match (self.offsets.get(basket), self.offsets.get(basket + 1)) {
+            (Some(&start), Some(&end)) => &self.items[start..end],
+            _ => &[],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+}
+
+/// Which items a pair is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Product categories.
+    Category,
+    /// Stock-keeping units (products).
+    Sku,
+}
+
+impl Level {
+    /// `category` or `sku`, as the output files write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Category => "category",
+            Level::Sku => "sku",
+        }
+    }
+}
+
+/// A frequent pair, A < B by name, with the counts its measures come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair<'a> {
+    /// The first item (smaller name).
+    pub a: &'a str,
+    /// The second item.
+    pub b: &'a str,
+    /// Baskets with both.
+    pub both: u64,
+    /// Baskets with A.
+    pub with_a: u64,
+    /// Baskets with B.
+    pub with_b: u64,
+    /// All baskets.
+    pub baskets: u64,
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+impl Pair<'_> {
+    /// Share of baskets with both.
+    pub fn support(&self) -> f64 {
+        ratio(self.both, self.baskets)
+    }
+
+    /// Share of baskets with A that also have B.
+    pub fn confidence_a_to_b(&self) -> f64 {
+        ratio(self.both, self.with_a)
+    }
+
+    /// Share of baskets with B that also have A.
+    pub fn confidence_b_to_a(&self) -> f64 {
+        ratio(self.both, self.with_b)
+    }
+
+    /// support(A,B) / (support(A) · support(B)): 1 when independent, above 1 when bought
+    /// together more than chance.
+    pub fn lift(&self) -> f64 {
+        let expected = self.with_a as f64 * self.with_b as f64;
+        if expected == 0.0 {
+            0.0
+        } else {
+            self.both as f64 * self.baskets as f64 / expected
+        }
+    }
+}
+
+/// The frequent pairs of one level and what was counted to find them.
+#[derive(Debug, Clone)]
+pub struct PairReport<'a> {
+    /// Distinct items of the level.
+    pub items: usize,
+    /// Items whose own support meets the threshold (the only ones paired).
+    pub frequent_items: usize,
+    /// The threshold as a count: pairs in at least this many baskets.
+    pub min_baskets: u64,
+    /// Frequent pairs found, before `top`.
+    pub frequent_pairs: usize,
+    /// The pairs, best first (see the module docs), at most `top`.
+    pub pairs: Vec<Pair<'a>>,
+}
+
+/// One "next category" transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Next<'a> {
+    /// The category bought first.
+    pub category: &'a str,
+    /// A category of the member's following basket.
+    pub next: &'a str,
+    /// Transitions A → B.
+    pub count: u64,
+    /// Baskets with A followed by another basket of the same member.
+    pub from: u64,
+}
+
+impl Next<'_> {
+    /// count / from.
+    pub fn share(&self) -> f64 {
+        ratio(self.count, self.from)
+    }
+}
+
+/// Counts of item pairs among `k` items: a dense array when small, a hash map otherwise.
+/// `ordered` counts (i, j) and (j, i) apart; unordered ones take i < j.
+enum PairCounts {
+    Dense {
+        k: usize,
+        ordered: bool,
+        cells: Vec<u64>,
+    },
+    Sparse {
+        cells: HashMap<u64, u64, FastBuildHasher>,
+    },
+}
+
+impl PairCounts {
+    /// Dense when it takes at most `dense_max` cells.
+    fn new(k: usize, ordered: bool, dense_max: usize) -> Self {
+        let cells = if ordered {
+            k.checked_mul(k)
+        } else {
+            k.checked_mul(k.saturating_sub(1)).map(|c| c / 2)
+        };
+        match cells {
+            Some(cells) if cells <= dense_max => PairCounts::Dense {
+                k,
+                ordered,
+                cells: vec![0; cells],
+            },
+            _ => PairCounts::Sparse {
+                cells: HashMap::default(),
+            },
+        }
+    }
+
+    /// Row-major cell of (i, j); for unordered counts the upper triangle without the
+    /// diagonal, i < j.
+    #[inline]
+    fn cell(k: usize, ordered: bool, i: usize, j: usize) -> usize {
+        if ordered {
+            i * k + j
+        } else {
+            i * (2 * k - i - 1) / 2 + (j - i - 1)
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, i: u32, j: u32) {
+        match self {
+            PairCounts::Dense { k, ordered, cells } => {
+                let cell = Self::cell(*k, *ordered, i as usize, j as usize);
+                if let Some(c) = cells.get_mut(cell) {
+                    *c += 1;
+                }
+            }
+            PairCounts::Sparse { cells, .. } => {
+                *cells
+                    .entry((u64::from(i) << 32) | u64::from(j))
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// Every (i, j, count) with count > 0.
+    fn into_counts(self) -> Vec<(u32, u32, u64)> {
+        match self {
+            PairCounts::Dense { k, ordered, cells } => {
+                let mut out = Vec::new();
+                for i in 0..k {
+                    let from = if ordered { 0 } else { i + 1 };
+                    for j in from..k {
+                        let count = cells
+                            .get(Self::cell(k, ordered, i, j))
+                            .copied()
+                            .unwrap_or(0);
+                        if count > 0 {
+                            out.push((i as u32, j as u32, count));
+                        }
+                    }
+                }
+                out
+            }
+            PairCounts::Sparse { cells } => cells
+                .into_iter()
+                .map(|(key, count)| ((key >> 32) as u32, key as u32, count))
+                .collect(),
+        }
+    }
+}
+
+/// The least count `c` with `c / baskets ≥ min_support` (at least 1), computed so that it
+/// agrees with the support written in the output.
+pub fn min_baskets(min_support: f64, baskets: u64) -> u64 {
+    if baskets == 0 {
+        return 1;
+    }
+    let n = baskets as f64;
+    let guess = (min_support * n).ceil();
+    let mut count = if guess.is_finite() && guess >= 1.0 {
+        (guess as u64).min(baskets.saturating_add(1))
+    } else {
+        1
+    };
+    while count > 1 && (count - 1) as f64 / n >= min_support {
+        count -= 1;
+    }
+    while count <= baskets && (count as f64 / n) < min_support {
+        count += 1;
+    }
+    count
+}
+
+/// Baskets as item sets, with the names behind the ids.
+#[derive(Debug, Clone)]
+pub struct Baskets {
+    categories: Vocabulary,
+    skus: Vocabulary,
+    document_texts: Vocabulary,
+    baskets: Vec<BasketInfo>,
+    category_sets: ItemSets,
+    sku_sets: ItemSets,
+}
+
+impl Baskets {
+    /// Number of baskets.
+    pub fn len(&self) -> usize {
+        self.baskets.len()
+    }
+
+    /// True without baskets.
+    pub fn is_empty(&self) -> bool {
+        self.baskets.is_empty()
+    }
+
+    /// Number of members.
+    pub fn members(&self) -> usize {
+        let mut members: Vec<u32> = self.baskets.iter().map(|b| b.member).collect();
+        members.sort_unstable();
+        members.dedup();
+        members.len()
+    }
+
+    /// The names of a level's items.
+    pub fn vocabulary(&self, level: Level) -> &Vocabulary {
+        match level {
+            Level::Category => &self.categories,
+            Level::Sku => &self.skus,
+        }
+    }
+
+    fn sets(&self, level: Level) -> &ItemSets {
+        match level {
+            Level::Category => &self.category_sets,
+            Level::Sku => &self.sku_sets,
+        }
+    }
+
+    /// Baskets containing each item of a level, indexed by item id.
+    pub fn item_counts(&self, level: Level) -> Vec<u64> {
+        let mut counts = vec![0u64; self.vocabulary(level).len()];
+        for &item in &self.sets(level).items {
+            if let Some(c) = counts.get_mut(item as usize) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+
+    /// The pairs of `level` with support ≥ `min_support`, best first, at most `top`.
+    pub fn frequent_pairs(
+        &self,
+        level: Level,
+        min_support: f64,
+        top: Option<usize>,
+    ) -> PairReport<'_> {
+        self.frequent_pairs_with(level, min_support, top, DENSE_CELLS_MAX)
+    }
+
+    fn frequent_pairs_with(
+        &self,
+        level: Level,
+        min_support: f64,
+        top: Option<usize>,
+        dense_max: usize,
+    ) -> PairReport<'_> {
+        let vocabulary = self.vocabulary(level);
+        let sets = self.sets(level);
+        let n = self.len() as u64;
+        let min = min_baskets(min_support, n);
+        let counts = self.item_counts(level);
+        // The apriori pruning: only items frequent on their own, renumbered 0..k in id
+        // order, so a basket's sorted ids stay sorted.
+        let mut dense = vec![u32::MAX; counts.len()];
+        let mut frequent: Vec<u32> = Vec::new();
+        for (item, &count) in counts.iter().enumerate() {
+            if count >= min {
+                dense[item] = frequent.len() as u32;
+                frequent.push(item as u32);
+            }
+        }
+        let mut pair_counts = PairCounts::new(frequent.len(), false, dense_max);
+        let mut scratch: Vec<u32> = Vec::new();
+        for basket in 0..sets.len() {
+            scratch.clear();
+            scratch.extend(
+                sets.get(basket)
+                    .iter()
+                    .map(|&item| dense[item as usize])
+                    .filter(|&d| d != u32::MAX),
+            );
+            for (x, &i) in scratch.iter().enumerate() {
+                for &j in &scratch[x + 1..] {
+                    pair_counts.add(i, j);
+                }
+            }
+        }
+        let mut pairs: Vec<Pair<'_>> = pair_counts
+            .into_counts()
+            .into_iter()
+            .filter(|&(_, _, both)| both >= min)
+            .map(|(i, j, both)| {
+                let (x, y) = (frequent[i as usize], frequent[j as usize]);
+                let (x, y) = if vocabulary.name(x).as_bytes() <= vocabulary.name(y).as_bytes() {
+                    (x, y)
+                } else {
+                    (y, x)
+                };
+                Pair {
+                    a: vocabulary.name(x),
+                    b: vocabulary.name(y),
+                    both,
+                    with_a: counts[x as usize],
+                    with_b: counts[y as usize],
+                    baskets: n,
+                }
+            })
+            .collect();
+        pairs.sort_unstable_by(|p, q| {
+            q.both
+                .cmp(&p.both)
+                .then_with(|| p.a.as_bytes().cmp(q.a.as_bytes()))
+                .then_with(|| p.b.as_bytes().cmp(q.b.as_bytes()))
+        });
+        let frequent_pairs = pairs.len();
+        if let Some(top) = top {
+            pairs.truncate(top);
+        }
+        PairReport {
+            items: vocabulary.len(),
+            frequent_items: frequent.len(),
+            min_baskets: min,
+            frequent_pairs,
+            pairs,
+        }
+    }
+
+    fn compare_documents(&self, x: Key, y: Key) -> Ordering {
+        match (x, y) {
+            (Key::Number(a), Key::Number(b)) => a.cmp(&b),
+            (Key::Number(_), Key::Text(_)) => Ordering::Less,
+            (Key::Text(_), Key::Number(_)) => Ordering::Greater,
+            (Key::Text(a), Key::Text(b)) => self
+                .document_texts
+                .name(a)
+                .as_bytes()
+                .cmp(self.document_texts.name(b).as_bytes()),
+        }
+    }
+
+    /// For each category A, the categories of the basket members buy next (see the module
+    /// docs), at most `top` per A, ordered by A, then count descending, then name.
+    pub fn next_categories(&self, top: Option<usize>) -> Vec<Next<'_>> {
+        self.next_categories_with(top, DENSE_CELLS_MAX)
+    }
+
+    fn next_categories_with(&self, top: Option<usize>, dense_max: usize) -> Vec<Next<'_>> {
+        let mut order: Vec<u32> = (0..self.len() as u32).collect();
+        order.sort_unstable_by(|&x, &y| {
+            let (p, q) = (&self.baskets[x as usize], &self.baskets[y as usize]);
+            p.member
+                .cmp(&q.member)
+                .then(p.day.cmp(&q.day))
+                .then_with(|| self.compare_documents(p.document, q.document))
+        });
+        let k = self.categories.len();
+        let mut from = vec![0u64; k];
+        let mut counts = PairCounts::new(k, true, dense_max);
+        for step in order.windows(2) {
+            let (first, then) = (step[0] as usize, step[1] as usize);
+            if self.baskets[first].member != self.baskets[then].member {
+                continue;
+            }
+            let following = self.category_sets.get(then);
+            for &a in self.category_sets.get(first) {
+                from[a as usize] += 1;
+                for &b in following {
+                    counts.add(a, b);
+                }
+            }
+        }
+        let names = &self.categories;
+        let mut next: Vec<Next<'_>> = counts
+            .into_counts()
+            .into_iter()
+            .map(|(a, b, count)| Next {
+                category: names.name(a),
+                next: names.name(b),
+                count,
+                from: from[a as usize],
+            })
+            .collect();
+        next.sort_unstable_by(|p, q| {
+            p.category
+                .as_bytes()
+                .cmp(q.category.as_bytes())
+                .then(q.count.cmp(&p.count))
+                .then_with(|| p.next.as_bytes().cmp(q.next.as_bytes()))
+        });
+        if let Some(top) = top {
+            let mut kept = 0usize;
+            let mut current: Option<&str> = None;
+            next.retain(|n| {
+                if current != Some(n.category) {
+                    current = Some(n.category);
+                    kept = 0;
+                }
+                kept += 1;
+                kept <= top
+            });
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    /// (member, document, day, category, sku)
+    type Line = (u64, &'static str, i32, &'static str, &'static str);
+
+    /// Two members, five baskets (see docs/ANALYTICS.md for the worked example).
+    const EXAMPLE: [Line; 11] = [
+        (1, "D1", 1, "coffee", "B1"),
+        (1, "D1", 1, "filters", "F1"),
+        (1, "D2", 5, "filters", "F1"),
+        (1, "D2", 5, "milk", "M1"),
+        (1, "D3", 9, "coffee", "B2"),
+        (1, "D3", 9, "filters", "F1"),
+        (2, "D4", 2, "coffee", "B1"),
+        (2, "D4", 2, "milk", "M1"),
+        // The same SKU again, on a later day: counts once, and the basket's day stays 2.
+        (2, "D4", 4, "coffee", "B1"),
+        (2, "D5", 3, "filters", "F2"),
+        // A line without a SKU still puts its category in the basket.
+        (2, "D5", 3, "filters", ""),
+    ];
+
+    fn log_of(lines: &[Line]) -> BasketLog {
+        let mut log = BasketLog::new();
+        for &(member, document, day, category, sku) in lines {
+            log.add_line(
+                Id::Number(member),
+                Id::Text(document),
+                Day(day),
+                category,
+                (!sku.is_empty()).then_some(sku),
+            );
+        }
+        log
+    }
+
+    fn rows(report: &PairReport<'_>) -> Vec<(String, String, u64, u64, u64)> {
+        report
+            .pairs
+            .iter()
+            .map(|p| (p.a.into(), p.b.into(), p.both, p.with_a, p.with_b))
+            .collect()
+    }
+
+    fn close(x: f64, y: f64) -> bool {
+        (x - y).abs() < 1e-12
+    }
+
+    #[test]
+    fn the_hand_computed_example() {
+        let baskets = log_of(&EXAMPLE).finish();
+        assert_eq!(baskets.len(), 5);
+        assert_eq!(baskets.members(), 2);
+        let s = |a: &str, b: &str, both, ca, cb| (a.to_string(), b.to_string(), both, ca, cb);
+
+        // coffee in D1 D3 D4 (3), filters in D1 D2 D3 D5 (4), milk in D2 D4 (2).
+        let all = baskets.frequent_pairs(Level::Category, 0.2, None);
+        assert_eq!(
+            rows(&all),
+            [
+                s("coffee", "filters", 2, 3, 4),
+                s("coffee", "milk", 1, 3, 2),
+                s("filters", "milk", 1, 4, 2)
+            ]
+        );
+        let p = &all.pairs[0];
+        assert!(close(p.support(), 0.4));
+        assert!(close(p.confidence_a_to_b(), 2.0 / 3.0));
+        assert!(close(p.confidence_b_to_a(), 0.5));
+        assert!(close(p.lift(), 10.0 / 12.0));
+        assert!(close(all.pairs[2].lift(), 0.625));
+        let strict = baskets.frequent_pairs(Level::Category, 0.3, None);
+        assert_eq!(rows(&strict), [s("coffee", "filters", 2, 3, 4)]);
+        assert_eq!(strict.min_baskets, 2);
+        assert_eq!(
+            rows(&baskets.frequent_pairs(Level::Category, 0.2, Some(2))).len(),
+            2
+        );
+
+        // SKUs: B1 in D1 D4, F1 in D1 D2 D3, M1 in D2 D4, B2 and F2 once.
+        let skus = baskets.frequent_pairs(Level::Sku, 0.2, None);
+        assert_eq!(
+            rows(&skus),
+            [
+                s("B1", "F1", 1, 2, 3),
+                s("B1", "M1", 1, 2, 2),
+                s("B2", "F1", 1, 1, 3),
+                s("F1", "M1", 1, 3, 2)
+            ]
+        );
+        let pruned = baskets.frequent_pairs(Level::Sku, 0.4, None);
+        assert_eq!((pruned.items, pruned.frequent_items), (5, 3));
+        assert!(pruned.pairs.is_empty());
+
+        // Member 1: D1 {coffee, filters} → D2 {filters, milk} → D3 {coffee, filters};
+        // member 2: D4 (day 2) {coffee, milk} → D5 (day 3) {filters}.
+        let next: Vec<(&str, &str, u64, u64)> = baskets
+            .next_categories(None)
+            .iter()
+            .map(|n| (n.category, n.next, n.count, n.from))
+            .collect();
+        assert_eq!(
+            next,
+            [
+                ("coffee", "filters", 2, 2),
+                ("coffee", "milk", 1, 2),
+                ("filters", "filters", 2, 2),
+                ("filters", "coffee", 1, 2),
+                ("filters", "milk", 1, 2),
+                ("milk", "filters", 2, 2),
+                ("milk", "coffee", 1, 2),
+            ]
+        );
+        let top1: Vec<(&str, &str)> = baskets
+            .next_categories(Some(1))
+            .iter()
+            .map(|n| (n.category, n.next))
+            .collect();
+        assert_eq!(
+            top1,
+            [
+                ("coffee", "filters"),
+                ("filters", "filters"),
+                ("milk", "filters")
+            ]
+        );
+    }
+
+    #[test]
+    fn same_day_baskets_follow_document_order_numbers_first() {
+        let mut log = BasketLog::new();
+        log.add_line(Id::Number(1), Id::Text("b"), Day(0), "z", None);
+        log.add_line(Id::Number(1), Id::Text("10"), Day(0), "y", None);
+        log.add_line(Id::Number(1), Id::Number(9), Day(0), "x", None);
+        log.add_line(Id::Number(1), Id::Text("a"), Day(0), "w", None);
+        let baskets = log.finish();
+        let next: Vec<(&str, &str)> = baskets
+            .next_categories(None)
+            .iter()
+            .map(|n| (n.category, n.next))
+            .collect();
+        // 9 < 10 < "a" < "b".
+        assert_eq!(next, [("w", "z"), ("x", "y"), ("y", "w")]);
+    }
+
+    #[test]
+    fn the_threshold_count_agrees_with_the_written_support() {
+        assert_eq!(min_baskets(0.01, 300), 3);
+        assert_eq!(min_baskets(0.01, 301), 4);
+        assert_eq!(min_baskets(0.5, 4), 2);
+        assert_eq!(min_baskets(1.0, 7), 7);
+        assert_eq!(min_baskets(0.0, 7), 1);
+        assert_eq!(min_baskets(0.1, 0), 1);
+        for n in 1..500u64 {
+            for s in [0.01, 0.05, 0.1, 0.3, 1.0 / 3.0, 0.7] {
+                let c = min_baskets(s, n);
+                assert!(c as f64 / n as f64 >= s || c > n, "{s} {n} {c}");
+                assert!(c == 1 || ((c - 1) as f64 / n as f64) < s, "{s} {n} {c}");
+            }
+        }
+    }
+
+    /// Pairs counted the slow way, without pruning.
+    fn brute_force(lines: &[(u8, u8, u8, u8, u8)], min_support: f64) -> Vec<(String, String, u64)> {
+        let mut baskets: std::collections::BTreeMap<(u8, u8), std::collections::BTreeSet<String>> =
+            Default::default();
+        for &(member, document, _, category, _) in lines {
+            baskets
+                .entry((member, document))
+                .or_default()
+                .insert(format!("c{category}"));
+        }
+        let n = baskets.len() as u64;
+        let mut pairs: std::collections::BTreeMap<(String, String), u64> = Default::default();
+        for set in baskets.values() {
+            let items: Vec<&String> = set.iter().collect();
+            for i in 0..items.len() {
+                for j in i + 1..items.len() {
+                    *pairs
+                        .entry((items[i].clone(), items[j].clone()))
+                        .or_default() += 1;
+                }
+            }
+        }
+        let mut out: Vec<(String, String, u64)> = pairs
+            .into_iter()
+            .filter(|&(_, c)| c as f64 / n as f64 >= min_support)
+            .map(|((a, b), c)| (a, b, c))
+            .collect();
+        out.sort_by(|x, y| y.2.cmp(&x.2).then(x.0.cmp(&y.0)).then(x.1.cmp(&y.1)));
+        out
+    }
+
+    fn build(lines: &[(u8, u8, u8, u8, u8)]) -> BasketLog {
+        let mut log = BasketLog::new();
+        for &(member, document, day, category, sku) in lines {
+            let member_text = format!("M{member}");
+            let member = if member % 2 == 0 {
+                Id::Number(u64::from(member))
+            } else {
+                Id::Text(&member_text)
+            };
+            let document_text = format!("R{document}");
+            let document = if document % 3 == 0 {
+                Id::Text(&document_text)
+            } else {
+                Id::Number(u64::from(document))
+            };
+            log.add_line(
+                member,
+                document,
+                Day(i32::from(day)),
+                &format!("c{category}"),
+                Some(&format!("s{sku}")),
+            );
+        }
+        log
+    }
+
+    type Outcome = (
+        Vec<(String, String, u64, u64, u64)>,
+        Vec<(String, String, u64, u64, u64)>,
+        Vec<(String, String, u64, u64)>,
+    );
+
+    fn outcome(baskets: &Baskets, min_support: f64) -> Outcome {
+        (
+            rows(&baskets.frequent_pairs(Level::Category, min_support, None)),
+            rows(&baskets.frequent_pairs(Level::Sku, min_support, None)),
+            baskets
+                .next_categories(None)
+                .iter()
+                .map(|n| (n.category.into(), n.next.into(), n.count, n.from))
+                .collect(),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn measures_are_in_range_and_consistent(
+            lines in prop::collection::vec((0u8..6, 0u8..30, 0u8..20, 0u8..8, 0u8..15), 1..200),
+            min_support in 0.0f64..0.5,
+        ) {
+            let baskets = build(&lines).finish();
+            for level in [Level::Category, Level::Sku] {
+                let report = baskets.frequent_pairs(level, min_support, None);
+                for p in &report.pairs {
+                    prop_assert!(p.a < p.b);
+                    for v in [p.support(), p.confidence_a_to_b(), p.confidence_b_to_a()] {
+                        prop_assert!((0.0..=1.0).contains(&v), "{p:?}");
+                    }
+                    prop_assert!(p.support() >= min_support);
+                    // Lift is symmetric: confidence(A→B)/support(B) = confidence(B→A)/support(A).
+                    let n = p.baskets as f64;
+                    let one = p.confidence_a_to_b() / (p.with_b as f64 / n);
+                    let other = p.confidence_b_to_a() / (p.with_a as f64 / n);
+                    prop_assert!((one - other).abs() < 1e-9 * one.max(1.0));
+                    prop_assert!((p.lift() - one).abs() < 1e-9 * one.max(1.0));
+                }
+                prop_assert!(report.pairs.windows(2).all(|w| w[0].both >= w[1].both));
+            }
+            prop_assert_eq!(
+                rows(&baskets.frequent_pairs(Level::Category, min_support, None))
+                    .into_iter()
+                    .map(|(a, b, c, _, _)| (a, b, c))
+                    .collect::<Vec<_>>(),
+                brute_force(&lines, min_support)
+            );
+            for n in baskets.next_categories(None) {
+                prop_assert!(n.count <= n.from && (0.0..=1.0).contains(&n.share()));
+            }
+        }
+
+        #[test]
+        fn results_do_not_depend_on_line_order_or_threads(
+            lines in prop::collection::vec((0u8..6, 0u8..30, 0u8..20, 0u8..8, 0u8..15), 1..200),
+            seed in any::<u64>(),
+            split in 0usize..200,
+            min_support in 0.0f64..0.3,
+        ) {
+            let first = outcome(&build(&lines).finish(), min_support);
+            let mut shuffled = lines.clone();
+            let mut state = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            // Two "threads" read the two halves of the shuffled lines.
+            let split = split.min(shuffled.len());
+            let mut log = build(&shuffled[split..]);
+            log.merge(build(&shuffled[..split]));
+            let baskets = log.finish();
+            prop_assert_eq!(&first, &outcome(&baskets, min_support));
+            // The hash-map counters (many frequent items) count the same as the dense ones.
+            let sparse = (
+                rows(&baskets.frequent_pairs_with(Level::Category, min_support, None, 0)),
+                rows(&baskets.frequent_pairs_with(Level::Sku, min_support, None, 0)),
+                baskets
+                    .next_categories_with(None, 0)
+                    .iter()
+                    .map(|n| (n.category.into(), n.next.into(), n.count, n.from))
+                    .collect(),
+            );
+            prop_assert_eq!(&first, &sparse);
+        }
+    }
+}
