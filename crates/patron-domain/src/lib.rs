@@ -16,8 +16,10 @@ pub mod expiry;
 pub mod lots;
 pub mod program;
 pub mod purchase;
+pub mod rewards;
 pub mod rules;
 pub mod tier;
 
 pub use jiff;
+pub use rand;
 pub use rust_decimal;

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod keys;
 pub mod queries;
 pub mod requests;
+pub mod rewards;
 pub mod rules;
 
 use std::collections::HashMap;

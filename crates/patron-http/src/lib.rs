@@ -11,6 +11,7 @@
 
 mod docs;
 mod dto;
+mod dto_rewards;
 mod extract;
 mod limits;
 mod metrics;
@@ -34,7 +35,9 @@ use utoipa_axum::routes;
 
 pub use problem::Code;
 
-use crate::routes::{cards, events, members, ops, points, program, purchases};
+use crate::routes::{
+    cards, coupons, events, members, ops, points, program, promotions, purchases, rewards,
+};
 use crate::state::AppState;
 
 /// The largest page any list answers, whatever the configuration says.
@@ -100,6 +103,9 @@ a stable `code`.";
         (name = "events", description = "Custom events that the program's event rules reward."),
         (name = "points", description = "Redemptions (immediate or held at checkout), adjustments and transfers."),
         (name = "program", description = "The club's rules, as TOML."),
+        (name = "rewards", description = "The rewards catalog as a member sees it; redeeming a reward is a redemption with `reward_id`."),
+        (name = "coupons", description = "Coupons at the till and in the web shop: validate, redeem, release."),
+        (name = "promotions", description = "Promotions with codes generated in bulk, budgets and limits; partner code pools."),
         (name = "cards", description = "Membership cards."),
         (name = "operations", description = "Health, readiness and metrics, without authentication."),
     ),
@@ -134,6 +140,16 @@ pub const OPERATION_SCOPES: &[(&str, &str)] = &[
     ("get_program", "admin, read"),
     ("put_program", "admin"),
     ("replace_card", "admin"),
+    ("list_rewards", "admin, pos, read"),
+    ("get_coupon", "admin, pos, read"),
+    ("validate_coupon", "admin, pos"),
+    ("redeem_coupon", "admin, pos"),
+    ("release_coupon", "admin, pos"),
+    ("create_promotion", "admin"),
+    ("get_promotion", "admin"),
+    ("generate_promotion_codes", "admin"),
+    ("list_promotion_codes", "admin"),
+    ("import_partner_codes", "admin"),
 ];
 
 fn api_router() -> OpenApiRouter<AppState> {
@@ -145,7 +161,16 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(members::ledger))
         .routes(routes!(points::adjust))
         .routes(routes!(points::transfer))
-        .routes(routes!(points::redeem))
+        .routes(routes!(rewards::redeem))
+        .routes(routes!(rewards::list))
+        .routes(routes!(coupons::get))
+        .routes(routes!(coupons::validate))
+        .routes(routes!(coupons::redeem))
+        .routes(routes!(coupons::release))
+        .routes(routes!(promotions::create))
+        .routes(routes!(promotions::get))
+        .routes(routes!(promotions::generate, promotions::codes))
+        .routes(routes!(promotions::import_partner_codes))
         .routes(routes!(points::get_redemption))
         .routes(routes!(points::capture))
         .routes(routes!(points::release))

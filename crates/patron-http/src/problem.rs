@@ -85,6 +85,12 @@ codes! {
         "No redemption with this id in the key's club."),
     CardNotFound => ("card_not_found", 404, "Card not found",
         "No card with this number in the key's club."),
+    RewardNotFound => ("reward_not_found", 404, "Reward not found",
+        "The program's catalog has no reward with this id."),
+    CouponNotFound => ("coupon_not_found", 404, "Coupon not found",
+        "No coupon with this code in the key's club (another club's codes answer this too)."),
+    PromotionNotFound => ("promotion_not_found", 404, "Promotion not found",
+        "No promotion with this id in the key's club."),
     ProgramNotFound => ("program_not_found", 404, "No program",
         "The club has no program yet: PUT /v1/program first."),
     TenantNotFound => ("tenant_not_found", 404, "Club not found",
@@ -107,6 +113,16 @@ codes! {
         "The card is blocked, replaced or already bound to someone."),
     NoProgram => ("no_program", 409, "No program",
         "The club has no program yet: PUT /v1/program first."),
+    CouponUsed => ("coupon_used", 409, "Coupon already used",
+        "The coupon has no uses left; releasing its redemption (order cancelled) makes it usable again."),
+    CouponExpired => ("coupon_expired", 409, "Coupon expired",
+        "The coupon expired, or its promotion has ended or not started yet."),
+    CouponLimitReached => ("coupon_limit_reached", 409, "Coupon limit reached",
+        "The promotion's limit per day/week/month, or its limit per member, is reached."),
+    PromotionBudgetExhausted => ("promotion_budget_exhausted", 409, "Promotion budget exhausted",
+        "The promotion's budget (redemptions or money) is spent."),
+    CouponNotRedeemed => ("coupon_not_redeemed", 409, "Nothing to release",
+        "The coupon has no redemption (of this order) that is not released already."),
     BodyTooLarge => ("body_too_large", 413, "Body too large",
         "The request body is larger than the server's limit."),
     UnsupportedMediaType => ("unsupported_media_type", 415, "Unsupported media type",
@@ -123,6 +139,12 @@ codes! {
         "The refund asks for more than remains of the purchase."),
     CaptureTooLarge => ("capture_too_large", 422, "Capture too large",
         "The capture asks for more points than the hold reserved."),
+    InvalidCouponCode => ("invalid_coupon_code", 422, "Invalid coupon code",
+        "The code is not a well-formed code: a character codes never use, or a typo that its check character catches."),
+    CouponNotForMember => ("coupon_not_for_member", 422, "Coupon belongs to another member",
+        "The coupon is personal, and `member_id` is not its owner (or is missing)."),
+    RewardUnavailable => ("reward_unavailable", 422, "Reward unavailable",
+        "The member cannot have the reward now; `errors` lists each reason (`not_in_tier`, `not_in_segment`, `out_of_window`, `out_of_stock`, `limit_reached`, `insufficient_points`)."),
     WrongCurrency => ("wrong_currency", 422, "Wrong currency",
         "The purchase is not in the program's currency."),
     IdempotencyKeyReused => ("idempotency_key_reused", 422, "Idempotency-Key reused",
@@ -271,6 +293,39 @@ impl Problem {
                 Problem::new(Code::WrongCurrency, detail).with_field("currency")
             }
             Rejection::NoProgram { .. } => Problem::new(Code::NoProgram, detail),
+            Rejection::RewardNotFound { .. } => {
+                Problem::new(Code::RewardNotFound, detail).with_field("reward_id")
+            }
+            Rejection::RewardUnavailable { reasons, .. } => {
+                let mut problem = Problem::new(Code::RewardUnavailable, detail);
+                problem.errors = reasons
+                    .iter()
+                    .map(|reason| ProblemItem {
+                        field: Some("reward_id".into()),
+                        message: reason.clone(),
+                        line: None,
+                        column: None,
+                        hint: None,
+                    })
+                    .collect();
+                problem.with_field("reward_id")
+            }
+            Rejection::InvalidCouponCode { .. } => {
+                Problem::new(Code::InvalidCouponCode, detail).with_field("code")
+            }
+            Rejection::CouponNotFound { .. } => Problem::new(Code::CouponNotFound, detail),
+            Rejection::CouponRefused { reason, .. } => {
+                let code = match reason.as_str() {
+                    "used" => Code::CouponUsed,
+                    "expired" | "not_started" => Code::CouponExpired,
+                    "not_for_member" => Code::CouponNotForMember,
+                    "budget_exhausted" => Code::PromotionBudgetExhausted,
+                    _ => Code::CouponLimitReached,
+                };
+                Problem::new(code, detail)
+            }
+            Rejection::CouponNotRedeemed { .. } => Problem::new(Code::CouponNotRedeemed, detail),
+            Rejection::PromotionNotFound { .. } => Problem::new(Code::PromotionNotFound, detail),
         }
     }
 

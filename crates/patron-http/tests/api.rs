@@ -25,5 +25,7 @@ mod points;
 mod program;
 #[path = "api/purchases.rs"]
 mod purchases;
+#[path = "api/rewards.rs"]
+mod rewards;
 #[path = "api/rules.rs"]
 mod rules;

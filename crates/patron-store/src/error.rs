@@ -46,6 +46,25 @@ pub enum Rejection {
     WrongCurrency { expected: String, found: String },
     #[error("tenant {tenant} has no program yet: apply one first")]
     NoProgram { tenant: String },
+    #[error("reward {reward_id} not found")]
+    RewardNotFound { reward_id: String },
+    #[error("the member cannot have reward {reward_id} now: {}", reasons.join(", "))]
+    RewardUnavailable {
+        reward_id: String,
+        reasons: Vec<String>,
+    },
+    #[error("coupon code {coupon:?} is not valid: {reason}")]
+    InvalidCouponCode { coupon: String, reason: String },
+    #[error("coupon {coupon} not found")]
+    CouponNotFound { coupon: String },
+    /// `reason`: used, expired, not_started, not_for_member, limit_reached,
+    /// member_limit_reached, budget_exhausted.
+    #[error("coupon {coupon} cannot be used: {reason}")]
+    CouponRefused { coupon: String, reason: String },
+    #[error("coupon {coupon} has no redemption to release")]
+    CouponNotRedeemed { coupon: String },
+    #[error("promotion {promotion_id} not found")]
+    PromotionNotFound { promotion_id: String },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -35,6 +35,11 @@ const SQLITE: &[Migration] = &[
         name: "jobs",
         sql: include_str!("../migrations/sqlite/0004_jobs.sql"),
     },
+    Migration {
+        version: 5,
+        name: "rewards",
+        sql: include_str!("../migrations/sqlite/0005_rewards.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -57,6 +62,11 @@ const POSTGRES: &[Migration] = &[
         version: 4,
         name: "jobs",
         sql: include_str!("../migrations/postgres/0004_jobs.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "rewards",
+        sql: include_str!("../migrations/postgres/0005_rewards.sql"),
     },
 ];
 

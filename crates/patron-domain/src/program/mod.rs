@@ -292,6 +292,8 @@ pub struct Program {
     /// Earning rules (`[[rules]]`), compiled, in evaluation order: priority (highest first),
     /// then id. Empty when the file has none: purchases then earn the base rate only.
     pub rules: Vec<EarningRule>,
+    /// The rewards catalog (`[[rewards]]`), in file order. Empty when the file has none.
+    pub rewards: Vec<crate::rewards::Reward>,
 }
 
 impl Program {
@@ -299,6 +301,11 @@ impl Program {
     /// program with an invalid name gets UTC rather than a panic.
     pub fn tz(&self) -> TimeZone {
         TimeZone::get(&self.time_zone).unwrap_or(TimeZone::UTC)
+    }
+
+    /// The reward with this id.
+    pub fn reward(&self, id: &str) -> Option<&crate::rewards::Reward> {
+        self.rewards.iter().find(|reward| reward.id == id)
     }
 
     /// The tier level with this code.

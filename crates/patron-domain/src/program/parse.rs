@@ -7,6 +7,7 @@
 //! problem and keeps going, so later sections are still checked. Keep `docs/PROGRAM.md` in step
 //! with the keys, defaults and limits here.
 
+mod rewards;
 mod rules;
 mod values;
 
@@ -231,7 +232,7 @@ impl<'s> Parser<'s> {
             root,
             &[
                 "club", "earning", "pending", "expiry", "returns", "exit", "tiers", "cards",
-                "rules",
+                "rules", "rewards",
             ],
         );
 
@@ -302,6 +303,19 @@ impl<'s> Parser<'s> {
             None => Some(Vec::new()),
         };
 
+        let rewards = match root.entry("rewards") {
+            Some(entry) => self.rewards(
+                &entry,
+                &rewards::RewardContext {
+                    currency,
+                    default_locale: club.default_locale,
+                    time_zone: club.time_zone.as_deref(),
+                    tiers: tiers.as_ref(),
+                },
+            ),
+            None => Some(Vec::new()),
+        };
+
         Some(Program {
             names: club.names?,
             default_locale: club.default_locale?,
@@ -318,6 +332,7 @@ impl<'s> Parser<'s> {
             cost_per_point: club.cost_per_point?,
             cards: cards?,
             rules: rules?,
+            rewards: rewards?,
         })
     }
 

@@ -12,6 +12,7 @@ mod ledger;
 mod members;
 mod properties;
 mod rejections;
+mod rewards;
 mod rules;
 mod smoke;
 mod writer;

@@ -2,12 +2,15 @@
 //! idempotent call, and opaque cursors.
 
 pub mod cards;
+pub mod coupons;
 pub mod events;
 pub mod members;
 pub mod ops;
 pub mod points;
 pub mod program;
+pub mod promotions;
 pub mod purchases;
+pub mod rewards;
 
 use std::future::Future;
 
