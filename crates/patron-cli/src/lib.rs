@@ -164,6 +164,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Ok(settings)
     };
     match cli.command {
+        Command::Analyze(commands::analyze::AnalyzeCommand::RebuildStats(args)) => {
+            commands::stats::run(&settings()?, args).await
+        }
         Command::Analyze(command) => commands::analyze::run(command),
         Command::Migrate => commands::migrate::run(&settings()?).await,
         Command::Program(command) => commands::program::run(&settings()?, command).await,

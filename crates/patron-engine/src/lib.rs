@@ -683,9 +683,16 @@ impl Engine {
             &hash,
         ));
         let now = self.now();
+        // `member.statistics` for the rules: read before the unit of work (they do not
+        // include this purchase).
+        let stats = match &purchase.member_id {
+            Some(id) => self.store.member_stats(tenant.id, id).await?,
+            None => None,
+        };
         let failures = rules::Failures::default();
         let decide = |member: &Member, usage: &RuleUsage| {
-            let (plan, failed) = rules::earn_plan(&program, member, &purchase, now, usage);
+            let (plan, failed) =
+                rules::earn_plan_with(&program, member, stats.as_ref(), &purchase, now, usage);
             failures.set(failed);
             plan
         };
@@ -752,7 +759,9 @@ impl Engine {
                 purchase.occurred_at,
             )
             .await?;
-        let (plan, failures) = rules::earn_plan(&program, &member, &purchase, now, &usage);
+        let stats = self.store.member_stats(tenant.id, &member.id).await?;
+        let (plan, failures) =
+            rules::earn_plan_with(&program, &member, stats.as_ref(), &purchase, now, &usage);
         self.report_rule_failures(failures);
         let points = plan.points.max(0);
         let pending = plan.pending_until.filter(|until| *until > now);
@@ -767,6 +776,30 @@ impl Engine {
         .into();
         receipt.pending_until = if points > 0 { pending } else { None };
         Ok(receipt)
+    }
+
+    /// A member's statistics (docs/ANALYTICS.md, "Member statistics"); `None` before their
+    /// first counted purchase.
+    pub async fn member_stats(
+        &self,
+        tenant: &Tenant,
+        member_id: &str,
+    ) -> Result<Option<patron_store::stats::MemberStats>, EngineError> {
+        Ok(self.store.member_stats(tenant.id, member_id).await?)
+    }
+
+    /// Recomputes the tenant's member statistics from the purchase history and reports every
+    /// difference from the stored ones; `fix` rewrites the members that differ.
+    pub async fn rebuild_member_stats(
+        &self,
+        tenant: &Tenant,
+        fix: bool,
+    ) -> Result<patron_store::stats::StatsRebuild, EngineError> {
+        let program = self.program(tenant).await?.program;
+        Ok(self
+            .store
+            .rebuild_member_stats(tenant.id, &program.tz(), fix, self.now())
+            .await?)
     }
 
     pub async fn purchase(

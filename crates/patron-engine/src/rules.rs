@@ -21,6 +21,7 @@ use patron_domain::rust_decimal::Decimal;
 use patron_store::members::Member;
 use patron_store::purchases::{EarnPlan, NewPurchase};
 use patron_store::rules::{RuleAward, RuleGrant};
+use patron_store::stats::{self, MemberStats};
 
 /// Told about every rule skipped because its expression failed at run time (the HTTP layer
 /// counts them in `/metrics`). The engine logs each one with `tracing::warn!` as well.
@@ -51,6 +52,43 @@ pub(crate) fn facts_from_object(
     map.iter()
         .map(|(key, value)| (key.clone(), fact_from_json(value)))
         .collect()
+}
+
+/// `member.statistics` (docs/PROGRAM.md, expressions): the member's statistics as of `now`,
+/// amounts in major units. Before the first counted purchase: zero counts and spends, and
+/// no timestamps or `days_since_last_purchase` (null).
+pub(crate) fn statistics_facts(
+    stats: Option<&MemberStats>,
+    program: &Program,
+    now: Timestamp,
+) -> BTreeMap<String, FactValue> {
+    let scale = 10f64.powi(i32::try_from(program.currency.minor_unit).unwrap_or(0));
+    let mut facts = BTreeMap::new();
+    let (purchases, days, spend, average) = match stats {
+        Some(s) => (
+            s.purchases,
+            s.purchase_days,
+            s.spend_minor as f64 / scale,
+            s.average_spend_minor().unwrap_or(0.0) / scale,
+        ),
+        None => (0, 0, 0.0, 0.0),
+    };
+    facts.insert("purchases".into(), FactValue::Int(purchases));
+    facts.insert("purchase_days".into(), FactValue::Int(days));
+    facts.insert("spend".into(), FactValue::Double(spend));
+    facts.insert("average_spend".into(), FactValue::Double(average));
+    let (first, last, since) = match stats {
+        Some(s) => (
+            FactValue::Timestamp(s.first_purchase_at),
+            FactValue::Timestamp(s.last_purchase_at),
+            FactValue::Int(stats::day_number(now, &program.tz()) - s.last_purchase_day),
+        ),
+        None => (FactValue::Null, FactValue::Null, FactValue::Null),
+    };
+    facts.insert("first_purchase_at".into(), first);
+    facts.insert("last_purchase_at".into(), last);
+    facts.insert("days_since_last_purchase".into(), since);
+    facts
 }
 
 /// What rules know about a member.
@@ -145,8 +183,10 @@ fn evaluate(
     trigger: Trigger<'_>,
     now: Timestamp,
     usage: &RuleUsage,
+    stats: Option<&MemberStats>,
 ) -> Evaluation {
-    let facts = member_facts(member);
+    let mut facts = member_facts(member);
+    facts.statistics = statistics_facts(stats, program, now);
     rules::evaluate(
         program,
         &EvalInput {
@@ -167,8 +207,28 @@ pub(crate) fn earn_plan(
     now: Timestamp,
     usage: &RuleUsage,
 ) -> (EarnPlan, Vec<RuleFailure>) {
+    earn_plan_with(program, member, None, purchase, now, usage)
+}
+
+/// [`earn_plan`] with the member's statistics (`member.statistics`) as read before the unit
+/// of work: they do not include the purchase being decided.
+pub(crate) fn earn_plan_with(
+    program: &Program,
+    member: &Member,
+    stats: Option<&MemberStats>,
+    purchase: &NewPurchase,
+    now: Timestamp,
+    usage: &RuleUsage,
+) -> (EarnPlan, Vec<RuleFailure>) {
     let facts = purchase_facts(purchase);
-    let evaluation = evaluate(program, member, Trigger::Purchase(&facts), now, usage);
+    let evaluation = evaluate(
+        program,
+        member,
+        Trigger::Purchase(&facts),
+        now,
+        usage,
+        stats,
+    );
     let plan = EarnPlan {
         points: evaluation.total_points,
         base_points: evaluation.base_points,
@@ -186,7 +246,7 @@ pub(crate) fn grant(
     now: Timestamp,
     usage: &RuleUsage,
 ) -> (RuleGrant, Vec<RuleFailure>) {
-    let evaluation = evaluate(program, member, trigger, now, usage);
+    let evaluation = evaluate(program, member, trigger, now, usage, None);
     let grant = RuleGrant {
         points: evaluation.total_points,
         awards: member_awards(&evaluation, member, program),

@@ -30,6 +30,7 @@ pub mod redemptions;
 pub mod rewards;
 pub mod rules;
 pub mod standing;
+pub mod stats;
 pub mod tenants;
 pub mod testing;
 pub mod time;

@@ -40,6 +40,11 @@ const SQLITE: &[Migration] = &[
         name: "rewards",
         sql: include_str!("../migrations/sqlite/0005_rewards.sql"),
     },
+    Migration {
+        version: 6,
+        name: "member_stats",
+        sql: include_str!("../migrations/sqlite/0006_member_stats.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -67,6 +72,11 @@ const POSTGRES: &[Migration] = &[
         version: 5,
         name: "rewards",
         sql: include_str!("../migrations/postgres/0005_rewards.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "member_stats",
+        sql: include_str!("../migrations/postgres/0006_member_stats.sql"),
     },
 ];
 

@@ -22,6 +22,7 @@ use crate::ledger::{self, LedgerCtx, NewTransfer, Wallet, code};
 use crate::members::lock_wallet_with_member;
 use crate::redemptions::{Balance, balance_in};
 use crate::rules::{self, Decide, RuleAward};
+use crate::stats;
 use crate::tenants::TenantId;
 use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
 
@@ -723,6 +724,7 @@ async fn post_purchase_in(
         },
     };
     insert_purchase_rows(c, ctx, purchase, &earned).await?;
+    stats::record_purchase(c, ctx, &program.tz(), &purchase.id).await?;
     rules::record_awards(
         c,
         ctx,
@@ -816,6 +818,7 @@ async fn refund_in(
     }
     let mut amount_minor = 0i64;
     let mut eligible_refund_minor = 0i64;
+    let mut refunded_lines: Vec<(String, i64)> = Vec::with_capacity(wanted.len());
     for (index, quantity) in &wanted {
         let line = &purchase.lines[*index];
         let refunded_quantity = parse_quantity(&purchase.refunded_quantities[*index])?;
@@ -850,6 +853,7 @@ async fn refund_in(
         .execute(conn(c))
         .await?;
         amount_minor += line_amount;
+        refunded_lines.push((line.category.clone(), line_amount));
         if line.eligible {
             eligible_refund_minor += line_amount;
         }
@@ -929,6 +933,15 @@ async fn refund_in(
     .bind(clawed)
     .bind(&earn_state)
     .execute(conn(c))
+    .await?;
+    stats::record_refund(
+        c,
+        ctx,
+        &program.tz(),
+        &purchase.id,
+        amount_minor,
+        &refunded_lines,
+    )
     .await?;
     let balance = match wallet.as_ref() {
         Some(wallet) => Some(balance_in(c, ctx, wallet).await?),
@@ -1031,6 +1044,7 @@ async fn attach_in(
     .bind(if state == "pending" { earn.pending_until.map(time::to_db) } else { None })
     .execute(conn(c))
     .await?;
+    stats::record_purchase(c, ctx, &program.tz(), purchase_id).await?;
     rules::record_awards(
         c,
         ctx,

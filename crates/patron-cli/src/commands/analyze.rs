@@ -138,6 +138,10 @@ pub enum AnalyzeCommand {
     /// and the category members buy next, from a file of purchase lines (no database)
     #[command(after_help = BASKETS_HELP)]
     Baskets(BasketsArgs),
+    /// Recompute the member statistics of a tenant from its purchase history and report (and
+    /// fix) every difference from the stored ones (uses the database)
+    #[command(after_help = super::stats::REBUILD_STATS_HELP)]
+    RebuildStats(super::stats::RebuildStatsArgs),
 }
 
 /// What `analyze baskets` pairs.
@@ -265,6 +269,9 @@ pub fn run(command: AnalyzeCommand) -> anyhow::Result<ExitCode> {
         AnalyzeCommand::Rfm(args) => run_rfm(args),
         AnalyzeCommand::Clv(args) => run_clv(args),
         AnalyzeCommand::Baskets(args) => run_baskets(args),
+        AnalyzeCommand::RebuildStats(_) => {
+            anyhow::bail!("rebuild-stats needs the database settings: `patron_cli::run` routes it")
+        }
     }
 }
 

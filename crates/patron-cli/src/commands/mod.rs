@@ -11,6 +11,7 @@ pub mod members;
 pub mod migrate;
 pub mod program;
 pub mod serve;
+pub mod stats;
 pub mod tenants;
 
 use std::path::Path;

@@ -15,4 +15,5 @@ mod rejections;
 mod rewards;
 mod rules;
 mod smoke;
+mod stats;
 mod writer;
