@@ -684,10 +684,12 @@ impl Engine {
         ));
         let now = self.now();
         // `member.statistics` for the rules: read before the unit of work (they do not
-        // include this purchase).
+        // include this purchase), and only when a purchase rule reads them.
         let stats = match &purchase.member_id {
-            Some(id) => self.store.member_stats(tenant.id, id).await?,
-            None => None,
+            Some(id) if rules::purchase_rules_read_statistics(&program) => {
+                self.store.member_stats(tenant.id, id).await?
+            }
+            _ => None,
         };
         let failures = rules::Failures::default();
         let decide = |member: &Member, usage: &RuleUsage| {
@@ -759,7 +761,11 @@ impl Engine {
                 purchase.occurred_at,
             )
             .await?;
-        let stats = self.store.member_stats(tenant.id, &member.id).await?;
+        let stats = if rules::purchase_rules_read_statistics(&program) {
+            self.store.member_stats(tenant.id, &member.id).await?
+        } else {
+            None
+        };
         let (plan, failures) =
             rules::earn_plan_with(&program, &member, stats.as_ref(), &purchase, now, &usage);
         self.report_rule_failures(failures);

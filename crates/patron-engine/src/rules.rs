@@ -274,3 +274,14 @@ impl Failures {
         }
     }
 }
+
+/// Whether any purchase rule of the program reads `member.statistics` (or `member` as a
+/// whole): only then does a purchase read the member's statistics before it is decided.
+pub(crate) fn purchase_rules_read_statistics(program: &Program) -> bool {
+    program
+        .rules_for(patron_domain::rules::TriggerKind::Purchase)
+        .any(|rule| {
+            rule.reads()
+                .uses(patron_domain::rules::expr::Variable::Member, "statistics")
+        })
+}

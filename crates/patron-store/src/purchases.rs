@@ -724,7 +724,7 @@ async fn post_purchase_in(
         },
     };
     insert_purchase_rows(c, ctx, purchase, &earned).await?;
-    stats::record_purchase(c, ctx, &program.tz(), &purchase.id).await?;
+    stats::record_new_purchase(c, ctx, &program.tz(), purchase).await?;
     rules::record_awards(
         c,
         ctx,

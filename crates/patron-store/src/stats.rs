@@ -545,46 +545,6 @@ pub(crate) async fn record_purchase(
     let Some(member) = facts.member_id.as_deref() else {
         return Ok(());
     };
-    let net = facts.total - facts.refunded;
-    if net <= 0 {
-        return Ok(());
-    }
-    let at = time::from_db(facts.occurred_at)?;
-    let day = day_number(at, tz);
-    let stored = load_stored(c, ctx.tenant, Some(member), Some(ctx.backend)).await?;
-    match stored.get(member).filter(|row| row.purchases > 0) {
-        None => {
-            // The first counted purchase (orphan category rows, if any, are replaced).
-            rebuild_member_in(c, ctx, tz, member).await?;
-            return Ok(());
-        }
-        Some(current) => {
-            let mut row = current.clone();
-            let new_day = if day == row.first_day || day == row.last_day {
-                false
-            } else if day < row.first_day || day > row.last_day {
-                true
-            } else {
-                !bought_that_day(c, ctx.tenant, member, purchase_id, at, tz).await?
-            };
-            if day < row.first_day {
-                row.repeat_spend += row.first_day_spend;
-                row.first_day_spend = net;
-                row.first_day = day;
-            } else if day == row.first_day {
-                row.first_day_spend += net;
-            } else {
-                row.repeat_spend += net;
-            }
-            row.last_day = row.last_day.max(day);
-            row.first_at = row.first_at.min(facts.occurred_at);
-            row.last_at = row.last_at.max(facts.occurred_at);
-            row.purchases += 1;
-            row.purchase_days += i64::from(new_day);
-            row.spend += net;
-            update_member_row(c, ctx, member, &row).await?;
-        }
-    }
     let lines = sqlx::query(
         "SELECT category, total_minor, refunded_minor FROM purchase_lines WHERE tenant_id = $1 AND purchase_id = $2",
     )
@@ -598,21 +558,140 @@ pub(crate) async fn record_purchase(
         let refunded: i64 = line.try_get("refunded_minor")?;
         *categories.entry(line.try_get("category")?).or_default() += total - refunded;
     }
-    for (category, spend) in categories {
-        sqlx::query(
-            "INSERT INTO member_category_spend (tenant_id, member_id, category, spend_minor, purchases) \
-             VALUES ($1, $2, $3, $4, 1) ON CONFLICT (tenant_id, member_id, category) DO UPDATE SET \
-             spend_minor = member_category_spend.spend_minor + excluded.spend_minor, \
-             purchases = member_category_spend.purchases + 1",
-        )
+    let counted = Counted {
+        member,
+        purchase_id,
+        occurred_at: facts.occurred_at,
+        net: facts.total - facts.refunded,
+        categories,
+    };
+    record_counted(c, ctx, tz, &counted).await
+}
+
+/// [`record_purchase`] for a purchase posted in this unit of work, from what the caller holds
+/// (nothing is refunded yet): no reads of the purchase back.
+pub(crate) async fn record_new_purchase(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    tz: &TimeZone,
+    purchase: &crate::purchases::NewPurchase,
+) -> Result<(), StoreError> {
+    let Some(member) = purchase.member_id.as_deref() else {
+        return Ok(());
+    };
+    let mut categories: BTreeMap<String, i64> = BTreeMap::new();
+    for line in &purchase.lines {
+        *categories.entry(line.category.clone()).or_default() += line.total_minor;
+    }
+    let counted = Counted {
+        member,
+        purchase_id: &purchase.id,
+        occurred_at: time::to_db(purchase.occurred_at),
+        net: purchase.total_minor,
+        categories,
+    };
+    record_counted(c, ctx, tz, &counted).await
+}
+
+/// A purchase as the statistics count it.
+struct Counted<'a> {
+    member: &'a str,
+    purchase_id: &'a str,
+    /// Database time (microseconds).
+    occurred_at: i64,
+    /// Total minus refunded, minor units.
+    net: i64,
+    /// Net spend per category.
+    categories: BTreeMap<String, i64>,
+}
+
+async fn record_counted(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    tz: &TimeZone,
+    counted: &Counted<'_>,
+) -> Result<(), StoreError> {
+    let member = counted.member;
+    let net = counted.net;
+    if net <= 0 {
+        return Ok(());
+    }
+    let at = time::from_db(counted.occurred_at)?;
+    let day = day_number(at, tz);
+    let current = load_member_row(c, ctx, member).await?;
+    match current.filter(|row| row.purchases > 0) {
+        None => {
+            // The first counted purchase (orphan category rows, if any, are replaced).
+            rebuild_member_in(c, ctx, tz, member).await?;
+            return Ok(());
+        }
+        Some(mut row) => {
+            let new_day = if day == row.first_day || day == row.last_day {
+                false
+            } else if day < row.first_day || day > row.last_day {
+                true
+            } else {
+                !bought_that_day(c, ctx.tenant, member, counted.purchase_id, at, tz).await?
+            };
+            if day < row.first_day {
+                row.repeat_spend += row.first_day_spend;
+                row.first_day_spend = net;
+                row.first_day = day;
+            } else if day == row.first_day {
+                row.first_day_spend += net;
+            } else {
+                row.repeat_spend += net;
+            }
+            row.last_day = row.last_day.max(day);
+            row.first_at = row.first_at.min(counted.occurred_at);
+            row.last_at = row.last_at.max(counted.occurred_at);
+            row.purchases += 1;
+            row.purchase_days += i64::from(new_day);
+            row.spend += net;
+            update_member_row(c, ctx, member, &row).await?;
+        }
+    }
+    if counted.categories.is_empty() {
+        return Ok(());
+    }
+    // One statement for every category of the purchase (the map has each category once, so
+    // no row is upserted twice by it).
+    let sql = format!(
+        "INSERT INTO member_category_spend (tenant_id, member_id, category, spend_minor, purchases) \
+         VALUES {} ON CONFLICT (tenant_id, member_id, category) DO UPDATE SET \
+         spend_minor = member_category_spend.spend_minor + excluded.spend_minor, \
+         purchases = member_category_spend.purchases + 1",
+        crate::bulk::placeholders(counted.categories.len(), 5)
+    );
+    let mut query = sqlx::query(&sql);
+    for (category, spend) in &counted.categories {
+        query = query
+            .bind(ctx.tenant.0)
+            .bind(member)
+            .bind(category)
+            .bind(*spend)
+            .bind(1_i64);
+    }
+    query.execute(conn(c)).await?;
+    Ok(())
+}
+
+/// The member's statistics row alone (no categories), locked on PostgreSQL.
+async fn load_member_row(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    member: &str,
+) -> Result<Option<StatsRow>, StoreError> {
+    let sql = format!(
+        "SELECT {STATS_COLUMNS} FROM member_stats WHERE tenant_id = $1 AND member_id = $2{}",
+        ctx.backend.for_update()
+    );
+    let row = sqlx::query(&sql)
         .bind(ctx.tenant.0)
         .bind(member)
-        .bind(&category)
-        .bind(spend)
-        .execute(conn(c))
+        .fetch_optional(conn(c))
         .await?;
-    }
-    Ok(())
+    row.as_ref().map(row_from).transpose()
 }
 
 /// Takes a refund off the member's statistics: call in the refund's unit of work, after the

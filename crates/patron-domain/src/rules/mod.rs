@@ -99,6 +99,29 @@ pub enum RuleKind {
     },
 }
 
+impl EarningRule {
+    /// Every variable and field the rule's expressions read (its condition and its amount).
+    pub fn reads(&self) -> expr::FieldSet {
+        let mut reads = self
+            .when
+            .as_ref()
+            .map(CompiledExpr::reads)
+            .unwrap_or_default();
+        let amount = match &self.kind {
+            RuleKind::Product { points, .. }
+            | RuleKind::Event { points, .. }
+            | RuleKind::Birthday { points }
+            | RuleKind::Anniversary { points }
+            | RuleKind::Join { points } => Some(points),
+            _ => None,
+        };
+        if let Some(Amount::Expr(expr)) = amount {
+            reads = reads.union(expr.reads());
+        }
+        reads
+    }
+}
+
 impl RuleKind {
     /// The occasion on which rules of this kind are evaluated.
     pub fn trigger(&self) -> TriggerKind {
