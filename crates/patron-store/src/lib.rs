@@ -195,6 +195,12 @@ impl Store {
         Ok(tx)
     }
 
+    /// SQLite: how many units of work are queued for the writer now (`None` on PostgreSQL,
+    /// where writers do not queue in the process). For tests and diagnostics.
+    pub fn queued_writers(&self) -> Option<usize> {
+        self.writer.as_ref().map(|writer| writer.waiting())
+    }
+
     /// Closes the pool, waiting for connections in use to be returned, and the writer.
     pub async fn close(&self) {
         if let Some(writer) = &self.writer {

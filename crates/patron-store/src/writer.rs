@@ -127,6 +127,11 @@ impl Writer {
         })
     }
 
+    /// Units of work waiting for the writer right now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
     /// Commits the open group, if any (before the store closes).
     pub(crate) async fn flush(&self) {
         flush(self.state.clone().lock_owned().await).await;

@@ -25,6 +25,14 @@ async fn insert(tx: &mut patron_store::Tx, key: &str) {
         .unwrap();
 }
 
+/// Waits until `n` units of work are queued for SQLite's writer (PostgreSQL has no queue:
+/// its units run side by side, and there is nothing to wait for).
+async fn until_queued(store: &Store, n: usize) {
+    while store.queued_writers().is_some_and(|queued| queued < n) {
+        tokio::task::yield_now().await;
+    }
+}
+
 async fn keys(store: &Store) -> Vec<String> {
     sqlx::query_scalar::<_, String>("SELECT k FROM scratch ORDER BY k")
         .fetch_all(store.pool())
@@ -91,7 +99,7 @@ async fn a_unit_rolled_back_inside_a_group_takes_only_its_own_writes() {
             })
             .collect();
         // Let them queue up behind `first` (on PostgreSQL they simply run).
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        until_queued(&store, 6).await;
         first.commit().await.unwrap();
         for task in tasks {
             task.await.unwrap();
@@ -148,7 +156,7 @@ async fn a_cancelled_unit_is_rolled_back_and_blocks_nobody() {
                 std::future::pending::<()>().await;
             }
         });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        until_queued(&store, 1).await;
         let opener_done = tokio::spawn(async move { opener.commit().await });
         holding.notified().await;
         cancelled.abort();
