@@ -37,18 +37,21 @@ pub enum JobKind {
     Birthdays,
     /// Enrollment-anniversary rules for members who joined on the job's day (daily, 00:05).
     Anniversaries,
-    // Extension point: coupon expiry (issue 4 item 5) becomes a kind here, with its
-    // schedule in `schedule` and its work in `Engine::run_job`.
+    /// Coupons past their expiry become `expired`, each with an `expired` event (daily,
+    /// 00:05). Validation refuses an expired code at any time; this makes the state and the
+    /// redemption-rate records say so too.
+    Coupons,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 7] = [
         JobKind::Activation,
         JobKind::Expiry,
         JobKind::Holds,
         JobKind::Tiers,
         JobKind::Birthdays,
         JobKind::Anniversaries,
+        JobKind::Coupons,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +62,7 @@ impl JobKind {
             JobKind::Tiers => "tiers",
             JobKind::Birthdays => "birthdays",
             JobKind::Anniversaries => "anniversaries",
+            JobKind::Coupons => "coupons",
         }
     }
 
@@ -67,9 +71,11 @@ impl JobKind {
         match self {
             JobKind::Activation => Schedule::EveryMinutes(60),
             JobKind::Holds => Schedule::EveryMinutes(15),
-            JobKind::Expiry | JobKind::Tiers | JobKind::Birthdays | JobKind::Anniversaries => {
-                Schedule::Daily
-            }
+            JobKind::Expiry
+            | JobKind::Tiers
+            | JobKind::Birthdays
+            | JobKind::Anniversaries
+            | JobKind::Coupons => Schedule::Daily,
         }
     }
 }
@@ -378,6 +384,13 @@ impl Engine {
                     }
                 }
                 Ok(format!("{posted} pending purchases posted"))
+            }
+            JobKind::Coupons => {
+                let expired = self
+                    .store
+                    .expire_due_coupons(tenant.id, now, 100_000)
+                    .await?;
+                Ok(format!("{expired} coupons expired"))
             }
             JobKind::Expiry | JobKind::Holds => {
                 // One store pass does both; each is idempotent, so the two kinds overlapping

@@ -843,3 +843,70 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// Marks the tenant's coupons whose expiry has passed by `now` as `expired` (at most
+    /// `limit` of them, soonest first), recording an `expired` event for each, in one unit
+    /// of work. Only coupons still usable (`issued`, `released`) expire; running it again
+    /// expires nothing new. Returns how many expired.
+    pub async fn expire_due_coupons(
+        &self,
+        tenant: TenantId,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now,
+        };
+        unit_of_work!(self, |tx| {
+            async {
+            let sql = format!(
+                "SELECT code, promotion_id, reward_id, member_id FROM coupons WHERE tenant_id = $1 \
+                 AND state IN ('issued', 'released') AND expires_at IS NOT NULL AND expires_at <= $2 \
+                 ORDER BY expires_at, code LIMIT $3{}",
+                ctx.backend.for_update()
+            );
+            let due = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(time::to_db(now))
+                .bind(limit.clamp(1, 100_000))
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut expired = 0;
+            for row in due {
+                let code: String = row.try_get("code")?;
+                let promotion_id: Option<String> = row.try_get("promotion_id")?;
+                let reward_id: Option<String> = row.try_get("reward_id")?;
+                let member_id: Option<String> = row.try_get("member_id")?;
+                let changed = sqlx::query(
+                    "UPDATE coupons SET state = 'expired', updated_at = $3 WHERE tenant_id = $1 \
+                     AND code = $2 AND state IN ('issued', 'released')",
+                )
+                .bind(tenant.0)
+                .bind(&code)
+                .bind(time::to_db(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if changed == 1 {
+                    record_event(
+                        &mut tx,
+                        ctx,
+                        &code,
+                        "expired",
+                        promotion_id.as_deref(),
+                        reward_id.as_deref(),
+                        member_id.as_deref(),
+                    )
+                    .await?;
+                    expired += 1;
+                }
+            }
+            Ok(expired)
+        }
+        .await
+        })
+    }
+}

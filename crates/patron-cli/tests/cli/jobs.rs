@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
+use patron_engine::jobs::JobKind;
 use patron_engine::{
     Engine, EnrollRequest, ManualClock, ProfileFields, PurchaseLineRequest, PurchaseRequest,
 };
@@ -228,7 +229,7 @@ async fn three_servers() {
             jobs += all.len();
             open += all.iter().filter(|j| j.state != "done").count();
         }
-        if open == 0 && jobs >= TENANTS * 6 {
+        if open == 0 && jobs >= TENANTS * JobKind::ALL.len() {
             break;
         }
         assert!(
@@ -253,7 +254,12 @@ async fn three_servers() {
             )
             .await
             .unwrap();
-        assert_eq!(jobs.len(), 6, "one job per kind for {}", tenant.name);
+        assert_eq!(
+            jobs.len(),
+            JobKind::ALL.len(),
+            "one job per kind for {}",
+            tenant.name
+        );
         for job in jobs {
             assert_eq!(job.state, "done", "{job:?}");
             let runs = db.store.job_runs(job.id).await.unwrap();

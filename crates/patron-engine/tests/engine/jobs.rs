@@ -29,10 +29,13 @@ async fn activation_job_posts_once_even_when_run_twice() {
         assert_eq!(second.outcome.as_deref(), Ok("0 pending purchases posted"));
         assert_eq!(club.balance(&member).await.available, 10);
         // The scheduled occurrence of every kind exists once, however often it is ensured.
-        assert_eq!(club.engine.ensure_jobs(&club.tenant).await.unwrap(), 6);
+        assert_eq!(
+            club.engine.ensure_jobs(&club.tenant).await.unwrap(),
+            JobKind::ALL.len() as u64
+        );
         assert_eq!(club.engine.ensure_jobs(&club.tenant).await.unwrap(), 0);
         let reports = club.engine.work_until_idle(&worker, 100).await.unwrap();
-        assert_eq!(reports.len(), 6, "{reports:?}");
+        assert_eq!(reports.len(), JobKind::ALL.len(), "{reports:?}");
         assert!(reports.iter().all(|r| r.outcome.is_ok() && r.recorded));
         assert!(club.engine.work_once(&worker).await.unwrap().is_none());
         club.verify().await;

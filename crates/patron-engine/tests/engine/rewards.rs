@@ -5,6 +5,7 @@
 
 use jiff::SignedDuration;
 use patron_engine::EngineError;
+use patron_engine::jobs::{JobKind, Worker};
 use patron_engine::rewards::PromotionRequest;
 use patron_store::Rejection;
 use patron_store::coupons::{CouponBenefit, CouponUse, PeriodLimit};
@@ -476,6 +477,55 @@ async fn partner_vouchers_come_from_the_uploaded_pool() {
             .redeem_coupon(tenant, "cine-0001", &usage(Some(owner), None), None)
             .await
             .unwrap();
+        club.verify().await;
+    }
+}
+
+/// The coupon job: codes past their promotion's end become `expired` once, with an event
+/// each; a code already used stays `redeemed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coupon_job_expires_unused_codes_once() {
+    for club in clubs(&COFFEE).await {
+        let (engine, tenant) = (&club.engine, &club.tenant);
+        let ends_at = engine.now() + SignedDuration::from_hours(24);
+        let request = PromotionRequest {
+            ends_at: Some(ends_at),
+            ..promotion("weekend")
+        };
+        engine
+            .create_promotion(tenant, &request, None)
+            .await
+            .unwrap();
+        let codes = engine
+            .generate_promotion_codes(tenant, "weekend", 3, true, None)
+            .await
+            .unwrap()
+            .value
+            .codes;
+        engine
+            .redeem_coupon(tenant, &codes[0], &usage(None, None), None)
+            .await
+            .unwrap();
+        club.clock.advance(SignedDuration::from_hours(48));
+        let worker = Worker::new(SignedDuration::from_secs(60));
+        for expected in ["2 coupons expired", "0 coupons expired"] {
+            let report = engine
+                .run_job_now(tenant, JobKind::Coupons, &worker)
+                .await
+                .unwrap();
+            assert_eq!(
+                report.outcome.as_deref(),
+                Ok(expected),
+                "[{}]",
+                club.label()
+            );
+        }
+        let counts = counts(&club).await;
+        assert!(
+            counts.contains(&("expired".to_string(), 2)),
+            "[{}] {counts:?}",
+            club.label()
+        );
         club.verify().await;
     }
 }
