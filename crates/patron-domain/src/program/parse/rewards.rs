@@ -11,7 +11,6 @@ use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 use toml_edit::Value;
 
-use super::values::describe_value;
 use super::{Entry, Parser, Section};
 use crate::coupon::CodeFormat;
 use crate::program::diagnostic::{closest, line_column};
@@ -120,7 +119,7 @@ impl Parser<'_> {
         entry: &Entry<'_>,
         context: &RewardContext<'_>,
     ) -> Option<Vec<Reward>> {
-        let tables = self.reward_tables(entry)?;
+        let tables = self.tables(entry, "[[rewards]]")?;
         if tables.len() > REWARDS_MAX {
             self.report(
                 entry.offset,
@@ -144,42 +143,6 @@ impl Parser<'_> {
             }
         }
         ok.then_some(rewards)
-    }
-
-    fn reward_tables<'d>(&mut self, entry: &Entry<'d>) -> Option<Vec<Section<'d>>> {
-        let mut tables = Vec::new();
-        if let Some(array) = entry.item.as_array_of_tables() {
-            for (index, table) in array.iter().enumerate() {
-                tables.push(Section {
-                    table,
-                    anchor: table.span().map_or(entry.offset, |span| span.start),
-                    path: format!("{}[{index}]", entry.path),
-                });
-            }
-        } else if let Some(array) = entry.item.as_array() {
-            for (index, value) in array.iter().enumerate() {
-                let path = format!("{}[{index}]", entry.path);
-                let offset = value.span().map_or(entry.offset, |span| span.start);
-                let Some(table) = value.as_inline_table() else {
-                    self.report(
-                        offset,
-                        &path,
-                        format!("`{path}` must be a table, found {}", describe_value(value)),
-                        None,
-                    );
-                    return None;
-                };
-                tables.push(Section {
-                    table,
-                    anchor: offset,
-                    path,
-                });
-            }
-        } else {
-            self.wrong_type(entry, "a list of tables ([[rewards]])");
-            return None;
-        }
-        Some(tables)
     }
 
     fn reward(

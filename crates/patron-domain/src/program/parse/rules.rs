@@ -172,8 +172,12 @@ impl Parser<'_> {
         Some(rules)
     }
 
-    /// `[[name]]` tables, or an inline list of inline tables.
-    fn tables<'d>(&mut self, entry: &Entry<'d>, example: &str) -> Option<Vec<Section<'d>>> {
+    /// `[[name]]` tables, or an inline list of inline tables (rules, rewards).
+    pub(super) fn tables<'d>(
+        &mut self,
+        entry: &Entry<'d>,
+        example: &str,
+    ) -> Option<Vec<Section<'d>>> {
         let mut tables = Vec::new();
         if let Some(array) = entry.item.as_array_of_tables() {
             for (index, table) in array.iter().enumerate() {
