@@ -14,10 +14,12 @@ pub mod coupon;
 pub mod earning;
 pub mod expiry;
 pub mod lots;
+pub mod metrics;
 pub mod program;
 pub mod purchase;
 pub mod rewards;
 pub mod rules;
+pub mod segments;
 pub mod tier;
 
 pub use jiff;

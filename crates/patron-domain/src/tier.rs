@@ -14,6 +14,10 @@ use rust_decimal::Decimal;
 use crate::expiry::start_of_day;
 use crate::program::{Localized, Tier, TierWindow, Tiers};
 
+mod policy;
+
+pub use policy::{Counted, Floor, Holding, MetricSpan, TierReview, review, spans, target};
+
 /// Where a member stands on the ladder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TierProgress {

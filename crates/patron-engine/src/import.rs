@@ -5,6 +5,11 @@
 //! custom attributes. Every row is validated on its own; a bad row is reported with its line
 //! number and reason and skipped; good rows land in batches, one transaction per batch (a
 //! savepoint per row), so a crash leaves whole rows or none.
+//!
+//! Imported members get their referral codes right after each batch. They do not get the
+//! join gift (`join` rules): an import moves an existing club's members, who joined long
+//! ago; a gift to each would be a windfall the club never promised and a liability it did
+//! not plan. A club that wants one grants it with an adjustment or an event rule.
 
 use std::io::Read;
 
@@ -202,6 +207,10 @@ impl crate::Engine {
             .store
             .enroll_batch(tenant.id, batch, self.now())
             .await?;
+        // Every member has a referral code: the batch insert leaves them empty, and this
+        // fills them (one look-up over a partial index of exactly the members without one).
+        // Cut short here, the next batch, import or migration fills them.
+        self.store.fill_referral_codes(tenant.id).await?;
         for (result, line) in results.into_iter().zip(lines.iter()) {
             match result {
                 Ok(_) => report.imported += 1,

@@ -12,10 +12,9 @@ use std::time::Duration;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
-use patron_domain::program::{DowngradePolicy, Program, TierWindow};
+use patron_domain::program::Program;
 use patron_domain::rules::{Trigger, TriggerKind, anniversary_years};
-use patron_domain::tier;
-use patron_store::jobs::{ClaimScope, Job, NewJob, last_period_end};
+use patron_store::jobs::{ClaimScope, Job, NewJob};
 use patron_store::members::Member;
 use patron_store::rules::RuleGrant;
 use patron_store::tenants::Tenant;
@@ -41,10 +40,16 @@ pub enum JobKind {
     /// 00:05). Validation refuses an expired code at any time; this makes the state and the
     /// redemption-rate records say so too.
     Coupons,
+    /// Fit the lifetime-value models and store every member's predictions (weekly, Monday
+    /// 00:05).
+    Clv,
+    /// Score RFV as of the day and evaluate the rule segments, recording segment moves as
+    /// member events (daily, 00:05).
+    Segments,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 7] = [
+    pub const ALL: [JobKind; 9] = [
         JobKind::Activation,
         JobKind::Expiry,
         JobKind::Holds,
@@ -52,6 +57,8 @@ impl JobKind {
         JobKind::Birthdays,
         JobKind::Anniversaries,
         JobKind::Coupons,
+        JobKind::Clv,
+        JobKind::Segments,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +70,8 @@ impl JobKind {
             JobKind::Birthdays => "birthdays",
             JobKind::Anniversaries => "anniversaries",
             JobKind::Coupons => "coupons",
+            JobKind::Clv => "clv",
+            JobKind::Segments => "segments",
         }
     }
 
@@ -75,7 +84,9 @@ impl JobKind {
             | JobKind::Tiers
             | JobKind::Birthdays
             | JobKind::Anniversaries
-            | JobKind::Coupons => Schedule::Daily,
+            | JobKind::Coupons
+            | JobKind::Segments => Schedule::Daily,
+            JobKind::Clv => Schedule::Weekly,
         }
     }
 }
@@ -106,6 +117,8 @@ impl FromStr for JobKind {
 pub enum Schedule {
     /// Daily at 00:05.
     Daily,
+    /// Mondays at 00:05.
+    Weekly,
     /// Every N minutes (N divides 60 or is 60), at slot start + 5 minutes (60: hh:05).
     EveryMinutes(i8),
 }
@@ -124,6 +137,16 @@ pub fn current_occurrence(kind: JobKind, now: Timestamp, tz: &TimeZone) -> NewJo
             }
             let at = day.at(0, OFFSET_MINUTES, 0, 0);
             (at, format!("{kind}:{day}"))
+        }
+        Schedule::Weekly => {
+            let mut day = local.date();
+            if local.time() < jiff::civil::time(0, OFFSET_MINUTES, 0, 0) {
+                day = day.yesterday().unwrap_or(day);
+            }
+            let back = i64::from(day.weekday().to_monday_zero_offset());
+            let monday = day.checked_sub(back.days()).unwrap_or(day);
+            let at = monday.at(0, OFFSET_MINUTES, 0, 0);
+            (at, format!("{kind}:{monday}"))
         }
         Schedule::EveryMinutes(step) => {
             let step = step.clamp(1, 60);
@@ -148,6 +171,51 @@ pub fn current_occurrence(kind: JobKind, now: Timestamp, tz: &TimeZone) -> NewJo
         run_at: local_instant(slot, tz).min(now),
         max_attempts: MAX_ATTEMPTS,
     }
+}
+
+/// At most this many missed days of a kind are caught up (docs/JOBS.md, "Catching up").
+pub const CATCH_UP_DAYS_MAX: usize = 31;
+
+impl JobKind {
+    /// Whether occurrences missed while no server ran are scheduled afterwards. Only kinds
+    /// whose work belongs to their day do: a later run of the others covers everything due.
+    pub fn catches_up(self) -> bool {
+        matches!(self, JobKind::Birthdays | JobKind::Anniversaries)
+    }
+}
+
+/// The daily occurrences of `kind` after the one keyed `last_key` and before `current`: the
+/// days on which no server scheduled it, at most [`CATCH_UP_DAYS_MAX`] (the latest ones).
+/// Each has the key its day would have had, so every process schedules the same rows.
+pub fn missed_occurrences(
+    kind: JobKind,
+    last_key: Option<&str>,
+    current: &NewJob,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Vec<NewJob> {
+    let (Some(last), Some(today)) = (last_key.and_then(key_date), key_date(&current.key)) else {
+        return Vec::new();
+    };
+    if kind.schedule() != Schedule::Daily {
+        return Vec::new();
+    }
+    let mut missed = Vec::new();
+    let mut day = today;
+    while missed.len() < CATCH_UP_DAYS_MAX {
+        match day.yesterday() {
+            Ok(previous) if previous > last => day = previous,
+            _ => break,
+        }
+        missed.push(NewJob {
+            kind: kind.as_str().to_string(),
+            key: format!("{kind}:{day}"),
+            run_at: local_instant(day.at(0, OFFSET_MINUTES, 0, 0), tz).min(now),
+            max_attempts: MAX_ATTEMPTS,
+        });
+    }
+    missed.reverse();
+    missed
 }
 
 fn local_instant(at: DateTime, tz: &TimeZone) -> Timestamp {
@@ -205,15 +273,30 @@ pub struct JobRunReport {
 
 impl Engine {
     /// Ensures the current occurrence of every kind exists for the tenant (insert-if-absent by
-    /// key). Answers how many jobs were new.
+    /// key), and for the kinds that catch up, every day missed since the last one scheduled
+    /// (at most [`CATCH_UP_DAYS_MAX`]). Answers how many jobs were new.
     pub async fn ensure_jobs(&self, tenant: &Tenant) -> Result<u64, EngineError> {
         let program = self.program(tenant).await?.program;
         let tz = program.tz();
         let now = self.now();
-        let jobs: Vec<NewJob> = JobKind::ALL
-            .into_iter()
-            .map(|kind| current_occurrence(kind, now, &tz))
-            .collect();
+        let mut jobs = Vec::new();
+        for kind in JobKind::ALL {
+            let current = current_occurrence(kind, now, &tz);
+            if kind.catches_up() {
+                let last = self
+                    .store
+                    .last_scheduled_job_key(tenant.id, kind.as_str())
+                    .await?;
+                jobs.extend(missed_occurrences(
+                    kind,
+                    last.as_deref(),
+                    &current,
+                    now,
+                    &tz,
+                ));
+            }
+            jobs.push(current);
+        }
         Ok(self.store.schedule_jobs(tenant.id, &jobs, now).await?)
     }
 
@@ -404,6 +487,11 @@ impl Engine {
                 ))
             }
             JobKind::Tiers => self.recalculate_tiers(&tenant, &program, now).await,
+            JobKind::Clv => self.fit_clv(&tenant).await,
+            JobKind::Segments => {
+                let today = key_date(&job.key).unwrap_or_else(|| now.to_zoned(program.tz()).date());
+                Ok(self.run_segments(&tenant, Some(today)).await?.summary())
+            }
             JobKind::Birthdays | JobKind::Anniversaries => {
                 let today = key_date(&job.key).unwrap_or_else(|| now.to_zoned(program.tz()).date());
                 self.grant_occasions(&tenant, &program, kind, today, now)
@@ -412,14 +500,14 @@ impl Engine {
         }
     }
 
+    /// The nightly tier pass: every active member re-evaluated under the wallet lock by
+    /// `patron_domain::tier::target` (upgrades, the downgrade policy, the manual floor).
     async fn recalculate_tiers(
         &self,
         tenant: &Tenant,
         program: &Program,
         now: Timestamp,
     ) -> Result<String, EngineError> {
-        let tz = program.tz();
-        let period_end = last_period_end(&program.tiers.window, now, &tz);
         let (mut upgraded, mut downgraded) = (0, 0);
         let mut after = String::new();
         loop {
@@ -430,12 +518,9 @@ impl Engine {
             let Some((last, _)) = page.last() else { break };
             after = last.clone();
             for (member_id, _) in &page {
-                let decide = |member: &Member, metric: i64, ended: Option<i64>| {
-                    tier_target(program, member, metric, ended, period_end, now)
-                };
                 if let Some((from, to)) = self
                     .store
-                    .recalculate_tier(tenant.id, program, member_id, period_end, &decide, now)
+                    .reevaluate_tier(tenant.id, program, member_id, now)
                     .await?
                 {
                     if level(program, &to) > level(program, &from) {
@@ -533,61 +618,4 @@ impl Engine {
 
 fn level(program: &Program, code: &str) -> Option<usize> {
     program.tiers.levels.iter().position(|t| t.code == code)
-}
-
-/// The tier the nightly pass moves a member to, if any (written here: the domain's
-/// [`tier::decide`] only says a downgrade is a candidate).
-///
-/// - Upgrades (and members on a level the club removed) move at once.
-/// - With `end_of_period` and a calendar-year window, a member who held the tier before the
-///   last period end moves down once `grace_days` after that end have passed, to the higher of
-///   what the ended period's metric and the current window's metric qualify for.
-/// - With `end_of_period` and a rolling window (no period end), a member moves down when the
-///   rolling metric no longer qualifies and they have held the tier for the window plus grace.
-/// - With `never`, nobody moves down.
-pub fn tier_target(
-    program: &Program,
-    member: &Member,
-    metric: i64,
-    ended_metric: Option<i64>,
-    period_end: Option<Timestamp>,
-    now: Timestamp,
-) -> Option<String> {
-    let tiers = &program.tiers;
-    let candidate = match tier::decide(tiers, &member.tier, metric) {
-        tier::TierDecision::Stay => return None,
-        tier::TierDecision::Upgrade(to) => return Some(to),
-        tier::TierDecision::DowngradeCandidate(to) => to,
-    };
-    let DowngradePolicy::EndOfPeriod { grace_days } = tiers.downgrade else {
-        return None;
-    };
-    let grace = SignedDuration::from_hours(24 * i64::from(grace_days));
-    match tiers.window {
-        TierWindow::CalendarYear => {
-            let end = period_end?;
-            let grace_over = end.saturating_add(grace).ok()?;
-            if member.tier_since >= end || now < grace_over {
-                return None;
-            }
-            let ended = tier::qualifying_tier(tiers, ended_metric.unwrap_or(0));
-            let target = match (level(program, &ended.code), level(program, &candidate)) {
-                (Some(a), Some(b)) if a > b => ended.code.clone(),
-                _ => candidate,
-            };
-            (level(program, &target) < level(program, &member.tier)).then_some(target)
-        }
-        TierWindow::Rolling { months } => {
-            let held_since = member
-                .tier_since
-                .to_zoned(program.tz())
-                .checked_add(i64::from(months).months())
-                .ok()?
-                .timestamp()
-                .saturating_add(grace)
-                .ok()?;
-            (now >= held_since).then_some(candidate)
-        }
-        TierWindow::Lifetime => None,
-    }
 }

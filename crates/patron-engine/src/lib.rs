@@ -12,10 +12,13 @@ pub mod error;
 pub mod import;
 pub mod jobs;
 pub mod keys;
+pub mod metrics;
 pub mod queries;
 pub mod requests;
 pub mod rewards;
 pub mod rules;
+pub mod segments;
+pub mod tiers;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -410,6 +413,7 @@ impl Engine {
             tier,
             card_prefix: program.cards.prefix.clone(),
             request_hash: hash,
+            referral_code: None,
         })
     }
 
@@ -419,10 +423,40 @@ impl Engine {
         request: &EnrollRequest,
         idempotency_key: Option<&str>,
     ) -> Outcome<Member> {
+        self.enroll_referred(tenant, request, None, idempotency_key)
+            .await
+    }
+
+    /// [`Engine::enroll`] with the referral code the newcomer presented (docs/PROGRAM.md,
+    /// "Referrals"): it must belong to an active member who is not the newcomer (same phone
+    /// or email), checked in the unit of work; the member records who referred them.
+    pub async fn enroll_referred(
+        &self,
+        tenant: &Tenant,
+        request: &EnrollRequest,
+        referral_code: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<Member> {
         validate_idempotency_key(idempotency_key)?;
         let program = self.program(tenant).await?.program;
-        let hash = request_hash("member.enroll", request)?;
-        let new = self.new_member(request, &program, hash.clone())?;
+        let referral_code = referral_code
+            .map(|code| {
+                patron_store::members::referral_code_format()?
+                    .parse(code)
+                    .map_err(|e| {
+                        EngineError::Rejected(Rejection::UnknownReferralCode {
+                            referral_code: format!("{code} ({e})"),
+                        })
+                    })
+            })
+            .transpose()?;
+        // Without a code the hash is the one enrollments always had.
+        let hash = match &referral_code {
+            None => request_hash("member.enroll", request)?,
+            Some(code) => request_hash("member.enroll", &(request, code))?,
+        };
+        let mut new = self.new_member(request, &program, hash.clone())?;
+        new.referral_code = referral_code;
         let claims = claims(idempotency_key, "member.enroll", &hash);
         let now = self.now();
         // The join gift: the enrollment rules, credited in the same unit of work.
@@ -481,6 +515,10 @@ impl Engine {
                 normalized = patron_domain::card::normalize_card_number(c);
                 Lookup::Card(&normalized)
             }
+            Lookup::ReferralCode(code) => {
+                normalized = patron_domain::coupon::normalize(code);
+                Lookup::ReferralCode(&normalized)
+            }
             other => other,
         };
         Ok(self.store.find_member(tenant.id, lookup).await?)
@@ -514,6 +552,32 @@ impl Engine {
                     &claims,
                     self.now(),
                 )
+                .await?,
+        )
+    }
+
+    /// Records who referred a member after their enrollment ("referred later"; docs/PROGRAM.md,
+    /// "Referrals"): only before their first purchase, once, and never making a loop.
+    pub async fn set_referrer(
+        &self,
+        tenant: &Tenant,
+        member_id: &str,
+        referral_code: &str,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<Member> {
+        validate_idempotency_key(idempotency_key)?;
+        let code = patron_store::members::referral_code_format()?
+            .parse(referral_code)
+            .map_err(|e| {
+                EngineError::Rejected(Rejection::UnknownReferralCode {
+                    referral_code: format!("{referral_code} ({e})"),
+                })
+            })?;
+        let hash = request_hash("member.referrer", &(member_id, &code))?;
+        let claims = claims(idempotency_key, "member.referrer", &hash);
+        unwrap_idempotent(
+            self.store
+                .set_referrer(tenant.id, member_id, &code, &claims, self.now())
                 .await?,
         )
     }
@@ -824,6 +888,20 @@ impl Engine {
             })
     }
 
+    /// The rules that fired for a purchase, with their points, named in the member's
+    /// language as the receipt showed them (the referrer's line of a referral is theirs, not
+    /// the purchase's).
+    pub async fn purchase_rules(
+        &self,
+        tenant: &Tenant,
+        purchase_id: &str,
+    ) -> Result<Vec<patron_store::rules::RuleAward>, EngineError> {
+        Ok(self
+            .store
+            .rule_awards(tenant.id, "purchase", purchase_id)
+            .await?)
+    }
+
     pub async fn refund(
         &self,
         tenant: &Tenant,
@@ -1064,6 +1142,24 @@ impl Engine {
         unwrap_idempotent(
             self.store
                 .reverse_redemption(tenant.id, redemption_id, &claims, self.now())
+                .await?,
+        )
+    }
+
+    /// Cancels a reward redemption while its coupon is unused: the coupon is voided, the
+    /// points come back to the lots they came from, the unit of stock is returned.
+    pub async fn cancel_reward_redemption(
+        &self,
+        tenant: &Tenant,
+        redemption_id: &str,
+        idempotency_key: Option<&str>,
+    ) -> Outcome<patron_store::reward_cancel::RewardCancellation> {
+        validate_idempotency_key(idempotency_key)?;
+        let hash = request_hash("rewards.cancel", &redemption_id)?;
+        let claims = claims(idempotency_key, "rewards.cancel", &hash);
+        unwrap_idempotent(
+            self.store
+                .cancel_reward_redemption(tenant.id, redemption_id, &claims, self.now())
                 .await?,
         )
     }

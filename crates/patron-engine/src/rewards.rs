@@ -173,6 +173,13 @@ impl Engine {
             ),
             None => None,
         };
+        // The member's current segments, when some reward is limited to segments.
+        let member_segments = match member_id {
+            Some(member_id) if program.rewards.iter().any(|r| !r.segments.is_empty()) => {
+                Some(self.store.member_segments(tenant.id, member_id).await?)
+            }
+            _ => None,
+        };
         let locale = locale
             .or_else(|| {
                 facts
@@ -193,7 +200,7 @@ impl Engine {
                         reward,
                         &Facts {
                             tier: &member.tier,
-                            segments: None,
+                            segments: member_segments.as_deref(),
                             available_points: balance.available,
                             redeemed_in_period: counted.map_or(0, |c| c.redeemed_in_period),
                             stock_left,
@@ -261,11 +268,19 @@ impl Engine {
         };
         let hash = request_hash("rewards.redeem", &(member_id, reward_id))?;
         let claims = claims(idempotency_key, "rewards.redeem", &hash);
+        // The member's segments, read before the unit of work (they change nightly, with
+        // the segments job): only when the reward is limited to segments.
+        let segments = if reward.segments.is_empty() {
+            None
+        } else {
+            Some(self.store.member_segments(tenant.id, member_id).await?)
+        };
         let new = NewRewardRedemption {
             id: new_id("rrd"),
             member_id: member_id.to_string(),
             reward_id: reward_id.to_string(),
             candidate_codes,
+            segments,
         };
         unwrap_idempotent(
             self.store

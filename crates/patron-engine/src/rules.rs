@@ -15,12 +15,12 @@ use patron_domain::expiry;
 use patron_domain::program::{Locale, Program};
 use patron_domain::rules::{
     self, Beneficiary, EvalInput, Evaluation, EventFacts, FactValue, LineFacts, MemberFacts,
-    PurchaseFacts, RuleFailure, RuleUsage, Trigger,
+    PurchaseFacts, ReferralFacts, RuleFailure, RuleKind, RuleUsage, Trigger,
 };
 use patron_domain::rust_decimal::Decimal;
 use patron_store::members::Member;
 use patron_store::purchases::{EarnPlan, NewPurchase};
-use patron_store::rules::{RuleAward, RuleGrant};
+use patron_store::rules::{ReferralPayout, RuleAward, RuleGrant};
 use patron_store::stats::{self, MemberStats};
 
 /// Told about every rule skipped because its expression failed at run time (the HTTP layer
@@ -113,6 +113,18 @@ pub(crate) fn member_facts(member: &Member) -> MemberFacts {
     }
 }
 
+/// The referral a member's purchase can still reward: they were referred and the referral
+/// has not paid yet (read under the wallet lock, so two racing purchases cannot both see it
+/// open).
+pub(crate) fn open_referral(member: &Member) -> Option<ReferralFacts> {
+    match (&member.referral.referred_by, member.referral.rewarded_at) {
+        (Some(referrer_id), None) => Some(ReferralFacts {
+            referrer_id: referrer_id.clone(),
+        }),
+        _ => None,
+    }
+}
+
 /// What rules know about a purchase.
 pub(crate) fn purchase_facts(purchase: &NewPurchase) -> PurchaseFacts {
     PurchaseFacts {
@@ -176,6 +188,38 @@ fn member_awards(evaluation: &Evaluation, member: &Member, program: &Program) ->
         .collect()
 }
 
+/// The referral the evaluation paid, if a referral rule fired (for the newcomer, the
+/// referrer or both): the store pays the referrer and marks the referral used.
+fn referral_payout(
+    program: &Program,
+    evaluation: &Evaluation,
+    referral: Option<&ReferralFacts>,
+) -> Option<ReferralPayout> {
+    let referral = referral?;
+    let rule = program.rules.iter().find(|rule| {
+        matches!(rule.kind, RuleKind::Referral { .. })
+            && evaluation
+                .awards
+                .iter()
+                .any(|award| award.rule_id == rule.id)
+    })?;
+    let referrer_points = evaluation
+        .awards
+        .iter()
+        .filter(|award| {
+            award.rule_id == rule.id
+                && matches!(&award.beneficiary, Beneficiary::Referrer { member_id } if *member_id == referral.referrer_id)
+        })
+        .map(|award| award.points)
+        .sum();
+    Some(ReferralPayout {
+        referrer_id: referral.referrer_id.clone(),
+        rule_id: rule.id.clone(),
+        names: rule.names.clone(),
+        referrer_points,
+    })
+}
+
 /// Evaluates `trigger` for a member.
 fn evaluate(
     program: &Program,
@@ -220,7 +264,8 @@ pub(crate) fn earn_plan_with(
     now: Timestamp,
     usage: &RuleUsage,
 ) -> (EarnPlan, Vec<RuleFailure>) {
-    let facts = purchase_facts(purchase);
+    let mut facts = purchase_facts(purchase);
+    facts.referral = open_referral(member);
     let evaluation = evaluate(
         program,
         member,
@@ -234,6 +279,7 @@ pub(crate) fn earn_plan_with(
         base_points: evaluation.base_points,
         awards: member_awards(&evaluation, member, program),
         pending_until: expiry::pending_until(&program.pending, purchase.occurred_at, &program.tz()),
+        referral: referral_payout(program, &evaluation, facts.referral.as_ref()),
     };
     (plan, evaluation.failures)
 }

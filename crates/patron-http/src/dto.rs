@@ -89,6 +89,18 @@ pub struct EnrollBody {
     pub card_number: Option<String>,
     #[serde(default)]
     pub consents: Vec<ConsentBody>,
+    /// The referral code of the member who referred the newcomer (dashes and case do not
+    /// matter). It must belong to an active member who is not the newcomer.
+    #[serde(default)]
+    pub referral_code: Option<String>,
+}
+
+/// Who referred a member, given after their enrollment.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReferrerBody {
+    /// The referrer's referral code (dashes and case do not matter).
+    pub referral_code: String,
 }
 
 impl From<EnrollBody> for EnrollRequest {
@@ -105,6 +117,7 @@ impl From<EnrollBody> for EnrollRequest {
             channel,
             card_number,
             consents,
+            referral_code: _,
         } = body;
         EnrollRequest {
             profile: ProfileFields {
@@ -459,6 +472,13 @@ pub struct MemberOut {
     pub updated_at: Timestamp,
     /// The member's active card, if any.
     pub card_number: Option<String>,
+    /// The member's own referral code, to give to friends (8 characters, no 0/O or 1/I/L).
+    pub referral_code: Option<String>,
+    /// The member who referred them, if anyone did.
+    pub referred_by: Option<String>,
+    pub referred_at: Option<Timestamp>,
+    /// When their first qualifying purchase rewarded the referral (it pays once).
+    pub referral_rewarded_at: Option<Timestamp>,
 }
 
 impl From<Member> for MemberOut {
@@ -474,6 +494,7 @@ impl From<Member> for MemberOut {
             exited_at,
             updated_at,
             card_number,
+            referral,
         } = member;
         let Profile {
             external_id,
@@ -508,6 +529,10 @@ impl From<Member> for MemberOut {
             exited_at,
             updated_at,
             card_number,
+            referral_code: referral.code,
+            referred_by: referral.referred_by,
+            referred_at: referral.referred_at,
+            referral_rewarded_at: referral.rewarded_at,
         }
     }
 }
@@ -658,11 +683,18 @@ pub struct MemberBalanceOut {
     pub lifetime_earned: i64,
     /// The soonest expiries (at most five).
     pub expiring: Vec<ExpiringOut>,
-    pub tier: TierOut,
+    pub tier: crate::dto_tiers::MemberTierOut,
+    /// When the member will move down if nothing changes, and what keeps the tier; null when
+    /// they are safe through the next review or the program never moves members down.
+    pub tier_review: Option<crate::dto_tiers::TierReviewOut>,
 }
 
 impl MemberBalanceOut {
-    pub fn new(member_id: String, balance: Balance, tier: TierStatus) -> Self {
+    pub fn new(
+        member_id: String,
+        balance: Balance,
+        tier: &patron_engine::tiers::MemberTier,
+    ) -> Self {
         let BalanceOut {
             available,
             pending,
@@ -680,6 +712,7 @@ impl MemberBalanceOut {
             lifetime_earned,
             expiring,
             tier: tier.into(),
+            tier_review: tier.review.as_ref().map(Into::into),
         }
     }
 }
@@ -901,6 +934,9 @@ pub struct PurchaseOut {
     pub settled_points: i64,
     pub clawed_back_points: i64,
     pub lines: Vec<PurchaseLineOut>,
+    /// The rules that fired, with their points, in the member's language (the receipt's
+    /// lines, as the purchase answered them).
+    pub rules: Vec<RuleAwardOut>,
 }
 
 impl From<Purchase> for PurchaseOut {
@@ -971,6 +1007,7 @@ impl From<Purchase> for PurchaseOut {
             settled_points,
             clawed_back_points,
             lines,
+            rules: Vec::new(),
         }
     }
 }
@@ -1031,6 +1068,45 @@ pub struct RedemptionOut {
     pub created_at: Timestamp,
     /// The member's balance after the operation (absent when only read back).
     pub balance: Option<BalanceOut>,
+}
+
+/// A reward redemption cancelled while its coupon was unused.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RewardCancellationOut {
+    /// The reward redemption (`rrd_...`).
+    pub redemption_id: String,
+    pub member_id: String,
+    pub reward_id: String,
+    /// The coupon, now voided: every check answers `coupon_expired`.
+    pub coupon_code: String,
+    /// Points given back, to the lots they came from (original expiry).
+    pub points: i64,
+    pub cancelled_at: Timestamp,
+    pub balance: BalanceOut,
+}
+
+impl From<patron_store::reward_cancel::RewardCancellation> for RewardCancellationOut {
+    fn from(cancellation: patron_store::reward_cancel::RewardCancellation) -> Self {
+        let patron_store::reward_cancel::RewardCancellation {
+            redemption_id,
+            member_id,
+            reward_id,
+            coupon_code,
+            points,
+            cancelled_at,
+            balance,
+        } = cancellation;
+        RewardCancellationOut {
+            redemption_id,
+            member_id,
+            reward_id,
+            coupon_code,
+            points,
+            cancelled_at,
+            balance: BalanceOut::from(balance),
+        }
+    }
 }
 
 impl From<Redemption> for RedemptionOut {

@@ -11,7 +11,10 @@
 
 mod docs;
 mod dto;
+mod dto_analytics;
+mod dto_metrics;
 mod dto_rewards;
+mod dto_tiers;
 mod extract;
 mod limits;
 mod metrics;
@@ -107,6 +110,7 @@ a stable `code`.";
         (name = "coupons", description = "Coupons at the till and in the web shop: validate, redeem, release."),
         (name = "promotions", description = "Promotions with codes generated in bulk, budgets and limits; partner code pools."),
         (name = "cards", description = "Membership cards."),
+        (name = "analytics", description = "Knowing the members: RFV grid, segments and their members, basket analysis, metrics."),
         (name = "operations", description = "Health, readiness and metrics, without authentication."),
     ),
     components(schemas(problem::ProblemDocument, problem::ProblemItem))
@@ -124,7 +128,10 @@ pub const OPERATION_SCOPES: &[(&str, &str)] = &[
     ("get_member", "admin, pos, read"),
     ("update_member", "admin"),
     ("exit_member", "admin"),
+    ("set_member_referrer", "admin, pos"),
     ("get_balance", "admin, pos, read"),
+    ("set_member_tier", "admin"),
+    ("remove_member_tier", "admin"),
     ("get_ledger", "admin, read"),
     ("post_purchase", "admin, pos"),
     ("get_purchase", "admin, pos, read"),
@@ -135,6 +142,7 @@ pub const OPERATION_SCOPES: &[(&str, &str)] = &[
     ("get_redemption", "admin, pos, read"),
     ("capture_redemption", "admin, pos"),
     ("release_redemption", "admin, pos"),
+    ("cancel_reward_redemption", "admin, pos"),
     ("adjust_points", "admin"),
     ("transfer_points", "admin"),
     ("get_program", "admin, read"),
@@ -150,6 +158,13 @@ pub const OPERATION_SCOPES: &[(&str, &str)] = &[
     ("generate_promotion_codes", "admin"),
     ("list_promotion_codes", "admin"),
     ("import_partner_codes", "admin"),
+    ("get_metrics", "admin, read"),
+    ("get_clv_model", "admin, read"),
+    ("get_member_clv", "admin, read"),
+    ("get_rfv", "admin, read"),
+    ("get_baskets", "admin, read"),
+    ("list_segments", "admin, read"),
+    ("list_segment_members", "admin, read"),
 ];
 
 fn api_router() -> OpenApiRouter<AppState> {
@@ -157,7 +172,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(members::enroll, members::list))
         .routes(routes!(members::get, members::update))
         .routes(routes!(members::exit))
+        .routes(routes!(members::set_referrer))
         .routes(routes!(members::balance))
+        .routes(routes!(routes::tiers::set, routes::tiers::remove))
         .routes(routes!(members::ledger))
         .routes(routes!(points::adjust))
         .routes(routes!(points::transfer))
@@ -174,6 +191,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(points::get_redemption))
         .routes(routes!(points::capture))
         .routes(routes!(points::release))
+        .routes(routes!(points::cancel_reward))
         .routes(routes!(purchases::post))
         .routes(routes!(purchases::get))
         .routes(routes!(purchases::refund))
@@ -181,6 +199,13 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(events::post))
         .routes(routes!(program::get, program::put))
         .routes(routes!(cards::replace))
+        .routes(routes!(routes::metrics::metrics))
+        .routes(routes!(routes::metrics::clv_model))
+        .routes(routes!(routes::metrics::member_clv))
+        .routes(routes!(routes::analytics::rfv))
+        .routes(routes!(routes::analytics::baskets))
+        .routes(routes!(routes::segments::list))
+        .routes(routes!(routes::segments::members))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
@@ -261,7 +286,10 @@ fn apply_conventions(document: &mut Value) {
                 });
             }
             let writes = matches!(method.as_str(), "post" | "patch" | "put");
-            let idempotent = matches!(method.as_str(), "post" | "patch");
+            // A PUT or DELETE that runs through `mutate` takes a key too (the program's PUT is
+            // idempotent by its text).
+            let idempotent = matches!(method.as_str(), "post" | "patch")
+                || matches!(id.as_str(), "set_member_tier" | "remove_member_tier");
             if idempotent {
                 let parameters = operation
                     .as_object_mut()

@@ -109,6 +109,8 @@ codes! {
         "The redemption was already captured, released or completed."),
     MemberExited => ("member_exited", 409, "Member left the club",
         "The member has left the club; their record is kept without personal data."),
+    ReferralNotAllowed => ("referral_not_allowed", 409, "Referrer cannot be added",
+        "The member already has a referrer, or has already made a purchase: a referrer is added only before the first purchase, once."),
     CardUnavailable => ("card_unavailable", 409, "Card unavailable",
         "The card is blocked, replaced or already bound to someone."),
     NoProgram => ("no_program", 409, "No program",
@@ -147,6 +149,12 @@ codes! {
         "The member cannot have the reward now; `errors` lists each reason (`not_in_tier`, `not_in_segment`, `out_of_window`, `out_of_stock`, `limit_reached`, `insufficient_points`)."),
     WrongCurrency => ("wrong_currency", 422, "Wrong currency",
         "The purchase is not in the program's currency."),
+    UnknownReferralCode => ("unknown_referral_code", 422, "Unknown referral code",
+        "The referral code is not well-formed (a typo its check character catches) or belongs to no active member of the club (a member who left has no working code); `field` is `referral_code`. Nothing was written."),
+    SelfReferral => ("self_referral", 422, "Self-referral",
+        "The newcomer has the referrer's phone or email (or, adding a referrer later, presents their own code): a member cannot refer themselves; `field` names the field. Nothing was written."),
+    ReferralLoop => ("referral_loop", 422, "Referral loop",
+        "The referrer was referred by the member, directly or further down the chain: the link would make a loop; `field` is `referral_code`."),
     IdempotencyKeyReused => ("idempotency_key_reused", 422, "Idempotency-Key reused",
         "The Idempotency-Key was already used for a different request (another operation or another payload)."),
     RateLimited => ("rate_limited", 429, "Too many requests",
@@ -326,6 +334,16 @@ impl Problem {
             }
             Rejection::CouponNotRedeemed { .. } => Problem::new(Code::CouponNotRedeemed, detail),
             Rejection::PromotionNotFound { .. } => Problem::new(Code::PromotionNotFound, detail),
+            Rejection::UnknownReferralCode { .. } => {
+                Problem::new(Code::UnknownReferralCode, detail).with_field("referral_code")
+            }
+            Rejection::SelfReferral { field } => {
+                Problem::new(Code::SelfReferral, detail).with_field(field.clone())
+            }
+            Rejection::ReferralNotAllowed { .. } => Problem::new(Code::ReferralNotAllowed, detail),
+            Rejection::ReferralLoop { .. } => {
+                Problem::new(Code::ReferralLoop, detail).with_field("referral_code")
+            }
         }
     }
 

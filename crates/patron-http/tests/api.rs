@@ -7,6 +7,8 @@
 #[path = "api/support.rs"]
 mod support;
 
+#[path = "api/analytics.rs"]
+mod analytics;
 #[path = "api/auth.rs"]
 mod auth;
 #[path = "api/documents.rs"]
@@ -19,13 +21,19 @@ mod idempotency;
 mod limits;
 #[path = "api/members.rs"]
 mod members;
+#[path = "api/metrics.rs"]
+mod metrics;
 #[path = "api/points.rs"]
 mod points;
 #[path = "api/program.rs"]
 mod program;
 #[path = "api/purchases.rs"]
 mod purchases;
+#[path = "api/referrals.rs"]
+mod referrals;
 #[path = "api/rewards.rs"]
 mod rewards;
 #[path = "api/rules.rs"]
 mod rules;
+#[path = "api/tiers.rs"]
+mod tiers;

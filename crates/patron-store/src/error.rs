@@ -65,6 +65,20 @@ pub enum Rejection {
     CouponNotRedeemed { coupon: String },
     #[error("promotion {promotion_id} not found")]
     PromotionNotFound { promotion_id: String },
+    #[error("referral code {referral_code:?} belongs to no active member")]
+    UnknownReferralCode { referral_code: String },
+    /// The newcomer has the referrer's `field` (phone or email): the same person.
+    #[error("a member cannot refer themselves (same {field} as the referrer)")]
+    SelfReferral { field: String },
+    #[error("member {member_id} cannot be given a referrer: {reason}")]
+    ReferralNotAllowed { member_id: String, reason: String },
+    #[error(
+        "member {referrer_id} is referred by {member_id}, directly or further down: the link would make a loop"
+    )]
+    ReferralLoop {
+        member_id: String,
+        referrer_id: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

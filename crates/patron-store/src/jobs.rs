@@ -10,22 +10,16 @@
 //! its lease cannot overwrite the outcome of the one that took over.
 
 use jiff::{SignedDuration, Timestamp};
-use patron_domain::program::{Program, TierWindow};
+use patron_domain::program::Program;
 use patron_domain::rules::{RuleUsage, TriggerKind};
-use patron_domain::tier;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::ledger::LedgerCtx;
-use crate::members::{Member, lock_wallet_with_member};
-use crate::purchases::tier_metric;
+use crate::members::lock_wallet_with_member;
 use crate::rules::{RuleGrant, credit_grant, limit_periods, record_awards, usage_in};
 use crate::tenants::TenantId;
 use crate::{Conn, Store, StoreError, conn, time, unit_of_work};
-
-/// Decides a member's tier in the nightly pass: the member, the metric of the current window,
-/// the metric of the period that ended; answers the tier to move to.
-pub type TierDecide<'a> = &'a (dyn Fn(&Member, i64, Option<i64>) -> Option<String> + Send + Sync);
 
 /// A job's state.
 pub mod state {
@@ -550,61 +544,6 @@ impl Store {
         .await
         })
     }
-
-    /// Recalculates one member's tier under the wallet lock (the nightly pass). `decide` gets
-    /// the member, the metric of the current window, and the metric of the qualification period
-    /// that ended at `period_end` (when given), and answers the tier to move to, if any.
-    /// Answers `(from, to)` when the tier changed.
-    pub async fn recalculate_tier(
-        &self,
-        tenant: TenantId,
-        program: &Program,
-        member_id: &str,
-        period_end: Option<Timestamp>,
-        decide: TierDecide<'_>,
-        now: Timestamp,
-    ) -> Result<Option<(String, String)>, StoreError> {
-        let ctx = LedgerCtx {
-            tenant,
-            backend: self.backend(),
-            now,
-        };
-        unit_of_work!(self, |tx| {
-            async {
-            let (_wallet, member) = lock_wallet_with_member(&mut tx, ctx, member_id).await?;
-            if !member.is_active() {
-                return Ok(None);
-            }
-            let metric = tier_metric(&mut tx, ctx, program, member_id).await?;
-            let ended = match period_end {
-                Some(end) => {
-                    let before_end = LedgerCtx {
-                        now: end
-                            .checked_sub(SignedDuration::from_micros(1))
-                            .unwrap_or(end),
-                        ..ctx
-                    };
-                    Some(tier_metric(&mut tx, before_end, program, member_id).await?)
-                }
-                None => None,
-            };
-            let Some(to) = decide(&member, metric, ended).filter(|to| *to != member.tier) else {
-                return Ok(None);
-            };
-            sqlx::query(
-                "UPDATE members SET tier = $3, tier_since = $4, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant.0)
-            .bind(member_id)
-            .bind(&to)
-            .bind(time::to_db(now))
-            .execute(conn(&mut tx))
-            .await?;
-            Ok(Some((member.tier.clone(), to)))
-        }
-        .await
-        })
-    }
 }
 
 /// Closes the open run of `worker` on a job.
@@ -628,17 +567,4 @@ async fn end_run(
     .execute(conn(c))
     .await?;
     Ok(())
-}
-
-/// The qualification period that ended most recently at or before `now`, for windows that
-/// have periods (a calendar year): its end instant.
-pub fn last_period_end(
-    window: &TierWindow,
-    now: Timestamp,
-    tz: &jiff::tz::TimeZone,
-) -> Option<Timestamp> {
-    match window {
-        TierWindow::CalendarYear => tier::window_start(window, now, tz),
-        TierWindow::Rolling { .. } | TierWindow::Lifetime => None,
-    }
 }

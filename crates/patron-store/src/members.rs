@@ -71,6 +71,9 @@ pub struct NewMember {
     /// The program's card number prefix.
     pub card_prefix: String,
     pub request_hash: String,
+    /// The referral code the newcomer presented (canonical form), checked in the unit of
+    /// work: it must belong to an active member who is not the newcomer.
+    pub referral_code: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +88,23 @@ pub struct Member {
     pub exited_at: Option<Timestamp>,
     pub updated_at: Timestamp,
     pub card_number: Option<String>,
+    /// The member's referral code, and who referred them (docs/PROGRAM.md, "Referrals").
+    #[serde(default)]
+    pub referral: Referral,
+}
+
+/// A member's side of referrals.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Referral {
+    /// Their own code (canonical form: coupon alphabet, check character, no dashes). Every
+    /// member has one; `None` only for a member enrolled by an older version before the
+    /// migration filled the codes.
+    pub code: Option<String>,
+    /// The member who referred them.
+    pub referred_by: Option<String>,
+    pub referred_at: Option<Timestamp>,
+    /// When the referral rule paid for their first qualifying purchase (it pays once).
+    pub rewarded_at: Option<Timestamp>,
 }
 
 impl Member {
@@ -101,12 +121,15 @@ pub enum Lookup<'a> {
     Phone(&'a str),
     Email(&'a str),
     Card(&'a str),
+    /// A referral code (canonical form); only an active member's code is found.
+    ReferralCode(&'a str),
 }
 
 const MEMBER_COLUMNS: &str = "m.id, m.external_id, m.status, m.name, m.phone, m.email, m.birthday, m.locale, \
      m.time_zone, m.channel, m.attributes, m.tier, m.tier_since, m.enrolled_at, m.exited_at, m.updated_at, \
      (SELECT c.number FROM cards c WHERE c.tenant_id = m.tenant_id AND c.member_id = m.id \
-      AND c.status = 'active' ORDER BY c.bound_at DESC LIMIT 1) AS card_number";
+      AND c.status = 'active' ORDER BY c.bound_at DESC LIMIT 1) AS card_number, \
+     m.referral_code, m.referred_by, m.referred_at, m.referral_rewarded_at";
 
 pub(crate) fn member_from_row(row: &AnyRow) -> Result<Member, StoreError> {
     Ok(Member {
@@ -129,6 +152,12 @@ pub(crate) fn member_from_row(row: &AnyRow) -> Result<Member, StoreError> {
         exited_at: time::opt_from_db(row.try_get("exited_at")?)?,
         updated_at: time::from_db(row.try_get("updated_at")?)?,
         card_number: row.try_get("card_number")?,
+        referral: Referral {
+            code: row.try_get("referral_code")?,
+            referred_by: row.try_get("referred_by")?,
+            referred_at: time::opt_from_db(row.try_get("referred_at")?)?,
+            rewarded_at: time::opt_from_db(row.try_get("referral_rewarded_at")?)?,
+        },
     })
 }
 
@@ -271,12 +300,19 @@ pub(crate) async fn insert_member(
     new: &NewMember,
     now: Timestamp,
 ) -> Result<Member, StoreError> {
+    // The referral first: a newcomer with the referrer's phone is a self-referral, not a
+    // duplicate.
+    let referrer = match &new.referral_code {
+        Some(code) => Some(referrer_for(tx, tenant, code, &new.profile).await?),
+        None => None,
+    };
     check_unique(tx, tenant, &new.id, &new.profile).await?;
+    let referral_code = unused_referral_code(tx, tenant).await?;
     let p = &new.profile;
     let inserted = sqlx::query(
         "INSERT INTO members (tenant_id, id, external_id, status, name, phone, email, birthday, locale, time_zone, \
-         channel, attributes, tier, tier_since, enrolled_at, updated_at) \
-         VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13)",
+         channel, attributes, tier, tier_since, enrolled_at, updated_at, referral_code, referred_by, referred_at) \
+         VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13, $14, $15, $16)",
     )
     .bind(tenant.0)
     .bind(&new.id)
@@ -291,6 +327,9 @@ pub(crate) async fn insert_member(
     .bind(&p.attributes)
     .bind(&new.tier)
     .bind(time::to_db(now))
+    .bind(&referral_code)
+    .bind(&referrer)
+    .bind(referrer.as_ref().map(|_| time::to_db(now)))
     .execute(conn(tx))
     .await;
     if let Err(error) = inserted {
@@ -359,6 +398,11 @@ fn unique_to_rejection(error: StoreError, profile: &Profile) -> StoreError {
         return error;
     }
     let text = error.to_string();
+    // Two enrollments drew the same referral code at once (1 in 31^7): an infrastructure
+    // answer, so nothing is stored and the retry draws another.
+    if text.contains("referral_code") {
+        return error;
+    }
     let (field, value) = if text.contains("phone") {
         ("phone", profile.phone.clone())
     } else if text.contains("email") {
@@ -428,6 +472,7 @@ impl Store {
                 "m.id = (SELECT c.member_id FROM cards c WHERE c.tenant_id = $1 AND c.number = $2 AND c.status = 'active')",
                 v,
             ),
+            Lookup::ReferralCode(v) => ("m.referral_code = $2 AND m.status = 'active'", v),
         };
         let sql = format!(
             "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.tenant_id = $1 AND {condition}"
@@ -673,4 +718,282 @@ async fn resolve_open_pending(
         }
     }
     Ok((voided, released))
+}
+
+// ----- Referrals --------------------------------------------------------------------------
+
+/// Random characters in a referral code (then one check character): 31^7 ≈ 2.75 × 10^10
+/// codes, so a club of millions draws a used one about once in ten thousand enrollments (and
+/// then draws again).
+const REFERRAL_CODE_RANDOM_CHARS: usize = 7;
+
+/// The format of referral codes: the coupon alphabet (no 0/O, 1/I/L) with its check
+/// character, no prefix, shown in groups of four.
+pub fn referral_code_format() -> Result<patron_domain::coupon::CodeFormat, StoreError> {
+    patron_domain::coupon::CodeFormat::new("", REFERRAL_CODE_RANDOM_CHARS, 4)
+        .map_err(|e| StoreError::Config(format!("referral code format: {e}")))
+}
+
+/// A new referral code in canonical form (no dashes): seven characters drawn from the 122
+/// random bits of a v4 UUID (31^7 < 2^35, so the modulo bias is below 2^-87), then the check
+/// character.
+fn new_referral_code() -> Result<String, StoreError> {
+    use patron_domain::coupon::{ALPHABET, check_character};
+    let mut bits = uuid::Uuid::new_v4().as_u128();
+    let base = ALPHABET.len() as u128;
+    let mut code = String::with_capacity(REFERRAL_CODE_RANDOM_CHARS + 1);
+    for _ in 0..REFERRAL_CODE_RANDOM_CHARS {
+        let index = usize::try_from(bits % base).unwrap_or(0);
+        bits /= base;
+        code.push(char::from(ALPHABET[index]));
+    }
+    let check = check_character(&code)
+        .ok_or_else(|| StoreError::Config("referral code has no check character".into()))?;
+    code.push(check);
+    Ok(code)
+}
+
+/// A referral code no member of the club has yet. The unique index is the guarantee; this
+/// look-up only keeps a collision from failing the unit of work.
+async fn unused_referral_code(tx: &mut Conn, tenant: TenantId) -> Result<String, StoreError> {
+    for _ in 0..8 {
+        let code = new_referral_code()?;
+        let taken =
+            sqlx::query("SELECT id FROM members WHERE tenant_id = $1 AND referral_code = $2")
+                .bind(tenant.0)
+                .bind(&code)
+                .fetch_optional(conn(tx))
+                .await?;
+        if taken.is_none() {
+            return Ok(code);
+        }
+    }
+    Err(StoreError::Conflict(
+        "could not draw an unused referral code".into(),
+    ))
+}
+
+/// The member a newcomer's referral code names: an active member (a member who left has no
+/// working code) who is not the newcomer themselves (same phone or email).
+async fn referrer_for(
+    tx: &mut Conn,
+    tenant: TenantId,
+    code: &str,
+    newcomer: &Profile,
+) -> Result<String, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, phone, email FROM members WHERE tenant_id = $1 AND referral_code = $2 AND status = 'active'",
+    )
+    .bind(tenant.0)
+    .bind(code)
+    .fetch_optional(conn(tx))
+    .await?;
+    let Some(row) = row else {
+        return Err(Rejection::UnknownReferralCode {
+            referral_code: code.to_string(),
+        }
+        .into());
+    };
+    let phone: Option<String> = row.try_get("phone")?;
+    let email: Option<String> = row.try_get("email")?;
+    // Emails compare without case: `Ada@` and `ada@` may be two addresses to a mail server,
+    // but they are one person to a referral.
+    let lower = |text: Option<&String>| text.map(|t| t.to_lowercase());
+    for (field, theirs, mine) in [
+        ("phone", phone, newcomer.phone.clone()),
+        (
+            "email",
+            lower(email.as_ref()),
+            lower(newcomer.email.as_ref()),
+        ),
+    ] {
+        if theirs.is_some() && theirs == mine {
+            return Err(Rejection::SelfReferral {
+                field: field.to_string(),
+            }
+            .into());
+        }
+    }
+    Ok(row.try_get("id")?)
+}
+
+/// Gives every member of `tenant` (every tenant: `None`) who has no referral code one: the
+/// members enrolled before migration 0009 and those a batch import inserted. One statement
+/// finds them (a partial index holds exactly them), then one update per chunk.
+pub(crate) async fn fill_referral_codes(
+    store: &Store,
+    tenant: Option<TenantId>,
+) -> Result<u64, StoreError> {
+    let mut filled = 0u64;
+    loop {
+        let rows = match tenant {
+            Some(tenant) => {
+                sqlx::query(
+                    "SELECT tenant_id, id FROM members WHERE tenant_id = $1 AND referral_code IS NULL LIMIT 500",
+                )
+                .bind(tenant.0)
+                .fetch_all(store.pool())
+                .await?
+            }
+            None => {
+                sqlx::query("SELECT tenant_id, id FROM members WHERE referral_code IS NULL LIMIT 500")
+                    .fetch_all(store.pool())
+                    .await?
+            }
+        };
+        if rows.is_empty() {
+            return Ok(filled);
+        }
+        let mut missing = Vec::with_capacity(rows.len());
+        for row in &rows {
+            missing.push((
+                row.try_get::<i64, _>("tenant_id")?,
+                row.try_get::<String, _>("id")?,
+            ));
+        }
+        let mut tx = store.begin_write().await?;
+        for (tenant_id, member_id) in &missing {
+            let code = unused_referral_code(&mut tx, TenantId(*tenant_id)).await?;
+            sqlx::query(
+                "UPDATE members SET referral_code = $3 WHERE tenant_id = $1 AND id = $2 AND referral_code IS NULL",
+            )
+            .bind(tenant_id)
+            .bind(member_id)
+            .bind(&code)
+            .execute(conn(&mut tx))
+            .await?;
+        }
+        tx.commit().await?;
+        filled += missing.len() as u64;
+    }
+}
+
+/// The longest referral chain walked when checking a later link for a loop (a chain is one
+/// member per level, so this is far beyond any real one; past it the link is refused).
+const REFERRAL_CHAIN_MAX: usize = 10_000;
+
+/// Links a member to the referrer whose code they present, after enrollment ("referred
+/// later"): see [`Store::set_referrer`].
+async fn set_referrer_in(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    member_id: &str,
+    referral_code: &str,
+) -> Result<Member, StoreError> {
+    // Later links are the only way a loop could form (a newcomer has no one below them), so
+    // they take turns in the club: two links made at once (A under B, B under A) cannot
+    // both see no loop. The row is the club's counter of later links.
+    sqlx::query(
+        "INSERT INTO counters (tenant_id, name, value) VALUES ($1, 'referral_links', 1) \
+         ON CONFLICT (tenant_id, name) DO UPDATE SET value = counters.value + 1",
+    )
+    .bind(ctx.tenant.0)
+    .execute(conn(c))
+    .await?;
+    // The newcomer's wallet lock: their purchases (which read the link) wait for it.
+    let (_wallet, member) = lock_wallet_with_member(c, ctx, member_id).await?;
+    if !member.is_active() {
+        return Err(Rejection::MemberExited {
+            member_id: member_id.to_string(),
+        }
+        .into());
+    }
+    if member.referral.referred_by.is_some() {
+        return Err(Rejection::ReferralNotAllowed {
+            member_id: member_id.to_string(),
+            reason: "the member already has a referrer".into(),
+        }
+        .into());
+    }
+    let purchased =
+        sqlx::query("SELECT id FROM purchases WHERE tenant_id = $1 AND member_id = $2 LIMIT 1")
+            .bind(ctx.tenant.0)
+            .bind(member_id)
+            .fetch_optional(conn(c))
+            .await?;
+    if purchased.is_some() {
+        return Err(Rejection::ReferralNotAllowed {
+            member_id: member_id.to_string(),
+            reason: "a referrer can be added only before the member's first purchase".into(),
+        }
+        .into());
+    }
+    if member.referral.code.as_deref() == Some(referral_code) {
+        return Err(Rejection::SelfReferral {
+            field: "referral_code".into(),
+        }
+        .into());
+    }
+    let referrer_id = referrer_for(c, ctx.tenant, referral_code, &member.profile).await?;
+    if referrer_id == member.id {
+        return Err(Rejection::SelfReferral {
+            field: "referral_code".into(),
+        }
+        .into());
+    }
+    // No loop: the member must not be above the referrer in the referral tree.
+    let mut above = Some(referrer_id.clone());
+    let mut levels = 0;
+    while let Some(id) = above {
+        if id == member.id || levels > REFERRAL_CHAIN_MAX {
+            return Err(Rejection::ReferralLoop {
+                member_id: member.id.clone(),
+                referrer_id,
+            }
+            .into());
+        }
+        levels += 1;
+        above = sqlx::query("SELECT referred_by FROM members WHERE tenant_id = $1 AND id = $2")
+            .bind(ctx.tenant.0)
+            .bind(&id)
+            .fetch_optional(conn(c))
+            .await?
+            .map(|row| row.try_get::<Option<String>, _>("referred_by"))
+            .transpose()?
+            .flatten();
+    }
+    sqlx::query(
+        "UPDATE members SET referred_by = $3, referred_at = $4, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(ctx.tenant.0)
+    .bind(member_id)
+    .bind(&referrer_id)
+    .bind(time::to_db(ctx.now))
+    .execute(conn(c))
+    .await?;
+    member_in_tx(c, ctx.tenant, member_id).await
+}
+
+impl Store {
+    /// Gives every member of the club who has no referral code one (the batch import calls
+    /// it after its batches; migrations call it for every club). Returns how many.
+    pub async fn fill_referral_codes(&self, tenant: TenantId) -> Result<u64, StoreError> {
+        fill_referral_codes(self, Some(tenant)).await
+    }
+
+    /// Records who referred a member after their enrollment (idempotent under `claims`):
+    /// refused when they already have a referrer or a purchase, when the code is unknown or
+    /// the referrer's own (same member, phone or email), and when the referrer is below them
+    /// in the referral tree (a loop).
+    pub async fn set_referrer(
+        &self,
+        tenant: TenantId,
+        member_id: &str,
+        referral_code: &str,
+        claims: &[Claim],
+        now: Timestamp,
+    ) -> Result<Idempotent<Member>, StoreError> {
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now,
+        };
+        unit_of_work!(self, |tx| async {
+            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+                set_referrer_in(c, ctx, member_id, referral_code).await
+            })
+            .await
+        }
+        .await)
+    }
 }

@@ -45,6 +45,26 @@ const SQLITE: &[Migration] = &[
         name: "member_stats",
         sql: include_str!("../migrations/sqlite/0006_member_stats.sql"),
     },
+    Migration {
+        version: 7,
+        name: "segments",
+        sql: include_str!("../migrations/sqlite/0007_segments.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "metrics_clv",
+        sql: include_str!("../migrations/sqlite/0008_metrics_clv.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "referrals",
+        sql: include_str!("../migrations/sqlite/0009_referrals.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "tier_floors",
+        sql: include_str!("../migrations/sqlite/0010_tier_floors.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -77,6 +97,26 @@ const POSTGRES: &[Migration] = &[
         version: 6,
         name: "member_stats",
         sql: include_str!("../migrations/postgres/0006_member_stats.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "segments",
+        sql: include_str!("../migrations/postgres/0007_segments.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "metrics_clv",
+        sql: include_str!("../migrations/postgres/0008_metrics_clv.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "referrals",
+        sql: include_str!("../migrations/postgres/0009_referrals.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "tier_floors",
+        sql: include_str!("../migrations/postgres/0010_tier_floors.sql"),
     },
 ];
 
@@ -124,6 +164,9 @@ pub(crate) async fn run(store: &Store) -> Result<MigrationReport, StoreError> {
         tx.commit().await?;
         applied.push(format!("{:04}_{}", migration.version, migration.name));
     }
+    // Members enrolled before 0009 (or by an import cut short before its codes were filled)
+    // get their referral codes: random codes are made here, not in SQL.
+    crate::members::fill_referral_codes(store, None).await?;
     let current_version = migrations(store.backend())
         .last()
         .map(|m| m.version)

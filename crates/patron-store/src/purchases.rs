@@ -67,6 +67,8 @@ pub struct EarnPlan {
     /// The rules that fired, each with its points (recorded in `rule_awards`).
     pub awards: Vec<RuleAward>,
     pub pending_until: Option<Timestamp>,
+    /// The referral rule fired: pay the referrer and mark the referral used.
+    pub referral: Option<rules::ReferralPayout>,
 }
 
 /// A member's tier after a posting.
@@ -736,6 +738,18 @@ async fn post_purchase_in(
         purchase.occurred_at,
     )
     .await?;
+    if let Some(referral) = &plan.referral {
+        rules::pay_referral(
+            c,
+            ctx,
+            program,
+            &member,
+            &purchase.id,
+            purchase.occurred_at,
+            referral,
+        )
+        .await?;
+    }
     let tier = update_tier(c, ctx, program, member_id, &member.tier).await?;
     let balance = balance_in(c, ctx, &wallet).await?;
     Ok(PurchaseReceipt {
@@ -922,6 +936,21 @@ async fn refund_in(
             }
         }
     }
+    if wallet.is_some() {
+        rules::claw_back_referral(
+            c,
+            ctx,
+            program,
+            &purchase.id,
+            &refund.id,
+            purchase.eligible_minor,
+            eligible_refunded_before,
+            eligible_refund_minor,
+        )
+        .await?;
+        let fully_refunded = purchase.refunded_minor + amount_minor >= purchase.total_minor;
+        rules::release_limits_if_reversed(c, ctx, &purchase.id, fully_refunded, forgiven).await?;
+    }
     sqlx::query(
         "UPDATE purchases SET refunded_minor = refunded_minor + $3, settled_points = settled_points + $4, \
          clawed_back_points = clawed_back_points + $5, earn_state = $6 WHERE tenant_id = $1 AND id = $2",
@@ -1056,6 +1085,18 @@ async fn attach_in(
         purchase.occurred_at,
     )
     .await?;
+    if let Some(referral) = &earn.referral {
+        rules::pay_referral(
+            c,
+            ctx,
+            program,
+            &member,
+            purchase_id,
+            purchase.occurred_at,
+            referral,
+        )
+        .await?;
+    }
     let tier = update_tier(c, ctx, program, member_id, &member.tier).await?;
     let balance = balance_in(c, ctx, &wallet).await?;
     Ok(PurchaseReceipt {

@@ -27,6 +27,9 @@ pub struct NewRewardRedemption {
     /// Codes to try, in order, as `(canonical, display)`: the first one not taken becomes the
     /// coupon (unused for partner vouchers, which take a code from their pool).
     pub candidate_codes: Vec<(String, String)>,
+    /// The member's current segments (RFV and rule segments), read before the unit of work;
+    /// `None` skips the segment check.
+    pub segments: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,7 +130,7 @@ async fn redeemed_in_period(
 ) -> Result<i64, StoreError> {
     let row = sqlx::query(
         "SELECT COUNT(*) AS n FROM reward_redemptions WHERE tenant_id = $1 AND member_id = $2 \
-         AND reward_id = $3 AND period_key = $4",
+         AND reward_id = $3 AND period_key = $4 AND cancelled_at IS NULL",
     )
     .bind(ctx.tenant.0)
     .bind(member_id)
@@ -240,7 +243,7 @@ impl Store {
                     reward,
                     &Facts {
                         tier: &member.tier,
-                        segments: None,
+                        segments: new.segments.as_deref(),
                         available_points: wallet.spendable(),
                         redeemed_in_period: counted.redeemed_in_period,
                         stock_left: counted.stock_left,

@@ -87,7 +87,7 @@ pub(crate) async fn usage_in(
         .join(" OR ");
     let sql = format!(
         "SELECT rule_id, CAST(COUNT(*) AS BIGINT) AS n FROM rule_awards \
-         WHERE tenant_id = $1 AND member_id = $2 AND ({conditions}) GROUP BY rule_id"
+         WHERE tenant_id = $1 AND member_id = $2 AND ({conditions}) AND reversed_at IS NULL GROUP BY rule_id"
     );
     let mut query = sqlx::query(&sql).bind(tenant.0).bind(member_id);
     for (rule_id, key) in periods {
@@ -101,6 +101,45 @@ pub(crate) async fn usage_in(
         );
     }
     Ok(usage)
+}
+
+/// A refund that returned the whole purchase gives back the limit usage of the rules the
+/// purchase fired (docs/PROGRAM.md, "Limits and refunds"), but only when the refunds took
+/// all of its points back (clawed back, or reduced while pending; nothing forgiven): a
+/// member who keeps the bonus keeps it counted. `forgiven_now` is this refund's forgiven
+/// points (its row is not written yet). The rows stay, marked reversed, as receipt lines.
+pub(crate) async fn release_limits_if_reversed(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    purchase_id: &str,
+    fully_refunded: bool,
+    forgiven_now: i64,
+) -> Result<(), StoreError> {
+    if !fully_refunded || forgiven_now > 0 {
+        return Ok(());
+    }
+    let forgiven_before: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(forgiven_points), 0) AS BIGINT) AS f FROM refunds \
+         WHERE tenant_id = $1 AND purchase_id = $2",
+    )
+    .bind(ctx.tenant.0)
+    .bind(purchase_id)
+    .fetch_one(conn(c))
+    .await?
+    .try_get("f")?;
+    if forgiven_before > 0 {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE rule_awards SET reversed_at = $3 WHERE tenant_id = $1 AND source_type = 'purchase' \
+         AND source_id = $2 AND reversed_at IS NULL",
+    )
+    .bind(ctx.tenant.0)
+    .bind(purchase_id)
+    .bind(time::to_db(ctx.now))
+    .execute(conn(c))
+    .await?;
+    Ok(())
 }
 
 /// Records the firings of one occasion (one row each).
@@ -354,4 +393,252 @@ async fn post_event_in(
         rules: grant.awards,
         balance,
     })
+}
+
+// ----- Referrals ----------------------------------------------------------------------------
+
+/// What a purchase's referral rule decided: the newcomer's first qualifying purchase pays
+/// the referrer too (the newcomer's own points are an award of the purchase, in
+/// [`crate::purchases::EarnPlan::awards`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferralPayout {
+    pub referrer_id: String,
+    pub rule_id: String,
+    /// The rule's names; the referrer's receipt line is named in their language.
+    pub names: patron_domain::program::Localized,
+    /// Points for the referrer (0: the rule pays the newcomer only).
+    pub referrer_points: i64,
+}
+
+/// Transfer code of the referrer's credit and of its clawback's reason (LEDGER.md: each
+/// transfer names why it moved points).
+const REFERRAL: &str = "referral";
+
+/// Rewards a referral in the purchase's unit of work: marks the newcomer's referral used
+/// (under the newcomer's wallet lock, which every purchase of theirs takes first, so two
+/// racing purchases pay it once, and the `referral_rewards` key makes a second row
+/// impossible), then credits the referrer, posted at once with a lot, and records their
+/// receipt line (`rule_awards`, source `referral`, the purchase id).
+///
+/// Lock order: the newcomer's wallet, then the referrer's. Referral links form a forest (a
+/// member is referred once, by someone enrolled before them), so purchases only ever lock
+/// from a newcomer up to an ancestor and never wait on each other in a cycle. A referrer who
+/// left the club gets nothing; the newcomer keeps their part.
+pub(crate) async fn pay_referral(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    newcomer: &Member,
+    purchase_id: &str,
+    occurred_at: Timestamp,
+    payout: &ReferralPayout,
+) -> Result<(), StoreError> {
+    let marked = sqlx::query(
+        "UPDATE members SET referral_rewarded_at = $3 WHERE tenant_id = $1 AND id = $2 \
+         AND referred_by = $4 AND referral_rewarded_at IS NULL",
+    )
+    .bind(ctx.tenant.0)
+    .bind(&newcomer.id)
+    .bind(time::to_db(ctx.now))
+    .bind(&payout.referrer_id)
+    .execute(conn(c))
+    .await?
+    .rows_affected();
+    if marked != 1 {
+        // The member read under the lock said otherwise: something bypassed the lock.
+        return Err(StoreError::Conflict(format!(
+            "the referral of {} was already rewarded",
+            newcomer.id
+        )));
+    }
+    let (mut wallet, referrer) = lock_wallet_with_member(c, ctx, &payout.referrer_id).await?;
+    let points = if referrer.is_active() {
+        payout.referrer_points.max(0)
+    } else {
+        0
+    };
+    let mut transfer_id = None;
+    if points > 0 {
+        ledger::expire_due(c, ctx, &mut wallet).await?;
+        transfer_id = credit_grant(
+            c,
+            ctx,
+            program,
+            &mut wallet,
+            REFERRAL,
+            "purchase",
+            purchase_id,
+            points,
+        )
+        .await?;
+        let locale = referrer
+            .profile
+            .locale
+            .as_deref()
+            .and_then(patron_domain::program::Locale::from_code)
+            .unwrap_or(program.default_locale);
+        let award = RuleAward {
+            rule_id: payout.rule_id.clone(),
+            name: payout
+                .names
+                .resolve(locale, program.default_locale)
+                .to_string(),
+            points,
+        };
+        let periods = BTreeMap::new();
+        record_awards(
+            c,
+            ctx,
+            &referrer.id,
+            "referral",
+            purchase_id,
+            std::slice::from_ref(&award),
+            &periods,
+            occurred_at,
+        )
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO referral_rewards (tenant_id, member_id, referrer_id, purchase_id, rule_id, referrer_points, \
+         transfer_id, settled_points, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)",
+    )
+    .bind(ctx.tenant.0)
+    .bind(&newcomer.id)
+    .bind(&payout.referrer_id)
+    .bind(purchase_id)
+    .bind(&payout.rule_id)
+    .bind(points)
+    .bind(transfer_id)
+    .bind(time::to_db(ctx.now))
+    .execute(conn(c))
+    .await?;
+    Ok(())
+}
+
+/// The refund of a purchase that paid a referral takes the referrer's points back in the same
+/// proportion as the newcomer's (LEDGER.md, Refunds: target = round(earned × cumulative
+/// refunded / original) on the eligible amounts, only the difference from what was settled
+/// before), under the program's return policy for *posted* points: `only_pending` forgives
+/// it, `within_balance` takes what the referrer's balance allows and forgives the rest,
+/// `unlimited` may leave the referrer in debt. The referral stays used: a refunded first
+/// purchase does not make the next purchase pay the referral again. Called under the
+/// newcomer's wallet lock; takes the referrer's after it (the purchase's order).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn claw_back_referral(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    purchase_id: &str,
+    refund_id: &str,
+    original_eligible_minor: i64,
+    eligible_refunded_before: i64,
+    eligible_refund_minor: i64,
+) -> Result<(), StoreError> {
+    use patron_domain::clawback::{self, ClawbackInput, ClawbackMode, EarnState};
+    use patron_domain::program::ReturnPolicy;
+    let row = sqlx::query(
+        "SELECT member_id, referrer_id, referrer_points, settled_points FROM referral_rewards \
+         WHERE tenant_id = $1 AND purchase_id = $2",
+    )
+    .bind(ctx.tenant.0)
+    .bind(purchase_id)
+    .fetch_optional(conn(c))
+    .await?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let earned: i64 = row.try_get("referrer_points")?;
+    if earned <= 0 || eligible_refund_minor <= 0 {
+        return Ok(());
+    }
+    let newcomer_id: String = row.try_get("member_id")?;
+    let referrer_id: String = row.try_get("referrer_id")?;
+    let settled: i64 = row.try_get("settled_points")?;
+    let mut wallet = ledger::lock_wallets(c, ctx, &[referrer_id.as_str()])
+        .await?
+        .remove(0);
+    ledger::expire_due(c, ctx, &mut wallet).await?;
+    let plan = clawback::plan_clawback(&ClawbackInput {
+        mode: match program.returns {
+            ReturnPolicy::OnlyPending => ClawbackMode::OnlyPending,
+            ReturnPolicy::WithinBalance => ClawbackMode::WithinBalance,
+            ReturnPolicy::Unlimited => ClawbackMode::Unlimited,
+        },
+        state: EarnState::Posted,
+        earned,
+        original_amount: original_eligible_minor,
+        refunded_before: eligible_refunded_before,
+        refund_amount: eligible_refund_minor,
+        already_settled: settled,
+        spendable_balance: wallet.spendable(),
+    });
+    if plan.claw_back > 0 {
+        let to = ledger::system_account(c, ctx.tenant, "clawback").await?;
+        let transfer = NewTransfer::posted(
+            format!("referral_clawback:{refund_id}"),
+            0,
+            0,
+            plan.claw_back,
+            code::CLAWBACK,
+        )
+        .member(&referrer_id)
+        .document("refund", refund_id);
+        ledger::debit(c, ctx, &mut wallet, to, transfer, plan.may_go_negative).await?;
+    }
+    let settle = plan.claw_back + plan.forgiven;
+    if settle > 0 {
+        sqlx::query(
+            "UPDATE referral_rewards SET settled_points = settled_points + $3 WHERE tenant_id = $1 AND member_id = $2",
+        )
+        .bind(ctx.tenant.0)
+        .bind(&newcomer_id)
+        .bind(settle)
+        .execute(conn(c))
+        .await?;
+    }
+    Ok(())
+}
+
+/// What the referrer got for a newcomer's first qualifying purchase, and what refunds took
+/// back (for reads and tests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferralReward {
+    pub member_id: String,
+    pub referrer_id: String,
+    pub purchase_id: String,
+    pub rule_id: String,
+    pub referrer_points: i64,
+    /// Clawed back or forgiven by refunds of the purchase.
+    pub settled_points: i64,
+    pub rewarded_at: Timestamp,
+}
+
+impl Store {
+    /// The referral a newcomer's purchase paid, if any.
+    pub async fn referral_reward(
+        &self,
+        tenant: TenantId,
+        member_id: &str,
+    ) -> Result<Option<ReferralReward>, StoreError> {
+        let row = sqlx::query(
+            "SELECT member_id, referrer_id, purchase_id, rule_id, referrer_points, settled_points, created_at \
+             FROM referral_rewards WHERE tenant_id = $1 AND member_id = $2",
+        )
+        .bind(tenant.0)
+        .bind(member_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| {
+            Ok(ReferralReward {
+                member_id: row.try_get("member_id")?,
+                referrer_id: row.try_get("referrer_id")?,
+                purchase_id: row.try_get("purchase_id")?,
+                rule_id: row.try_get("rule_id")?,
+                referrer_points: row.try_get("referrer_points")?,
+                settled_points: row.try_get("settled_points")?,
+                rewarded_at: time::from_db(row.try_get("created_at")?)?,
+            })
+        })
+        .transpose()
+    }
 }

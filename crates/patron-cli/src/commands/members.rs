@@ -1,5 +1,6 @@
 //! `patron members import`: enroll members from a CSV file through the engine's import use
 //! case (one transaction per batch of rows; a bad row is reported and skipped).
+//! `patron members set-tier`: a member's manual tier floor.
 
 use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -32,6 +33,29 @@ pub enum MembersCommand {
     /// Enroll members from a CSV file; bad rows are reported with their line and skipped
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
+    /// Set a member's manual tier floor: at least TIER until --until (audited)
+    SetTier(SetTierArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetTierArgs {
+    /// The member id
+    pub member: String,
+    /// A tier code of the program
+    pub tier: String,
+    /// The tenant (club) name
+    #[arg(long, value_name = "NAME")]
+    pub tenant: String,
+    /// Until when: a date (held through that day, club time) or an RFC 3339 instant
+    /// [default: for good]
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Why, for the audit log
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// Who sets it, for the audit log [default: your login name]
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -48,8 +72,39 @@ pub struct ImportArgs {
 }
 
 pub async fn run(settings: &Settings, command: MembersCommand) -> anyhow::Result<ExitCode> {
-    let MembersCommand::Import(args) = command;
-    import(settings, args).await
+    match command {
+        MembersCommand::Import(args) => import(settings, args).await,
+        MembersCommand::SetTier(args) => set_tier(settings, args).await,
+    }
+}
+
+async fn set_tier(settings: &Settings, args: SetTierArgs) -> anyhow::Result<ExitCode> {
+    let engine = open(settings).await?;
+    let tenant = tenant(&engine, &args.tenant).await?;
+    let actor = args.actor.unwrap_or_else(crate::store::default_actor);
+    let request = patron_engine::tiers::TierFloorRequest {
+        tier: args.tier,
+        until: args.until,
+        reason: args.reason,
+    };
+    let receipt = engine
+        .set_tier_floor(&tenant, &args.member, &request, &actor, None)
+        .await?
+        .value;
+    let until = receipt
+        .floor
+        .as_ref()
+        .and_then(|floor| floor.until)
+        .map_or_else(|| "for good".to_string(), |until| format!("until {until}"));
+    let raised = receipt
+        .raised_from
+        .as_deref()
+        .map_or_else(String::new, |from| format!(" (raised from {from})"));
+    println!(
+        "member {}: floor {} {until}; tier {}{raised}",
+        receipt.member_id, request.tier, receipt.tier
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The data lines of a CSV file (lines after the header), for the progress bar's length.

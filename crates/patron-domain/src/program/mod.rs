@@ -246,8 +246,17 @@ pub struct Tier {
     pub threshold: i64,
     /// Earning multiplier for members of this tier (1 = no bonus).
     pub multiplier: Decimal,
-    /// Short benefit descriptions or codes, as the club wrote them.
-    pub benefits: Vec<String>,
+    /// What members of this level get, in the order the club listed them.
+    pub benefits: Vec<Benefit>,
+}
+
+/// One benefit of a tier level: a name members read, and optionally a stable kind a system
+/// can act on (`free_shipping`, `priority_service`, `birthday_gift`, or a code of the club's
+/// own, `[a-z0-9_]`, 1-32 characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Benefit {
+    pub kind: Option<String>,
+    pub names: Localized,
 }
 
 /// The tier ladder.
@@ -294,6 +303,76 @@ pub struct Program {
     pub rules: Vec<EarningRule>,
     /// The rewards catalog (`[[rewards]]`), in file order. Empty when the file has none.
     pub rewards: Vec<crate::rewards::Reward>,
+    /// The RFV grid's segment codes and names (`[rfv]`; the default grid and English names
+    /// when absent).
+    pub rfv: crate::segments::RfvSegments,
+    /// Rule segments (`[[segments]]`), in file order.
+    pub segments: Vec<crate::segments::RuleSegment>,
+    /// Targets of the success metrics (`[targets]`); none when the file has no section.
+    pub targets: Targets,
+    /// The activity period and lifetime-value settings (`[analytics]`).
+    pub analytics: AnalyticsSettings,
+}
+
+/// What the club aims for on each success metric (`[targets]`); `None`: no target. Percentages
+/// are 0-100; whether higher or lower is better is the metric's own
+/// ([`crate::metrics::Metric::higher_is_better`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Targets {
+    pub identified_revenue_pct: Option<Decimal>,
+    pub redemption_pct: Option<Decimal>,
+    pub churn_pct: Option<Decimal>,
+    pub active_pct: Option<Decimal>,
+    /// New members per reporting period.
+    pub enrollments: EnrollmentTargets,
+    /// Points liability at a period's end, in major currency units.
+    pub liability: Option<Decimal>,
+    pub breakage_pct: Option<Decimal>,
+}
+
+/// Enrollment targets per reporting period length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EnrollmentTargets {
+    pub day: Option<i64>,
+    pub week: Option<i64>,
+    pub month: Option<i64>,
+}
+
+/// The window over which a member counts as active (a purchase in it), for the active-members
+/// and churn metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActivityPeriod {
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+/// `[analytics]`: metric and lifetime-value settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalyticsSettings {
+    /// Churn and active members look at purchases in this window (ending at each reporting
+    /// period's end). Default: a month.
+    pub activity_period: ActivityPeriod,
+    /// Weeks ahead the CLV job predicts purchases and value for. Default 52.
+    pub clv_horizon_weeks: u32,
+    /// Discount rate per month (percent) applied to future purchases in CLV. Default 0.
+    pub clv_monthly_discount_pct: Decimal,
+    /// The share of revenue that is margin (percent): CLV = discounted expected revenue ×
+    /// margin. Default 100 (CLV in revenue).
+    pub clv_margin_pct: Decimal,
+}
+
+impl Default for AnalyticsSettings {
+    fn default() -> Self {
+        AnalyticsSettings {
+            activity_period: ActivityPeriod::Month,
+            clv_horizon_weeks: 52,
+            clv_monthly_discount_pct: Decimal::ZERO,
+            clv_margin_pct: Decimal::ONE_HUNDRED,
+        }
+    }
 }
 
 impl Program {

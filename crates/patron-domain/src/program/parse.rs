@@ -9,6 +9,9 @@
 
 mod rewards;
 mod rules;
+mod segments;
+mod targets;
+mod tiers;
 mod values;
 
 use jiff::tz::TimeZone;
@@ -231,8 +234,20 @@ impl<'s> Parser<'s> {
         self.check_keys(
             root,
             &[
-                "club", "earning", "pending", "expiry", "returns", "exit", "tiers", "cards",
-                "rules", "rewards",
+                "club",
+                "earning",
+                "pending",
+                "expiry",
+                "returns",
+                "exit",
+                "tiers",
+                "cards",
+                "rules",
+                "rewards",
+                "targets",
+                "analytics",
+                "rfv",
+                "segments",
             ],
         );
 
@@ -316,6 +331,24 @@ impl<'s> Parser<'s> {
             None => Some(Vec::new()),
         };
 
+        let rfv = match self.optional_section(root, "rfv") {
+            Some(section) => self.rfv(&section, club.default_locale),
+            None => Some(crate::segments::RfvSegments::default()),
+        };
+        let segments = match root.entry("segments") {
+            Some(entry) => self.segments(&entry, club.default_locale, rfv.as_ref()),
+            None => Some(Vec::new()),
+        };
+
+        let targets = match self.optional_section(root, "targets") {
+            Some(section) => self.targets(&section),
+            None => Some(super::Targets::default()),
+        };
+        let analytics = match self.optional_section(root, "analytics") {
+            Some(section) => self.analytics(&section),
+            None => Some(super::AnalyticsSettings::default()),
+        };
+
         Some(Program {
             names: club.names?,
             default_locale: club.default_locale?,
@@ -333,6 +366,10 @@ impl<'s> Parser<'s> {
             cards: cards?,
             rules: rules?,
             rewards: rewards?,
+            rfv: rfv?,
+            segments: segments?,
+            targets: targets?,
+            analytics: analytics?,
         })
     }
 
@@ -980,7 +1017,7 @@ impl<'s> Parser<'s> {
                 None => Some(Decimal::ONE),
             };
             let benefits = match table.entry("benefits") {
-                Some(benefits) => self.string_list(&benefits, BENEFITS_MAX),
+                Some(benefits) => self.benefits(&benefits, BENEFITS_MAX, default_locale),
                 None => Some(Vec::new()),
             };
             match (code, names, threshold, multiplier, benefits) {

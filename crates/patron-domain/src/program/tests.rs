@@ -1091,7 +1091,11 @@ fn a_tier_ladder_parses() {
     );
     assert_eq!(tiers.levels[1].threshold, 1000);
     assert_eq!(tiers.levels[1].multiplier, Decimal::new(15, 1));
-    assert_eq!(tiers.levels[1].benefits, ["Free shipping"]);
+    assert_eq!(tiers.levels[1].benefits.len(), 1);
+    assert_eq!(
+        tiers.levels[1].benefits[0].names.en.as_deref(),
+        Some("Free shipping")
+    );
     assert_eq!(tiers.levels[0].multiplier, Decimal::ONE);
 }
 

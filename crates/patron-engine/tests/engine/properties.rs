@@ -179,6 +179,10 @@ struct PurchaseModel {
     clawed: i64,
     /// Voided because the member left: later refunds settle nothing.
     voided_by_exit: bool,
+    /// The day (club time) the daily-limited rule fired on this purchase, if it did.
+    rule_day: Option<jiff::civil::Date>,
+    /// Points its refunds forgave so far.
+    forgiven: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -550,6 +554,8 @@ impl Case<'_> {
                     settled: 0,
                     clawed: 0,
                     voided_by_exit: false,
+                    rule_day: doubled.then_some(today),
+                    forgiven: 0,
                 });
             }
             Op::Refund { purchase, quantity } => {
@@ -622,6 +628,16 @@ impl Case<'_> {
                 refunded.refunded_minor += amount;
                 refunded.settled += clawed + reduced + forgiven;
                 refunded.clawed += clawed;
+                refunded.forgiven += forgiven;
+                // Returned in full with every point taken back: the firing no longer counts
+                // against the rule's limit (docs/PROGRAM.md, "Limits and refunds").
+                if refunded.refunded_quantity == refunded.quantity
+                    && refunded.forgiven == 0
+                    && refunded.rule_day.is_some()
+                    && model.members[m].rule_day == refunded.rule_day
+                {
+                    model.members[m].rule_day = None;
+                }
                 prop_assert_eq!(receipt.amount_minor, amount, "refunded amount");
                 prop_assert_eq!(
                     (

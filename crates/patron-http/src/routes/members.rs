@@ -10,7 +10,7 @@ use utoipa::IntoParams;
 
 use crate::dto::{
     EnrollBody, ExitOut, LedgerEntryOut, LedgerPage, MemberBalanceOut, MemberOut, MemberPage,
-    MemberPatchBody,
+    MemberPatchBody, ReferrerBody,
 };
 use crate::extract::{
     Admin, Auth, IdempotencyKey, JsonBody, PathParam, PosRead, PosWrite, QueryParams, Read,
@@ -37,7 +37,7 @@ fn member_location(member: &MemberOut) -> Option<String> {
         (status = 201, description = "Enrolled (or the stored answer of a repeated request)", body = MemberOut,
             headers(("Location" = String, description = "The new member"))),
         (status = 409, description = "`duplicate`: the phone, email or external id is taken; `card_unavailable`; `no_program`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_value`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_value`; `unknown_referral_code`: the referral code belongs to no active member; `self_referral`: the newcomer has the referrer's phone or email", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn enroll(
@@ -46,6 +46,7 @@ pub async fn enroll(
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(body): JsonBody<EnrollBody>,
 ) -> Result<Response, Problem> {
+    let referral_code = body.referral_code.clone();
     let request = EnrollRequest::from(body);
     let engine = state.engine();
     mutate::<_, MemberOut>(
@@ -53,7 +54,12 @@ pub async fn enroll(
         auth.tenant.id,
         key.as_deref(),
         Reply::created(None, member_location),
-        engine.enroll(&auth.tenant, &request, key.as_deref()),
+        engine.enroll_referred(
+            &auth.tenant,
+            &request,
+            referral_code.as_deref(),
+            key.as_deref(),
+        ),
     )
     .await
 }
@@ -71,6 +77,8 @@ pub struct MemberQuery {
     card: Option<String>,
     /// Find the member with this external id.
     external_id: Option<String>,
+    /// Find the active member whose referral code this is (dashes and case do not matter).
+    referral_code: Option<String>,
     /// From a previous page's `next_cursor`.
     cursor: Option<String>,
     /// Page size (capped by the server's maximum).
@@ -80,8 +88,8 @@ pub struct MemberQuery {
 /// List or look up members
 ///
 /// Without a filter: every member in id order, a page at a time (`read` and `admin` keys).
-/// With exactly one of `phone`, `email`, `card` or `external_id`: the member found, as a page
-/// of zero or one (`pos` keys too).
+/// With exactly one of `phone`, `email`, `card`, `external_id` or `referral_code`: the member
+/// found, as a page of zero or one (`pos` keys too).
 #[utoipa::path(
     get, path = "/v1/members", tag = "members", operation_id = "list_members",
     params(MemberQuery),
@@ -101,13 +109,14 @@ pub async fn list(
         query.email.as_deref().map(Lookup::Email),
         query.card.as_deref().map(Lookup::Card),
         query.external_id.as_deref().map(Lookup::ExternalId),
+        query.referral_code.as_deref().map(Lookup::ReferralCode),
     ];
     let mut filters = filters.into_iter().flatten();
     let lookup = filters.next();
     if filters.next().is_some() {
         return Err(Problem::new(
             Code::InvalidParameter,
-            "look a member up by one of phone, email, card or external_id at a time",
+            "look a member up by one of phone, email, card, external_id or referral_code at a time",
         ));
     }
     let engine = state.engine();
@@ -213,6 +222,41 @@ pub async fn update(
     .await
 }
 
+/// Add who referred a member
+///
+/// For a newcomer who gave the referral code after enrolling: records the referrer, and the
+/// referral rule pays on their first qualifying purchase. Only before the member's first
+/// purchase, once, and never making a loop (the referrer may not be someone they referred,
+/// directly or further down).
+#[utoipa::path(
+    post, path = "/v1/members/{id}/referrer", tag = "members", operation_id = "set_member_referrer",
+    params(("id" = String, Path, description = "The member id")),
+    request_body = ReferrerBody,
+    responses(
+        (status = 200, description = "The member, with `referred_by`", body = MemberOut),
+        (status = 404, description = "`member_not_found`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`referral_not_allowed`: the member already has a referrer or a purchase; `member_exited`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "`unknown_referral_code`; `self_referral`: the member's own code, phone or email; `referral_loop`: the referrer is below the member in the referral tree", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn set_referrer(
+    State(state): State<AppState>,
+    auth: Auth<PosWrite>,
+    PathParam(id): PathParam,
+    IdempotencyKey(key): IdempotencyKey,
+    JsonBody(body): JsonBody<ReferrerBody>,
+) -> Result<Response, Problem> {
+    let engine = state.engine();
+    mutate::<_, MemberOut>(
+        &state,
+        auth.tenant.id,
+        key.as_deref(),
+        Reply::ok(None),
+        engine.set_referrer(&auth.tenant, &id, &body.referral_code, key.as_deref()),
+    )
+    .await
+}
+
 /// A member leaves the club
 ///
 /// Pending points are voided, holds released, points forfeited or kept as the program says,
@@ -247,7 +291,9 @@ pub async fn exit(
 /// A member's balance
 ///
 /// Available, pending and held points, debt, the soonest expiries, lifetime earnings, the
-/// tier and the distance to the next one.
+/// tier (its name, multiplier and benefits in the member's language, a manual floor) and the
+/// distance to the next one, and `tier_review`: when the member would move down if nothing
+/// changes, to which tier, and how much more keeps it.
 #[utoipa::path(
     get, path = "/v1/members/{id}/balance", tag = "members", operation_id = "get_balance",
     params(("id" = String, Path, description = "The member id")),
@@ -261,8 +307,8 @@ pub async fn balance(
     auth: Auth<PosRead>,
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
-    let standing = state.engine().standing(&auth.tenant, &id).await?;
-    let body = MemberBalanceOut::new(id, standing.balance, standing.tier);
+    let view = state.engine().balance_view(&auth.tenant, &id).await?;
+    let body = MemberBalanceOut::new(id, view.balance, &view.tier);
     Ok(json_response(StatusCode::OK, &body, false, None))
 }
 

@@ -1,16 +1,20 @@
 //! The handlers, one module per resource, and what they share: answering JSON, running an
 //! idempotent call, and opaque cursors.
 
+pub mod analytics;
 pub mod cards;
 pub mod coupons;
 pub mod events;
 pub mod members;
+pub mod metrics;
 pub mod ops;
 pub mod points;
 pub mod program;
 pub mod promotions;
 pub mod purchases;
 pub mod rewards;
+pub mod segments;
+pub mod tiers;
 
 use std::future::Future;
 

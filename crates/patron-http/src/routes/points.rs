@@ -7,7 +7,8 @@ use axum::response::Response;
 use patron_engine::{AdjustRequest, RedeemRequest, TransferRequest};
 
 use crate::dto::{
-    AdjustBody, AdjustmentOut, CaptureBody, RedeemBody, RedemptionOut, TransferBody, TransferOut,
+    AdjustBody, AdjustmentOut, CaptureBody, RedeemBody, RedemptionOut, RewardCancellationOut,
+    TransferBody, TransferOut,
 };
 use crate::extract::{
     Admin, Auth, IdempotencyKey, JsonBody, OptionalJsonBody, PathParam, PosRead, PosWrite,
@@ -136,6 +137,38 @@ pub async fn release(
         key.as_deref(),
         Reply::ok(Some("release")),
         engine.release(&auth.tenant, &id, key.as_deref()),
+    )
+    .await
+}
+
+/// Cancel a reward redemption
+///
+/// For a reward redeemed by mistake or refused by the member: while its coupon is unused,
+/// voids the coupon, gives the points back to the lots they came from (original expiry) and
+/// returns the unit of stock; the redemption no longer counts against the reward's limit.
+/// Once the coupon was used it is refused with `coupon_used`.
+#[utoipa::path(
+    post, path = "/v1/redemptions/{id}/cancel", tag = "points", operation_id = "cancel_reward_redemption",
+    params(("id" = String, Path, description = "The reward redemption id (`rrd_...`)")),
+    responses(
+        (status = 200, description = "Cancelled", body = RewardCancellationOut),
+        (status = 404, description = "`redemption_not_found`: no reward redemption with this id", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`coupon_used`: the coupon was redeemed; `redemption_resolved`: cancelled already", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn cancel_reward(
+    State(state): State<AppState>,
+    auth: Auth<PosWrite>,
+    PathParam(id): PathParam,
+    IdempotencyKey(key): IdempotencyKey,
+) -> Result<Response, Problem> {
+    let engine = state.engine();
+    mutate::<_, RewardCancellationOut>(
+        &state,
+        auth.tenant.id,
+        key.as_deref(),
+        Reply::ok(Some("reward_cancel")),
+        engine.cancel_reward_redemption(&auth.tenant, &id, key.as_deref()),
     )
     .await
 }

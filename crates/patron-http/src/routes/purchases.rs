@@ -9,6 +9,7 @@ use utoipa::IntoParams;
 
 use crate::dto::{
     AttachBody, PurchaseBody, PurchaseOut, PurchaseReceiptOut, RefundBody, RefundReceiptOut,
+    RuleAwardOut,
 };
 use crate::extract::{Auth, IdempotencyKey, JsonBody, PathParam, PosRead, PosWrite, QueryParams};
 use crate::problem::{Problem, ProblemDocument};
@@ -83,7 +84,7 @@ pub async fn post(
     get, path = "/v1/purchases/{id}", tag = "purchases", operation_id = "get_purchase",
     params(("id" = String, Path, description = "The purchase id")),
     responses(
-        (status = 200, description = "The purchase with its lines", body = PurchaseOut),
+        (status = 200, description = "The purchase with its lines and the rules that fired", body = PurchaseOut),
         (status = 404, description = "`purchase_not_found`", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
@@ -92,13 +93,12 @@ pub async fn get(
     auth: Auth<PosRead>,
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
-    let purchase = state.engine().purchase(&auth.tenant, &id).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &PurchaseOut::from(purchase),
-        false,
-        None,
-    ))
+    let engine = state.engine();
+    let purchase = engine.purchase(&auth.tenant, &id).await?;
+    let rules = engine.purchase_rules(&auth.tenant, &id).await?;
+    let mut out = PurchaseOut::from(purchase);
+    out.rules = rules.into_iter().map(RuleAwardOut::from).collect();
+    Ok(json_response(StatusCode::OK, &out, false, None))
 }
 
 /// Refund a purchase

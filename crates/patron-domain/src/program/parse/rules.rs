@@ -777,7 +777,7 @@ impl Parser<'_> {
 
     /// Compiles the expression in a string value, reporting each problem at its place in the
     /// file.
-    fn expression(
+    pub(super) fn expression(
         &mut self,
         entry: &Entry<'_>,
         purpose: Purpose,

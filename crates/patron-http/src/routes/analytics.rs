@@ -1,0 +1,230 @@
+//! Analytics: the RFV grid of a run, and basket analysis over the purchase lines.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use jiff::{Timestamp, ToSpan};
+use patron_domain::program::Locale;
+use patron_engine::segments::BasketLevel as Level;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::dto_analytics::{
+    BasketPairOut, BasketsOut, NextCategoryOut, RfvCellOut, RfvOut, RfvSegmentOut,
+};
+use crate::extract::{Auth, QueryParams, Read};
+use crate::problem::{Code, Problem, ProblemDocument};
+use crate::routes::json_response;
+use crate::state::AppState;
+
+/// The pairs a basket analysis answers at most.
+const PAIRS_MAX: u32 = 500;
+
+/// `fa`, `he` or `en`; absent: the program's default language.
+pub(crate) fn locale_param(code: Option<&str>) -> Result<Option<Locale>, Problem> {
+    match code {
+        Some(code) => Locale::from_code(code).map(Some).ok_or_else(|| {
+            Problem::new(Code::InvalidParameter, "locale must be fa, he or en").with_field("locale")
+        }),
+        None => Ok(None),
+    }
+}
+
+/// The RFV parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RfvQuery {
+    /// A run id (default: the latest run by as-of date).
+    run: Option<i64>,
+    /// fa | he | en: the language of segment names (default: the program's).
+    locale: Option<String>,
+}
+
+/// RFV grid
+///
+/// The members and their value in each cell of the 5 x 5 recency x frequency grid of an RFV
+/// run, with each cell's segment, and the totals per segment (docs/ANALYTICS.md). Runs are
+/// made by the nightly `segments` job (or `patron jobs run-now segments`).
+#[utoipa::path(
+    get, path = "/v1/analytics/rfv", tag = "analytics", operation_id = "get_rfv",
+    params(RfvQuery),
+    responses(
+        (status = 200, description = "The run's grid and segments", body = RfvOut),
+        (status = 400, description = "`invalid_parameter`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such run, or no run yet", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`no_program`", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn rfv(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    QueryParams(query): QueryParams<RfvQuery>,
+) -> Result<Response, Problem> {
+    let locale = locale_param(query.locale.as_deref())?;
+    let engine = state.engine();
+    let program = engine.program(&auth.tenant).await?.program;
+    let locale = locale.unwrap_or(program.default_locale);
+    let name = |code: &str| program.rfv.name(code, locale, program.default_locale);
+    let Some(report) = engine.rfv_report(&auth.tenant, query.run).await? else {
+        return Err(Problem::new(
+            Code::NotFound,
+            match query.run {
+                Some(run) => format!("there is no RFV run {run}"),
+                None => "there is no RFV run yet: the segments job makes one nightly".to_owned(),
+            },
+        ));
+    };
+    let out = RfvOut {
+        run_id: report.run.id,
+        as_of: report.run.as_of.clone(),
+        members: report.run.members,
+        created_at: report.run.created_at,
+        locale: locale.code().to_owned(),
+        cells: report
+            .cells
+            .iter()
+            .map(|cell| {
+                let code = program.rfv.code(
+                    u8::try_from(cell.r).unwrap_or(1),
+                    u8::try_from(cell.f).unwrap_or(1),
+                );
+                RfvCellOut {
+                    r: cell.r,
+                    f: cell.f,
+                    segment: code.to_owned(),
+                    segment_name: name(code),
+                    members: cell.members,
+                    value_minor: cell.monetary_minor,
+                }
+            })
+            .collect(),
+        segments: report
+            .segments
+            .iter()
+            .map(|(code, members, value)| RfvSegmentOut {
+                id: code.clone(),
+                name: name(code),
+                members: *members,
+                value_minor: *value,
+            })
+            .collect(),
+    };
+    Ok(json_response(StatusCode::OK, &out, false, None))
+}
+
+/// The basket parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BasketQuery {
+    /// The window's start: an RFC 3339 instant, or a date (YYYY-MM-DD, club time zone).
+    /// Default: 365 days ago.
+    since: Option<String>,
+    /// Pairs in at least this share of baskets, above 0 and at most 1 (default 0.01).
+    min_support: Option<f64>,
+    /// category (default) | sku
+    level: Option<String>,
+    /// At most this many pairs (default 50, at most 500).
+    limit: Option<u32>,
+}
+
+/// Basket analysis
+///
+/// Frequent pairs of categories (or SKUs) bought together in member purchases since `since`,
+/// with support, confidence and lift, and for each category the category members most often
+/// buy in their next purchase.
+#[utoipa::path(
+    get, path = "/v1/analytics/baskets", tag = "analytics", operation_id = "get_baskets",
+    params(BasketQuery),
+    responses(
+        (status = 200, description = "Pairs and next categories", body = BasketsOut),
+        (status = 400, description = "`invalid_parameter`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`no_program`", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn baskets(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    QueryParams(query): QueryParams<BasketQuery>,
+) -> Result<Response, Problem> {
+    let level = match query.level.as_deref() {
+        None | Some("category") => Level::Category,
+        Some("sku") => Level::Sku,
+        Some(_) => {
+            return Err(
+                Problem::new(Code::InvalidParameter, "level must be category or sku")
+                    .with_field("level"),
+            );
+        }
+    };
+    let min_support = query.min_support.unwrap_or(0.01);
+    if !(min_support > 0.0 && min_support <= 1.0) {
+        return Err(Problem::new(
+            Code::InvalidParameter,
+            "min_support must be above 0 and at most 1",
+        )
+        .with_field("min_support"));
+    }
+    let limit = query.limit.unwrap_or(50).clamp(1, PAIRS_MAX);
+    let engine = state.engine();
+    let now = engine.now();
+    let since = match query.since.as_deref() {
+        None => now
+            .checked_sub((365 * 24).hours())
+            .unwrap_or(Timestamp::UNIX_EPOCH),
+        Some(text) => {
+            let invalid = || {
+                Problem::new(
+                    Code::InvalidParameter,
+                    "since must be an RFC 3339 instant or a date YYYY-MM-DD",
+                )
+                .with_field("since")
+            };
+            match text.parse::<Timestamp>() {
+                Ok(at) => at,
+                Err(_) => {
+                    let date: jiff::civil::Date = text.parse().map_err(|_| invalid())?;
+                    let program = engine.program(&auth.tenant).await?.program;
+                    date.to_zoned(program.tz())
+                        .map_err(|_| invalid())?
+                        .timestamp()
+                }
+            }
+        }
+    };
+    let report = engine
+        .baskets(&auth.tenant, since, min_support, level, limit as usize)
+        .await?;
+    let out = BasketsOut {
+        since: report.since,
+        level: report.level.as_str().to_owned(),
+        min_support: report.min_support,
+        baskets: report.baskets,
+        members: report.members,
+        pairs: report
+            .pairs
+            .into_iter()
+            .map(|pair| BasketPairOut {
+                a: pair.a,
+                b: pair.b,
+                baskets: pair.baskets_with_both,
+                support: pair.support,
+                confidence_a_to_b: pair.confidence_a_to_b,
+                confidence_b_to_a: pair.confidence_b_to_a,
+                lift: pair.lift,
+            })
+            .collect(),
+        next: report
+            .next
+            .into_iter()
+            .map(|next| NextCategoryOut {
+                category: next.category,
+                next: next.next,
+                count: next.count,
+                share: next.share,
+            })
+            .collect(),
+    };
+    Ok(json_response(StatusCode::OK, &out, false, None))
+}

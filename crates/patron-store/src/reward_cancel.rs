@@ -1,0 +1,195 @@
+//! Cancelling a reward redemption while its coupon is unused: the coupon is voided, the
+//! points come back (a reversing transfer; the lots they came from are restored with their
+//! original expiry, as a reversed points redemption restores them), the unit of stock is
+//! returned and the redemption stops counting against the reward's per-member limit.
+//!
+//! One unit of work, in the lock order of the redemption itself: the member's wallet, then the
+//! redemption row, the stock row and the coupon row.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::idempotency::{self, Claim, Idempotent};
+use crate::ledger::{self, LedgerCtx, NewTransfer, code};
+use crate::members::lock_wallet_with_member;
+use crate::redemptions::{Balance, balance_in};
+use crate::tenants::TenantId;
+use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
+
+/// What cancelling a reward redemption did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewardCancellation {
+    pub redemption_id: String,
+    pub member_id: String,
+    pub reward_id: String,
+    /// The coupon, now voided (display form).
+    pub coupon_code: String,
+    /// Points given back (the reward's price as paid).
+    pub points: i64,
+    pub cancelled_at: Timestamp,
+    pub balance: Balance,
+}
+
+async fn cancel_in(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    redemption_id: &str,
+) -> Result<RewardCancellation, StoreError> {
+    // The member first (unlocked), to take their wallet lock before the redemption row.
+    let owner =
+        sqlx::query("SELECT member_id FROM reward_redemptions WHERE tenant_id = $1 AND id = $2")
+            .bind(ctx.tenant.0)
+            .bind(redemption_id)
+            .fetch_optional(conn(c))
+            .await?
+            .ok_or_else(|| Rejection::RedemptionNotFound {
+                redemption_id: redemption_id.to_string(),
+            })?;
+    let member_id: String = owner.try_get("member_id")?;
+    let (mut wallet, _member) = lock_wallet_with_member(c, ctx, &member_id).await?;
+    let sql = format!(
+        "SELECT reward_id, points, transfer_id, coupon_code, cancelled_at FROM reward_redemptions \
+         WHERE tenant_id = $1 AND id = $2{}",
+        ctx.backend.for_update()
+    );
+    let row = sqlx::query(&sql)
+        .bind(ctx.tenant.0)
+        .bind(redemption_id)
+        .fetch_one(conn(c))
+        .await?;
+    let reward_id: String = row.try_get("reward_id")?;
+    let points: i64 = row.try_get("points")?;
+    let transfer_id: Option<i64> = row.try_get("transfer_id")?;
+    let coupon_code: String = row.try_get("coupon_code")?;
+    if row.try_get::<Option<i64>, _>("cancelled_at")?.is_some() {
+        return Err(Rejection::RedemptionResolved {
+            redemption_id: redemption_id.to_string(),
+            status: "cancelled".into(),
+        }
+        .into());
+    }
+    let sql = format!(
+        "SELECT display, uses, state, promotion_id FROM coupons WHERE tenant_id = $1 AND code = $2{}",
+        ctx.backend.for_update()
+    );
+    let coupon = sqlx::query(&sql)
+        .bind(ctx.tenant.0)
+        .bind(&coupon_code)
+        .fetch_one(conn(c))
+        .await?;
+    let display: String = coupon.try_get("display")?;
+    // Used (even once, and not released by an order cancelled): the member had the benefit.
+    if coupon.try_get::<i64, _>("uses")? > 0 {
+        return Err(Rejection::CouponRefused {
+            coupon: display,
+            reason: "used".into(),
+        }
+        .into());
+    }
+    ledger::expire_due(c, ctx, &mut wallet).await?;
+
+    // The points: a reversing transfer from the redemption account, restoring the lots the
+    // debit took (a debt left by an `unlimited` clawback is paid from them first).
+    if let (Some(debit_id), true) = (transfer_id, points > 0) {
+        let from = ledger::system_account(c, ctx.tenant, "redemption").await?;
+        let transfer = NewTransfer::posted(
+            format!("reward_cancel:{redemption_id}"),
+            from,
+            wallet.account_id,
+            points,
+            code::REVERSAL,
+        )
+        .member(&member_id)
+        .document("reward_redemption", redemption_id);
+        let debt_before = wallet.debt();
+        let id = ledger::insert_transfer(c, ctx, &transfer).await?;
+        let restored = ledger::restore_lots(c, ctx, debit_id, id, points, debt_before).await?;
+        ledger::apply_totals(
+            c,
+            &mut wallet,
+            ledger::TotalsDelta {
+                credits_posted: points,
+                ..Default::default()
+            },
+        )
+        .await?;
+        if restored != points {
+            return Err(StoreError::Corrupt(format!(
+                "cancelling {redemption_id} restored {restored} of {points} points (debt {debt_before})"
+            )));
+        }
+    }
+    // The stock (partner vouchers count their pool instead: the code was shown to the member,
+    // so it is not handed out again).
+    sqlx::query(
+        "UPDATE reward_stock SET issued = issued - 1 WHERE tenant_id = $1 AND reward_id = $2 AND issued > 0",
+    )
+    .bind(ctx.tenant.0)
+    .bind(&reward_id)
+    .execute(conn(c))
+    .await?;
+    // The coupon: voided, and past its expiry from now on, so every check refuses it.
+    sqlx::query(
+        "UPDATE coupons SET state = 'voided', expires_at = $3, updated_at = $3 WHERE tenant_id = $1 AND code = $2",
+    )
+    .bind(ctx.tenant.0)
+    .bind(&coupon_code)
+    .bind(time::to_db(ctx.now))
+    .execute(conn(c))
+    .await?;
+    crate::coupons::record_event(
+        c,
+        ctx,
+        &coupon_code,
+        "voided",
+        coupon
+            .try_get::<Option<String>, _>("promotion_id")?
+            .as_deref(),
+        Some(&reward_id),
+        Some(&member_id),
+    )
+    .await?;
+    sqlx::query("UPDATE reward_redemptions SET cancelled_at = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(ctx.tenant.0)
+        .bind(redemption_id)
+        .bind(time::to_db(ctx.now))
+        .execute(conn(c))
+        .await?;
+    ledger::expire_due(c, ctx, &mut wallet).await?;
+    Ok(RewardCancellation {
+        redemption_id: redemption_id.to_string(),
+        member_id,
+        reward_id,
+        coupon_code: display,
+        points,
+        cancelled_at: ctx.now,
+        balance: balance_in(c, ctx, &wallet).await?,
+    })
+}
+
+impl Store {
+    /// Cancels a reward redemption whose coupon was not used (idempotent under `claims`):
+    /// refused with `CouponRefused { reason: "used" }` once the coupon was redeemed, and with
+    /// `RedemptionResolved` when it was cancelled already.
+    pub async fn cancel_reward_redemption(
+        &self,
+        tenant: TenantId,
+        redemption_id: &str,
+        claims: &[Claim],
+        now: Timestamp,
+    ) -> Result<Idempotent<RewardCancellation>, StoreError> {
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now,
+        };
+        unit_of_work!(self, |tx| async {
+            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+                cancel_in(c, ctx, redemption_id).await
+            })
+            .await
+        }
+        .await)
+    }
+}
