@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::batch::Batch;
 use crate::tenants::TenantId;
 use crate::{Backend, Conn, Rejection, StoreError, conn, time};
 
@@ -364,28 +365,35 @@ pub(crate) async fn apply_totals(
     wallet: &mut Wallet,
     delta: TotalsDelta,
 ) -> Result<(), StoreError> {
-    // One statement whether or not activity is recorded: every round trip counts on the
-    // purchase path.
+    let mut batch = Batch::new();
+    apply_totals_in(&mut batch, wallet, delta);
+    // One statement: it is sent as it is, whatever the backend.
+    batch.run(tx, Backend::Sqlite).await
+}
+
+/// [`apply_totals`] as a statement of `batch`: one statement whether or not activity is
+/// recorded, since every round trip counts on the purchase path.
+pub(crate) fn apply_totals_in(batch: &mut Batch, wallet: &mut Wallet, delta: TotalsDelta) {
     let (last_activity, inactivity) = match delta.activity {
         Some((at, deadline)) => (Some(time::to_db(at)), deadline.map(time::to_db)),
         None => (None, None),
     };
-    sqlx::query(
+    batch.push(
         "UPDATE accounts SET credits_posted = credits_posted + $1, debits_posted = debits_posted + $2, \
          credits_pending = credits_pending + $3, debits_pending = debits_pending + $4, \
          last_activity_at = CASE WHEN $6 = 1 THEN $7 ELSE last_activity_at END, \
          inactivity_expires_at = CASE WHEN $6 = 1 THEN $8 ELSE inactivity_expires_at END WHERE id = $5",
-    )
-    .bind(delta.credits_posted)
-    .bind(delta.debits_posted)
-    .bind(delta.credits_pending)
-    .bind(delta.debits_pending)
-    .bind(wallet.account_id)
-    .bind(i64::from(delta.activity.is_some()))
-    .bind(last_activity)
-    .bind(inactivity)
-    .execute(conn(tx))
-    .await?;
+        vec![
+            delta.credits_posted.into(),
+            delta.debits_posted.into(),
+            delta.credits_pending.into(),
+            delta.debits_pending.into(),
+            wallet.account_id.into(),
+            i64::from(delta.activity.is_some()).into(),
+            last_activity.into(),
+            inactivity.into(),
+        ],
+    );
     wallet.credits_posted += delta.credits_posted;
     wallet.debits_posted += delta.debits_posted;
     wallet.credits_pending += delta.credits_pending;
@@ -395,7 +403,6 @@ pub(crate) async fn apply_totals(
         wallet.inactivity_expires_at = deadline;
     }
     debug_assert!(wallet.credits_pending >= 0 && wallet.debits_pending >= 0);
-    Ok(())
 }
 
 /// Records member activity (earning or spending), which restarts an inactivity expiry clock.
@@ -562,6 +569,79 @@ pub(crate) async fn credit_posted(
     Ok(id)
 }
 
+/// [`credit_posted`] for the purchase path: the transfer is inserted now (its id is needed),
+/// the totals and the lot go into `batch`. A wallet in debt takes the unbatched path, since
+/// its lot also records the debt paid, which needs the lot's id.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn credit_posted_batched(
+    tx: &mut Conn,
+    batch: &mut Batch,
+    ctx: LedgerCtx,
+    wallet: &mut Wallet,
+    from_kind: &str,
+    transfer: NewTransfer<'_>,
+    expires_at: Option<Timestamp>,
+    activity: Option<(Timestamp, Option<Timestamp>)>,
+) -> Result<i64, StoreError> {
+    if wallet.debt() > 0 || transfer.amount <= 0 {
+        return credit_posted(tx, ctx, wallet, from_kind, transfer, expires_at, activity).await;
+    }
+    let transfer = NewTransfer {
+        credit: wallet.account_id,
+        kind: kind::POSTED,
+        ..transfer
+    };
+    let id = insert_transfer_from_system(tx, ctx, &transfer, from_kind).await?;
+    apply_totals_in(
+        batch,
+        wallet,
+        TotalsDelta {
+            credits_posted: transfer.amount,
+            activity,
+            ..Default::default()
+        },
+    );
+    batch.push(
+        "INSERT INTO lots (tenant_id, account_id, transfer_id, amount, remaining, expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $4, $5, $6)",
+        vec![
+            ctx.tenant.0.into(),
+            wallet.account_id.into(),
+            id.into(),
+            transfer.amount.into(),
+            expires_at.map(time::to_db).into(),
+            time::to_db(ctx.now).into(),
+        ],
+    );
+    Ok(id)
+}
+
+/// [`credit_pending`] for the purchase path: the transfer now, the totals into `batch`.
+pub(crate) async fn credit_pending_batched(
+    tx: &mut Conn,
+    batch: &mut Batch,
+    ctx: LedgerCtx,
+    wallet: &mut Wallet,
+    from_kind: &str,
+    transfer: NewTransfer<'_>,
+) -> Result<i64, StoreError> {
+    let transfer = NewTransfer {
+        credit: wallet.account_id,
+        kind: kind::PENDING,
+        ..transfer
+    };
+    let id = insert_transfer_from_system(tx, ctx, &transfer, from_kind).await?;
+    apply_totals_in(
+        batch,
+        wallet,
+        TotalsDelta {
+            credits_pending: transfer.amount,
+            ..Default::default()
+        },
+    );
+    Ok(id)
+}
+
 /// The outcome of taking points out of a wallet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Debit {
@@ -700,32 +780,6 @@ pub(crate) async fn restore_lots(
         debt -= paid;
     }
     Ok(restored)
-}
-
-/// A pending credit (points waiting for the return window): no lot until it is posted.
-pub(crate) async fn credit_pending(
-    tx: &mut Conn,
-    ctx: LedgerCtx,
-    wallet: &mut Wallet,
-    from_kind: &str,
-    transfer: NewTransfer<'_>,
-) -> Result<i64, StoreError> {
-    let transfer = NewTransfer {
-        credit: wallet.account_id,
-        kind: kind::PENDING,
-        ..transfer
-    };
-    let id = insert_transfer_from_system(tx, ctx, &transfer, from_kind).await?;
-    apply_totals(
-        tx,
-        wallet,
-        TotalsDelta {
-            credits_pending: transfer.amount,
-            ..Default::default()
-        },
-    )
-    .await?;
-    Ok(id)
 }
 
 /// A pending transfer as stored.
