@@ -52,6 +52,11 @@ pub struct Wallet {
     pub debits_pending: i64,
     pub last_activity_at: Option<Timestamp>,
     pub inactivity_expires_at: Option<Timestamp>,
+    /// A lower bound of the expiry instants of its open lots (`None`: no open lot expires),
+    /// read with the wallet so that [`expire_due`] can skip its query when nothing is due.
+    /// Lots created later in the unit of work expire after now and keep it true; giving
+    /// points back to a lot ([`restore_lots`]) lowers it to the minimum.
+    pub next_expiry_at: Option<Timestamp>,
 }
 
 impl Wallet {
@@ -106,7 +111,8 @@ pub(crate) fn transfer_from_row(row: &AnyRow) -> Result<TransferRecord, StoreErr
 }
 
 const WALLET_COLUMNS: &str = "id, member_id, credits_posted, debits_posted, credits_pending, \
-     debits_pending, last_activity_at, inactivity_expires_at";
+     debits_pending, last_activity_at, inactivity_expires_at, \
+     (SELECT MIN(l.expires_at) FROM lots l WHERE l.account_id = accounts.id AND l.remaining > 0) AS next_expiry_at";
 
 fn wallet_from_row(row: &AnyRow) -> Result<Wallet, StoreError> {
     Ok(Wallet {
@@ -118,6 +124,7 @@ fn wallet_from_row(row: &AnyRow) -> Result<Wallet, StoreError> {
         debits_pending: row.try_get("debits_pending")?,
         last_activity_at: time::opt_from_db(row.try_get("last_activity_at")?)?,
         inactivity_expires_at: time::opt_from_db(row.try_get("inactivity_expires_at")?)?,
+        next_expiry_at: time::opt_from_db(row.try_get("next_expiry_at")?)?,
     })
 }
 
@@ -737,11 +744,14 @@ pub(crate) async fn takes_of(tx: &mut Conn, transfer_id: i64) -> Result<Vec<Take
 pub(crate) async fn restore_lots(
     tx: &mut Conn,
     ctx: LedgerCtx,
+    wallet: &mut Wallet,
     original_transfer: i64,
     by_transfer: i64,
     amount: i64,
     debt_before: i64,
 ) -> Result<i64, StoreError> {
+    // A lot given back may be past its expiry: the wallet's hint no longer says "nothing due".
+    wallet.next_expiry_at = Some(Timestamp::MIN);
     let takes = takes_of(tx, original_transfer).await?;
     // What was given back already (a hold's capture returns the part not captured) must not
     // be given back twice.
@@ -920,6 +930,7 @@ pub(crate) async fn resolve_pending_debit(
     restore_lots(
         tx,
         ctx,
+        wallet,
         pending.id,
         id,
         pending.amount - amount,
@@ -949,6 +960,10 @@ pub(crate) async fn expire_due(
     wallet: &mut Wallet,
 ) -> Result<i64, StoreError> {
     let inactive = wallet.inactivity_expires_at.is_some_and(|at| at <= ctx.now);
+    // Most units of work find nothing due: the wallet's read said so, without a query.
+    if !inactive && wallet.next_expiry_at.is_none_or(|at| at > ctx.now) {
+        return Ok(0);
+    }
     // Only the due lots are read: this runs before every unit of work on the wallet, and a
     // member's history of lots grows without bound.
     let rows = sqlx::query(
@@ -1012,6 +1027,16 @@ pub(crate) async fn expire_due(
     Ok(total)
 }
 
+/// The query of [`expiring`], with the placeholders of the account, now, and how many
+/// instants.
+pub(crate) fn expiring_sql(account: &str, now: &str, limit: &str) -> String {
+    format!(
+        "SELECT expires_at, CAST(SUM(remaining) AS BIGINT) AS points FROM lots \
+         WHERE account_id = {account} AND remaining > 0 AND expires_at IS NOT NULL AND expires_at > {now} \
+         GROUP BY expires_at ORDER BY expires_at LIMIT {limit}"
+    )
+}
+
 /// Amounts of unexpired open lots grouped by expiry instant, soonest first (for "expiring
 /// soon" on a balance).
 pub(crate) async fn expiring<'e, E>(
@@ -1023,16 +1048,12 @@ pub(crate) async fn expiring<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let rows = sqlx::query(
-        "SELECT expires_at, CAST(SUM(remaining) AS BIGINT) AS points FROM lots \
-         WHERE account_id = $1 AND remaining > 0 AND expires_at IS NOT NULL AND expires_at > $2 \
-         GROUP BY expires_at ORDER BY expires_at LIMIT $3",
-    )
-    .bind(account_id)
-    .bind(time::to_db(now))
-    .bind(limit)
-    .fetch_all(executor)
-    .await?;
+    let rows = sqlx::query(&expiring_sql("$1", "$2", "$3"))
+        .bind(account_id)
+        .bind(time::to_db(now))
+        .bind(limit)
+        .fetch_all(executor)
+        .await?;
     rows.iter()
         .map(|row| {
             Ok((

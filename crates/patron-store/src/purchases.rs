@@ -21,7 +21,7 @@ use crate::bulk::{ROWS_PER_STATEMENT, placeholders};
 use crate::idempotency::{self, Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, Wallet, code};
 use crate::members::lock_wallet_with_member;
-use crate::redemptions::{Balance, balance_in};
+use crate::redemptions::{Balance, EXPIRING_LISTED_MAX, balance_in, balance_of};
 use crate::rules::{self, Decide, RuleAward};
 use crate::stats;
 use crate::tenants::TenantId;
@@ -290,13 +290,9 @@ async fn credit_earn(
     }
 }
 
-/// The member's qualifying metric in the program's tier window, as of `now`.
-pub(crate) async fn tier_metric(
-    c: &mut Conn,
-    ctx: LedgerCtx,
-    program: &Program,
-    member_id: &str,
-) -> Result<i64, StoreError> {
+/// The query of the member's qualifying metric in the program's tier window, as of `now`
+/// (`$1` tenant, `$2` member, `$3` window start, `$4` now), and its `$3`.
+fn tier_metric_query(program: &Program, ctx: LedgerCtx) -> (String, i64) {
     let start = tier::window_start(&program.tiers.window, ctx.now, &program.tz())
         .map(time::to_db)
         .unwrap_or(i64::MIN);
@@ -309,6 +305,17 @@ pub(crate) async fn tier_metric(
         "SELECT {expression} AS metric FROM purchases WHERE tenant_id = $1 AND member_id = $2 \
          AND occurred_at >= $3 AND occurred_at <= $4 AND total_minor > refunded_minor"
     );
+    (sql, start)
+}
+
+/// The member's qualifying metric in the program's tier window, as of `now`.
+pub(crate) async fn tier_metric(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    member_id: &str,
+) -> Result<i64, StoreError> {
+    let (sql, start) = tier_metric_query(program, ctx);
     let row = sqlx::query(&sql)
         .bind(ctx.tenant.0)
         .bind(member_id)
@@ -329,6 +336,56 @@ pub(crate) async fn update_tier(
     current: &str,
 ) -> Result<TierStatus, StoreError> {
     let metric = tier_metric(c, ctx, program, member_id).await?;
+    decide_tier(c, ctx, program, member_id, current, metric).await
+}
+
+/// [`update_tier`] and [`balance_in`] of the end of a posting, with one query for both reads
+/// (the tier metric, and the wallet's points expiring soonest).
+async fn update_tier_and_balance(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    member_id: &str,
+    current: &str,
+    wallet: &Wallet,
+) -> Result<(TierStatus, Balance), StoreError> {
+    let (metric_sql, start) = tier_metric_query(program, ctx);
+    let sql = format!(
+        "SELECT 0 AS part, CAST(NULL AS BIGINT) AS expires_at, metric AS amount FROM ({metric_sql}) m \
+         UNION ALL SELECT 1 AS part, expires_at, points AS amount FROM ({}) e ORDER BY part, expires_at",
+        ledger::expiring_sql("$5", "$4", "$6")
+    );
+    let rows = sqlx::query(&sql)
+        .bind(ctx.tenant.0)
+        .bind(member_id)
+        .bind(start)
+        .bind(time::to_db(ctx.now))
+        .bind(wallet.account_id)
+        .bind(EXPIRING_LISTED_MAX)
+        .fetch_all(conn(c))
+        .await?;
+    let mut metric = 0;
+    let mut expiring = Vec::new();
+    for row in &rows {
+        let amount: i64 = row.try_get("amount")?;
+        match row.try_get::<i64, _>("part")? {
+            0 => metric = amount,
+            _ => expiring.push((time::from_db(row.try_get("expires_at")?)?, amount)),
+        }
+    }
+    let tier = decide_tier(c, ctx, program, member_id, current, metric).await?;
+    Ok((tier, balance_of(wallet, expiring)))
+}
+
+/// Upgrades the member at once when `metric` qualifies for a higher tier.
+async fn decide_tier(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    member_id: &str,
+    current: &str,
+    metric: i64,
+) -> Result<TierStatus, StoreError> {
     let mut code = current.to_string();
     let mut upgraded_from = None;
     if let tier::TierDecision::Upgrade(to) = tier::decide(&program.tiers, current, metric) {
@@ -765,8 +822,8 @@ async fn post_purchase_in(
         purchase.occurred_at,
     )
     .await?;
-    let tier = update_tier(c, ctx, program, member_id, &member.tier).await?;
-    let balance = balance_in(c, ctx, &wallet).await?;
+    let (tier, balance) =
+        update_tier_and_balance(c, ctx, program, member_id, &member.tier, &wallet).await?;
     Ok(PurchaseReceipt {
         purchase_id: purchase.id.clone(),
         document_id: purchase.document_id.clone(),
