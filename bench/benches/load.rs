@@ -4,7 +4,7 @@
 //! send time, so a server that falls behind cannot hide its queue (no coordinated omission).
 //!
 //! `cargo bench -p patron-bench --bench load`; `PATRON_LOAD_RATE` (default 500 requests/s),
-//! `PATRON_LOAD_SECONDS` (default 10); PostgreSQL when `PATRON_BENCH_POSTGRES_URL` or
+//! `PATRON_LOAD_SECONDS` (default 10); `RUST_LOG=sqlx::query=debug` logs every statement; PostgreSQL when `PATRON_BENCH_POSTGRES_URL` or
 //! `PATRON_TEST_POSTGRES_URL` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -178,6 +178,13 @@ async fn run(db: &TestDatabase, label: &str, rate: u64, seconds: u64) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    // `RUST_LOG=sqlx::query=debug` shows every statement (with a low rate, to count them).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rate = env_u64("PATRON_LOAD_RATE", 500);
     let seconds = env_u64("PATRON_LOAD_SECONDS", 10);
     println!(

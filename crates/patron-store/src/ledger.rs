@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::batch::Batch;
 use crate::tenants::TenantId;
 use crate::{Backend, Conn, Rejection, StoreError, conn, time};
 
@@ -51,6 +52,11 @@ pub struct Wallet {
     pub debits_pending: i64,
     pub last_activity_at: Option<Timestamp>,
     pub inactivity_expires_at: Option<Timestamp>,
+    /// A lower bound of the expiry instants of its open lots (`None`: no open lot expires),
+    /// read with the wallet so that [`expire_due`] can skip its query when nothing is due.
+    /// Lots created later in the unit of work expire after now and keep it true; giving
+    /// points back to a lot ([`restore_lots`]) lowers it to the minimum.
+    pub next_expiry_at: Option<Timestamp>,
 }
 
 impl Wallet {
@@ -105,7 +111,8 @@ pub(crate) fn transfer_from_row(row: &AnyRow) -> Result<TransferRecord, StoreErr
 }
 
 const WALLET_COLUMNS: &str = "id, member_id, credits_posted, debits_posted, credits_pending, \
-     debits_pending, last_activity_at, inactivity_expires_at";
+     debits_pending, last_activity_at, inactivity_expires_at, \
+     (SELECT MIN(l.expires_at) FROM lots l WHERE l.account_id = accounts.id AND l.remaining > 0) AS next_expiry_at";
 
 fn wallet_from_row(row: &AnyRow) -> Result<Wallet, StoreError> {
     Ok(Wallet {
@@ -117,6 +124,7 @@ fn wallet_from_row(row: &AnyRow) -> Result<Wallet, StoreError> {
         debits_pending: row.try_get("debits_pending")?,
         last_activity_at: time::opt_from_db(row.try_get("last_activity_at")?)?,
         inactivity_expires_at: time::opt_from_db(row.try_get("inactivity_expires_at")?)?,
+        next_expiry_at: time::opt_from_db(row.try_get("next_expiry_at")?)?,
     })
 }
 
@@ -364,28 +372,35 @@ pub(crate) async fn apply_totals(
     wallet: &mut Wallet,
     delta: TotalsDelta,
 ) -> Result<(), StoreError> {
-    // One statement whether or not activity is recorded: every round trip counts on the
-    // purchase path.
+    let mut batch = Batch::new();
+    apply_totals_in(&mut batch, wallet, delta);
+    // One statement: it is sent as it is, whatever the backend.
+    batch.run(tx, Backend::Sqlite).await
+}
+
+/// [`apply_totals`] as a statement of `batch`: one statement whether or not activity is
+/// recorded, since every round trip counts on the purchase path.
+pub(crate) fn apply_totals_in(batch: &mut Batch, wallet: &mut Wallet, delta: TotalsDelta) {
     let (last_activity, inactivity) = match delta.activity {
         Some((at, deadline)) => (Some(time::to_db(at)), deadline.map(time::to_db)),
         None => (None, None),
     };
-    sqlx::query(
+    batch.push(
         "UPDATE accounts SET credits_posted = credits_posted + $1, debits_posted = debits_posted + $2, \
          credits_pending = credits_pending + $3, debits_pending = debits_pending + $4, \
          last_activity_at = CASE WHEN $6 = 1 THEN $7 ELSE last_activity_at END, \
          inactivity_expires_at = CASE WHEN $6 = 1 THEN $8 ELSE inactivity_expires_at END WHERE id = $5",
-    )
-    .bind(delta.credits_posted)
-    .bind(delta.debits_posted)
-    .bind(delta.credits_pending)
-    .bind(delta.debits_pending)
-    .bind(wallet.account_id)
-    .bind(i64::from(delta.activity.is_some()))
-    .bind(last_activity)
-    .bind(inactivity)
-    .execute(conn(tx))
-    .await?;
+        vec![
+            delta.credits_posted.into(),
+            delta.debits_posted.into(),
+            delta.credits_pending.into(),
+            delta.debits_pending.into(),
+            wallet.account_id.into(),
+            i64::from(delta.activity.is_some()).into(),
+            last_activity.into(),
+            inactivity.into(),
+        ],
+    );
     wallet.credits_posted += delta.credits_posted;
     wallet.debits_posted += delta.debits_posted;
     wallet.credits_pending += delta.credits_pending;
@@ -395,7 +410,6 @@ pub(crate) async fn apply_totals(
         wallet.inactivity_expires_at = deadline;
     }
     debug_assert!(wallet.credits_pending >= 0 && wallet.debits_pending >= 0);
-    Ok(())
 }
 
 /// Records member activity (earning or spending), which restarts an inactivity expiry clock.
@@ -562,6 +576,79 @@ pub(crate) async fn credit_posted(
     Ok(id)
 }
 
+/// [`credit_posted`] for the purchase path: the transfer is inserted now (its id is needed),
+/// the totals and the lot go into `batch`. A wallet in debt takes the unbatched path, since
+/// its lot also records the debt paid, which needs the lot's id.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn credit_posted_batched(
+    tx: &mut Conn,
+    batch: &mut Batch,
+    ctx: LedgerCtx,
+    wallet: &mut Wallet,
+    from_kind: &str,
+    transfer: NewTransfer<'_>,
+    expires_at: Option<Timestamp>,
+    activity: Option<(Timestamp, Option<Timestamp>)>,
+) -> Result<i64, StoreError> {
+    if wallet.debt() > 0 || transfer.amount <= 0 {
+        return credit_posted(tx, ctx, wallet, from_kind, transfer, expires_at, activity).await;
+    }
+    let transfer = NewTransfer {
+        credit: wallet.account_id,
+        kind: kind::POSTED,
+        ..transfer
+    };
+    let id = insert_transfer_from_system(tx, ctx, &transfer, from_kind).await?;
+    apply_totals_in(
+        batch,
+        wallet,
+        TotalsDelta {
+            credits_posted: transfer.amount,
+            activity,
+            ..Default::default()
+        },
+    );
+    batch.push(
+        "INSERT INTO lots (tenant_id, account_id, transfer_id, amount, remaining, expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $4, $5, $6)",
+        vec![
+            ctx.tenant.0.into(),
+            wallet.account_id.into(),
+            id.into(),
+            transfer.amount.into(),
+            expires_at.map(time::to_db).into(),
+            time::to_db(ctx.now).into(),
+        ],
+    );
+    Ok(id)
+}
+
+/// [`credit_pending`] for the purchase path: the transfer now, the totals into `batch`.
+pub(crate) async fn credit_pending_batched(
+    tx: &mut Conn,
+    batch: &mut Batch,
+    ctx: LedgerCtx,
+    wallet: &mut Wallet,
+    from_kind: &str,
+    transfer: NewTransfer<'_>,
+) -> Result<i64, StoreError> {
+    let transfer = NewTransfer {
+        credit: wallet.account_id,
+        kind: kind::PENDING,
+        ..transfer
+    };
+    let id = insert_transfer_from_system(tx, ctx, &transfer, from_kind).await?;
+    apply_totals_in(
+        batch,
+        wallet,
+        TotalsDelta {
+            credits_pending: transfer.amount,
+            ..Default::default()
+        },
+    );
+    Ok(id)
+}
+
 /// The outcome of taking points out of a wallet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Debit {
@@ -657,11 +744,14 @@ pub(crate) async fn takes_of(tx: &mut Conn, transfer_id: i64) -> Result<Vec<Take
 pub(crate) async fn restore_lots(
     tx: &mut Conn,
     ctx: LedgerCtx,
+    wallet: &mut Wallet,
     original_transfer: i64,
     by_transfer: i64,
     amount: i64,
     debt_before: i64,
 ) -> Result<i64, StoreError> {
+    // A lot given back may be past its expiry: the wallet's hint no longer says "nothing due".
+    wallet.next_expiry_at = Some(Timestamp::MIN);
     let takes = takes_of(tx, original_transfer).await?;
     // What was given back already (a hold's capture returns the part not captured) must not
     // be given back twice.
@@ -700,32 +790,6 @@ pub(crate) async fn restore_lots(
         debt -= paid;
     }
     Ok(restored)
-}
-
-/// A pending credit (points waiting for the return window): no lot until it is posted.
-pub(crate) async fn credit_pending(
-    tx: &mut Conn,
-    ctx: LedgerCtx,
-    wallet: &mut Wallet,
-    from_kind: &str,
-    transfer: NewTransfer<'_>,
-) -> Result<i64, StoreError> {
-    let transfer = NewTransfer {
-        credit: wallet.account_id,
-        kind: kind::PENDING,
-        ..transfer
-    };
-    let id = insert_transfer_from_system(tx, ctx, &transfer, from_kind).await?;
-    apply_totals(
-        tx,
-        wallet,
-        TotalsDelta {
-            credits_pending: transfer.amount,
-            ..Default::default()
-        },
-    )
-    .await?;
-    Ok(id)
 }
 
 /// A pending transfer as stored.
@@ -866,6 +930,7 @@ pub(crate) async fn resolve_pending_debit(
     restore_lots(
         tx,
         ctx,
+        wallet,
         pending.id,
         id,
         pending.amount - amount,
@@ -895,6 +960,10 @@ pub(crate) async fn expire_due(
     wallet: &mut Wallet,
 ) -> Result<i64, StoreError> {
     let inactive = wallet.inactivity_expires_at.is_some_and(|at| at <= ctx.now);
+    // Most units of work find nothing due: the wallet's read said so, without a query.
+    if !inactive && wallet.next_expiry_at.is_none_or(|at| at > ctx.now) {
+        return Ok(0);
+    }
     // Only the due lots are read: this runs before every unit of work on the wallet, and a
     // member's history of lots grows without bound.
     let rows = sqlx::query(
@@ -958,6 +1027,16 @@ pub(crate) async fn expire_due(
     Ok(total)
 }
 
+/// The query of [`expiring`], with the placeholders of the account, now, and how many
+/// instants.
+pub(crate) fn expiring_sql(account: &str, now: &str, limit: &str) -> String {
+    format!(
+        "SELECT expires_at, CAST(SUM(remaining) AS BIGINT) AS points FROM lots \
+         WHERE account_id = {account} AND remaining > 0 AND expires_at IS NOT NULL AND expires_at > {now} \
+         GROUP BY expires_at ORDER BY expires_at LIMIT {limit}"
+    )
+}
+
 /// Amounts of unexpired open lots grouped by expiry instant, soonest first (for "expiring
 /// soon" on a balance).
 pub(crate) async fn expiring<'e, E>(
@@ -969,16 +1048,12 @@ pub(crate) async fn expiring<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let rows = sqlx::query(
-        "SELECT expires_at, CAST(SUM(remaining) AS BIGINT) AS points FROM lots \
-         WHERE account_id = $1 AND remaining > 0 AND expires_at IS NOT NULL AND expires_at > $2 \
-         GROUP BY expires_at ORDER BY expires_at LIMIT $3",
-    )
-    .bind(account_id)
-    .bind(time::to_db(now))
-    .bind(limit)
-    .fetch_all(executor)
-    .await?;
+    let rows = sqlx::query(&expiring_sql("$1", "$2", "$3"))
+        .bind(account_id)
+        .bind(time::to_db(now))
+        .bind(limit)
+        .fetch_all(executor)
+        .await?;
     rows.iter()
         .map(|row| {
             Ok((

@@ -15,6 +15,7 @@
 
 pub mod api_keys;
 mod availability;
+mod batch;
 mod bulk;
 pub mod cards;
 pub mod clv;

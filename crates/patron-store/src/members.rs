@@ -184,7 +184,8 @@ pub(crate) async fn lock_wallet_with_member(
     }
     let sql = format!(
         "SELECT {MEMBER_COLUMNS}, a.id AS account_id, a.credits_posted, a.debits_posted, \
-         a.credits_pending, a.debits_pending, a.last_activity_at, a.inactivity_expires_at \
+         a.credits_pending, a.debits_pending, a.last_activity_at, a.inactivity_expires_at, \
+         (SELECT MIN(l.expires_at) FROM lots l WHERE l.account_id = a.id AND l.remaining > 0) AS next_expiry_at \
          FROM accounts a JOIN members m ON m.tenant_id = a.tenant_id AND m.id = a.member_id \
          WHERE a.tenant_id = $1 AND a.member_id = $2"
     );
@@ -209,6 +210,7 @@ pub(crate) async fn lock_wallet_with_member(
         debits_pending: row.try_get("debits_pending")?,
         last_activity_at: time::opt_from_db(row.try_get("last_activity_at")?)?,
         inactivity_expires_at: time::opt_from_db(row.try_get("inactivity_expires_at")?)?,
+        next_expiry_at: time::opt_from_db(row.try_get("next_expiry_at")?)?,
     };
     Ok((wallet, member))
 }

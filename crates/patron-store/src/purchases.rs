@@ -16,11 +16,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::batch::{Batch, Param};
 use crate::bulk::{ROWS_PER_STATEMENT, placeholders};
 use crate::idempotency::{self, Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, Wallet, code};
 use crate::members::lock_wallet_with_member;
-use crate::redemptions::{Balance, balance_in};
+use crate::redemptions::{Balance, EXPIRING_LISTED_MAX, balance_in, balance_of};
 use crate::rules::{self, Decide, RuleAward};
 use crate::stats;
 use crate::tenants::TenantId;
@@ -243,10 +244,12 @@ fn inactivity_deadline(program: &Program, at: Timestamp) -> Option<Timestamp> {
 }
 
 /// Credits `points` to the wallet for a purchase: pending until `pending_until`, or posted at
-/// once with its lot. Returns (state, earn transfer id).
+/// once with its lot. The transfer is written now; its totals and lot go into `batch`.
+/// Returns (state, earn transfer id).
 #[allow(clippy::too_many_arguments)]
 async fn credit_earn(
     c: &mut Conn,
+    batch: &mut Batch,
     ctx: LedgerCtx,
     program: &Program,
     wallet: &mut Wallet,
@@ -267,13 +270,15 @@ async fn credit_earn(
                 timeout_at: Some(until),
                 ..transfer
             };
-            let id = ledger::credit_pending(c, ctx, wallet, "issuance", transfer).await?;
+            let id =
+                ledger::credit_pending_batched(c, batch, ctx, wallet, "issuance", transfer).await?;
             Ok(("pending", Some(id)))
         }
         _ => {
             let activity = (ctx.now, inactivity_deadline(program, ctx.now));
-            let id = ledger::credit_posted(
+            let id = ledger::credit_posted_batched(
                 c,
+                batch,
                 ctx,
                 wallet,
                 "issuance",
@@ -287,13 +292,9 @@ async fn credit_earn(
     }
 }
 
-/// The member's qualifying metric in the program's tier window, as of `now`.
-pub(crate) async fn tier_metric(
-    c: &mut Conn,
-    ctx: LedgerCtx,
-    program: &Program,
-    member_id: &str,
-) -> Result<i64, StoreError> {
+/// The query of the member's qualifying metric in the program's tier window, as of `now`
+/// (`$1` tenant, `$2` member, `$3` window start, `$4` now), and its `$3`.
+fn tier_metric_query(program: &Program, ctx: LedgerCtx) -> (String, i64) {
     let start = tier::window_start(&program.tiers.window, ctx.now, &program.tz())
         .map(time::to_db)
         .unwrap_or(i64::MIN);
@@ -306,6 +307,17 @@ pub(crate) async fn tier_metric(
         "SELECT {expression} AS metric FROM purchases WHERE tenant_id = $1 AND member_id = $2 \
          AND occurred_at >= $3 AND occurred_at <= $4 AND total_minor > refunded_minor"
     );
+    (sql, start)
+}
+
+/// The member's qualifying metric in the program's tier window, as of `now`.
+pub(crate) async fn tier_metric(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    member_id: &str,
+) -> Result<i64, StoreError> {
+    let (sql, start) = tier_metric_query(program, ctx);
     let row = sqlx::query(&sql)
         .bind(ctx.tenant.0)
         .bind(member_id)
@@ -326,6 +338,56 @@ pub(crate) async fn update_tier(
     current: &str,
 ) -> Result<TierStatus, StoreError> {
     let metric = tier_metric(c, ctx, program, member_id).await?;
+    decide_tier(c, ctx, program, member_id, current, metric).await
+}
+
+/// [`update_tier`] and [`balance_in`] of the end of a posting, with one query for both reads
+/// (the tier metric, and the wallet's points expiring soonest).
+async fn update_tier_and_balance(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    member_id: &str,
+    current: &str,
+    wallet: &Wallet,
+) -> Result<(TierStatus, Balance), StoreError> {
+    let (metric_sql, start) = tier_metric_query(program, ctx);
+    let sql = format!(
+        "SELECT 0 AS part, CAST(NULL AS BIGINT) AS expires_at, metric AS amount FROM ({metric_sql}) m \
+         UNION ALL SELECT 1 AS part, expires_at, points AS amount FROM ({}) e ORDER BY part, expires_at",
+        ledger::expiring_sql("$5", "$4", "$6")
+    );
+    let rows = sqlx::query(&sql)
+        .bind(ctx.tenant.0)
+        .bind(member_id)
+        .bind(start)
+        .bind(time::to_db(ctx.now))
+        .bind(wallet.account_id)
+        .bind(EXPIRING_LISTED_MAX)
+        .fetch_all(conn(c))
+        .await?;
+    let mut metric = 0;
+    let mut expiring = Vec::new();
+    for row in &rows {
+        let amount: i64 = row.try_get("amount")?;
+        match row.try_get::<i64, _>("part")? {
+            0 => metric = amount,
+            _ => expiring.push((time::from_db(row.try_get("expires_at")?)?, amount)),
+        }
+    }
+    let tier = decide_tier(c, ctx, program, member_id, current, metric).await?;
+    Ok((tier, balance_of(wallet, expiring)))
+}
+
+/// Upgrades the member at once when `metric` qualifies for a higher tier.
+async fn decide_tier(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    member_id: &str,
+    current: &str,
+    metric: i64,
+) -> Result<TierStatus, StoreError> {
     let mut code = current.to_string();
     let mut upgraded_from = None;
     if let tier::TierDecision::Upgrade(to) = tier::decide(&program.tiers, current, metric) {
@@ -595,65 +657,84 @@ async fn insert_purchase_rows(
     purchase: &NewPurchase,
     earned: &EarnColumns,
 ) -> Result<(), StoreError> {
-    let inserted = sqlx::query(
+    let mut batch = Batch::new();
+    push_purchase_rows(&mut batch, ctx, purchase, earned);
+    run_with_purchase_rows(c, ctx, batch, purchase).await
+}
+
+/// Sends a batch holding a purchase's rows: a unique violation can only be the purchase's
+/// document id (its other statements insert fresh keys or upsert).
+async fn run_with_purchase_rows(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    batch: Batch,
+    purchase: &NewPurchase,
+) -> Result<(), StoreError> {
+    match batch.run(c, ctx.backend).await {
+        // The document claim normally answers first; this covers a key purged long ago.
+        Err(error) if error.is_unique_violation() => Err(Rejection::DocumentConflict {
+            document_id: purchase.document_id.clone(),
+        }
+        .into()),
+        other => other,
+    }
+}
+
+/// The purchase row and its lines, as statements of `batch`.
+fn push_purchase_rows(
+    batch: &mut Batch,
+    ctx: LedgerCtx,
+    purchase: &NewPurchase,
+    earned: &EarnColumns,
+) {
+    batch.push(
         "INSERT INTO purchases (tenant_id, id, document_id, store_id, channel, member_id, occurred_at, currency, \
          total_minor, eligible_minor, points, earn_state, earn_transfer_id, pending_until, request_hash, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(ctx.tenant.0)
-    .bind(&purchase.id)
-    .bind(&purchase.document_id)
-    .bind(&purchase.store_id)
-    .bind(&purchase.channel)
-    .bind(&purchase.member_id)
-    .bind(time::to_db(purchase.occurred_at))
-    .bind(&purchase.currency)
-    .bind(purchase.total_minor)
-    .bind(purchase.eligible_minor)
-    .bind(earned.points)
-    .bind(earned.state)
-    .bind(earned.transfer_id)
-    .bind(earned.pending_until.map(time::to_db))
-    .bind(&purchase.request_hash)
-    .bind(time::to_db(ctx.now))
-    .execute(conn(c))
-    .await;
-    if let Err(error) = inserted {
-        let error = StoreError::from(error);
-        // The document claim normally answers first; this covers a key purged long ago.
-        if error.is_unique_violation() {
-            return Err(Rejection::DocumentConflict {
-                document_id: purchase.document_id.clone(),
-            }
-            .into());
-        }
-        return Err(error);
-    }
+        vec![
+            ctx.tenant.0.into(),
+            (&purchase.id).into(),
+            (&purchase.document_id).into(),
+            (&purchase.store_id).into(),
+            (&purchase.channel).into(),
+            purchase.member_id.clone().into(),
+            time::to_db(purchase.occurred_at).into(),
+            (&purchase.currency).into(),
+            purchase.total_minor.into(),
+            purchase.eligible_minor.into(),
+            earned.points.into(),
+            earned.state.into(),
+            earned.transfer_id.into(),
+            earned.pending_until.map(time::to_db).into(),
+            (&purchase.request_hash).into(),
+            time::to_db(ctx.now).into(),
+        ],
+    );
     for chunk in purchase.lines.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO purchase_lines (tenant_id, purchase_id, line_no, sku, category, quantity, unit_price_minor, \
              discount_minor, total_minor, eligible, refunded_quantity, refunded_minor) VALUES {}",
             placeholders(chunk.len(), 12)
         );
-        let mut query = sqlx::query(&sql);
+        let mut params = Vec::with_capacity(chunk.len() * 12);
         for line in chunk {
-            query = query
-                .bind(ctx.tenant.0)
-                .bind(&purchase.id)
-                .bind(line.line_no)
-                .bind(&line.sku)
-                .bind(&line.category)
-                .bind(&line.quantity)
-                .bind(line.unit_price_minor)
-                .bind(line.discount_minor)
-                .bind(line.total_minor)
-                .bind(i64::from(line.eligible))
-                .bind("0")
-                .bind(0i64);
+            params.extend([
+                ctx.tenant.0.into(),
+                (&purchase.id).into(),
+                line.line_no.into(),
+                (&line.sku).into(),
+                (&line.category).into(),
+                (&line.quantity).into(),
+                line.unit_price_minor.into(),
+                line.discount_minor.into(),
+                line.total_minor.into(),
+                i64::from(line.eligible).into(),
+                "0".into(),
+                Param::from(0i64),
+            ]);
         }
-        query.execute(conn(c)).await?;
+        batch.push(&sql, params);
     }
-    Ok(())
 }
 
 async fn post_purchase_in(
@@ -704,9 +785,13 @@ async fn post_purchase_in(
     let points = plan.points.max(0);
     ledger::expire_due(c, ctx, &mut wallet).await?;
     let pending_until = plan.pending_until;
-    // Credit first, so the purchase row is written once, with what it earned.
+    // Credit first, so the purchase row is written once, with what it earned. What does not
+    // need an answer goes into one batch: the wallet's totals and lot, the purchase and its
+    // lines, the statistics.
+    let mut batch = Batch::new();
     let (state, transfer_id) = credit_earn(
         c,
+        &mut batch,
         ctx,
         program,
         &mut wallet,
@@ -725,8 +810,9 @@ async fn post_purchase_in(
             None
         },
     };
-    insert_purchase_rows(c, ctx, purchase, &earned).await?;
-    stats::record_new_purchase(c, ctx, &program.tz(), purchase).await?;
+    push_purchase_rows(&mut batch, ctx, purchase, &earned);
+    stats::push_new_purchase(&mut batch, ctx, &program.tz(), purchase)?;
+    run_with_purchase_rows(c, ctx, batch, purchase).await?;
     rules::record_awards(
         c,
         ctx,
@@ -750,8 +836,8 @@ async fn post_purchase_in(
         )
         .await?;
     }
-    let tier = update_tier(c, ctx, program, member_id, &member.tier).await?;
-    let balance = balance_in(c, ctx, &wallet).await?;
+    let (tier, balance) =
+        update_tier_and_balance(c, ctx, program, member_id, &member.tier, &wallet).await?;
     Ok(PurchaseReceipt {
         purchase_id: purchase.id.clone(),
         document_id: purchase.document_id.clone(),
@@ -1048,8 +1134,10 @@ async fn attach_in(
     .try_get("r")?;
     let points = earn.points.max(0);
     let settled = clawback::clawback_target(points, purchase.eligible_minor, eligible_refunded);
+    let mut batch = Batch::new();
     let (state, transfer_id) = credit_earn(
         c,
+        &mut batch,
         ctx,
         program,
         &mut wallet,
@@ -1058,6 +1146,7 @@ async fn attach_in(
         earn.pending_until,
     )
     .await?;
+    batch.run(c, ctx.backend).await?;
     sqlx::query(
         "UPDATE purchases SET member_id = $3, attached_at = $4, points = $5, settled_points = $6, earn_state = $7, \
          earn_transfer_id = $8, pending_until = $9 WHERE tenant_id = $1 AND id = $2",

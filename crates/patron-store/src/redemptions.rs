@@ -55,7 +55,7 @@ pub(crate) async fn balance_in(
     Ok(balance_of(wallet, expiring))
 }
 
-fn balance_of(wallet: &Wallet, expiring: Vec<(Timestamp, i64)>) -> Balance {
+pub(crate) fn balance_of(wallet: &Wallet, expiring: Vec<(Timestamp, i64)>) -> Balance {
     Balance {
         available: wallet.spendable().max(0),
         pending: wallet.credits_pending,
@@ -406,7 +406,7 @@ impl Store {
                 // For a captured hold the movements that took points belong to the pending
                 // transfer; what its capture gave back was restored already.
                 // A debt (after an `unlimited` clawback) is paid from the restored points first.
-                let restored = ledger::restore_lots(c, ctx, transfer_id, id, amount, debt_before).await?;
+                let restored = ledger::restore_lots(c, ctx, &mut wallet, transfer_id, id, amount, debt_before).await?;
                 ledger::apply_totals(c, &mut wallet, ledger::TotalsDelta { credits_posted: amount, ..Default::default() }).await?;
                 if restored != amount {
                     return Err(StoreError::Corrupt(format!(

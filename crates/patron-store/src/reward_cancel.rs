@@ -104,7 +104,8 @@ async fn cancel_in(
         .document("reward_redemption", redemption_id);
         let debt_before = wallet.debt();
         let id = ledger::insert_transfer(c, ctx, &transfer).await?;
-        let restored = ledger::restore_lots(c, ctx, debit_id, id, points, debt_before).await?;
+        let restored =
+            ledger::restore_lots(c, ctx, &mut wallet, debit_id, id, points, debt_before).await?;
         ledger::apply_totals(
             c,
             &mut wallet,

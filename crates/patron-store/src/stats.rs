@@ -34,6 +34,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::batch::{Batch, Param};
 use crate::ledger::LedgerCtx;
 use crate::tenants::TenantId;
 use crate::{Backend, Conn, Store, StoreError, conn, time, unit_of_work};
@@ -476,33 +477,6 @@ async fn purchase_facts(
     })
 }
 
-/// Whether the member has another counted purchase on the day of `at` (back-dated purchases
-/// between the first and the last purchase day only).
-async fn bought_that_day(
-    c: &mut Conn,
-    tenant: TenantId,
-    member: &str,
-    purchase_id: &str,
-    at: Timestamp,
-    tz: &TimeZone,
-) -> Result<bool, StoreError> {
-    let bad = |e: jiff::Error| StoreError::Corrupt(format!("day boundaries of {at}: {e}"));
-    let start = at.to_zoned(tz.clone()).start_of_day().map_err(bad)?;
-    let end = start.tomorrow().map_err(bad)?.start_of_day().map_err(bad)?;
-    let found = sqlx::query(
-        "SELECT id FROM purchases WHERE tenant_id = $1 AND member_id = $2 AND occurred_at >= $3 \
-         AND occurred_at < $4 AND total_minor > refunded_minor AND id <> $5 LIMIT 1",
-    )
-    .bind(tenant.0)
-    .bind(member)
-    .bind(time::to_db(start.timestamp()))
-    .bind(time::to_db(end.timestamp()))
-    .bind(purchase_id)
-    .fetch_optional(conn(c))
-    .await?;
-    Ok(found.is_some())
-}
-
 async fn update_member_row(
     c: &mut Conn,
     ctx: LedgerCtx,
@@ -569,9 +543,9 @@ pub(crate) async fn record_purchase(
 }
 
 /// [`record_purchase`] for a purchase posted in this unit of work, from what the caller holds
-/// (nothing is refunded yet): no reads of the purchase back.
-pub(crate) async fn record_new_purchase(
-    c: &mut Conn,
+/// (nothing is refunded yet), as statements of the caller's `batch`: no reads.
+pub(crate) fn push_new_purchase(
+    batch: &mut Batch,
     ctx: LedgerCtx,
     tz: &TimeZone,
     purchase: &crate::purchases::NewPurchase,
@@ -590,7 +564,7 @@ pub(crate) async fn record_new_purchase(
         net: purchase.total_minor,
         categories,
     };
-    record_counted(c, ctx, tz, &counted).await
+    push_counted(batch, ctx, tz, &counted)
 }
 
 /// A purchase as the statistics count it.
@@ -611,6 +585,28 @@ async fn record_counted(
     tz: &TimeZone,
     counted: &Counted<'_>,
 ) -> Result<(), StoreError> {
+    let mut batch = Batch::new();
+    push_counted(&mut batch, ctx, tz, counted)?;
+    batch.run(c, ctx.backend).await
+}
+
+/// Adds a counted purchase to the member's statistics in two upserts that read nothing
+/// first: the member row (created by the first counted purchase) and one row per category.
+///
+/// The member row's update is the arithmetic of the definitions, on the stored values:
+/// a purchase on a new day before the first or after the last purchase day adds a purchase
+/// day; one on the first or the last day does not; one back-dated between them adds a day
+/// unless another counted purchase of the member falls on that day (the `EXISTS`, which
+/// leaves this purchase out). Spend on a day before the first purchase day makes the old
+/// first day's spend repeat spend. A category row exists only with its member row (both are
+/// written here, and both are rewritten together when a refund recomputes the member), so
+/// the category upsert never adds to a stale row.
+fn push_counted(
+    batch: &mut Batch,
+    ctx: LedgerCtx,
+    tz: &TimeZone,
+    counted: &Counted<'_>,
+) -> Result<(), StoreError> {
     let member = counted.member;
     let net = counted.net;
     if net <= 0 {
@@ -618,39 +614,46 @@ async fn record_counted(
     }
     let at = time::from_db(counted.occurred_at)?;
     let day = day_number(at, tz);
-    let current = load_member_row(c, ctx, member).await?;
-    match current.filter(|row| row.purchases > 0) {
-        None => {
-            // The first counted purchase (orphan category rows, if any, are replaced).
-            rebuild_member_in(c, ctx, tz, member).await?;
-            return Ok(());
-        }
-        Some(mut row) => {
-            let new_day = if day == row.first_day || day == row.last_day {
-                false
-            } else if day < row.first_day || day > row.last_day {
-                true
-            } else {
-                !bought_that_day(c, ctx.tenant, member, counted.purchase_id, at, tz).await?
-            };
-            if day < row.first_day {
-                row.repeat_spend += row.first_day_spend;
-                row.first_day_spend = net;
-                row.first_day = day;
-            } else if day == row.first_day {
-                row.first_day_spend += net;
-            } else {
-                row.repeat_spend += net;
-            }
-            row.last_day = row.last_day.max(day);
-            row.first_at = row.first_at.min(counted.occurred_at);
-            row.last_at = row.last_at.max(counted.occurred_at);
-            row.purchases += 1;
-            row.purchase_days += i64::from(new_day);
-            row.spend += net;
-            update_member_row(c, ctx, member, &row).await?;
-        }
-    }
+    let bad = |e: jiff::Error| StoreError::Corrupt(format!("day boundaries of {at}: {e}"));
+    let start = at.to_zoned(tz.clone()).start_of_day().map_err(bad)?;
+    let end = start.tomorrow().map_err(bad)?.start_of_day().map_err(bad)?;
+    batch.push(
+        "INSERT INTO member_stats (tenant_id, member_id, first_purchase_at, last_purchase_at, first_purchase_day, \
+         last_purchase_day, purchases, purchase_days, spend_minor, first_day_spend_minor, repeat_spend_minor, updated_at) \
+         VALUES ($1, $2, $3, $3, $4, $4, 1, 1, $5, $5, 0, $6) \
+         ON CONFLICT (tenant_id, member_id) DO UPDATE SET \
+         first_purchase_at = CASE WHEN $3 < member_stats.first_purchase_at THEN $3 ELSE member_stats.first_purchase_at END, \
+         last_purchase_at = CASE WHEN $3 > member_stats.last_purchase_at THEN $3 ELSE member_stats.last_purchase_at END, \
+         first_purchase_day = CASE WHEN $4 < member_stats.first_purchase_day THEN $4 ELSE member_stats.first_purchase_day END, \
+         last_purchase_day = CASE WHEN $4 > member_stats.last_purchase_day THEN $4 ELSE member_stats.last_purchase_day END, \
+         purchases = member_stats.purchases + 1, \
+         purchase_days = member_stats.purchase_days + CASE \
+           WHEN $4 = member_stats.first_purchase_day OR $4 = member_stats.last_purchase_day THEN 0 \
+           WHEN $4 < member_stats.first_purchase_day OR $4 > member_stats.last_purchase_day THEN 1 \
+           WHEN EXISTS (SELECT 1 FROM purchases p WHERE p.tenant_id = $1 AND p.member_id = $2 \
+             AND p.occurred_at >= $7 AND p.occurred_at < $8 AND p.total_minor > p.refunded_minor AND p.id <> $9) THEN 0 \
+           ELSE 1 END, \
+         spend_minor = member_stats.spend_minor + $5, \
+         first_day_spend_minor = CASE WHEN $4 < member_stats.first_purchase_day THEN $5 \
+           WHEN $4 = member_stats.first_purchase_day THEN member_stats.first_day_spend_minor + $5 \
+           ELSE member_stats.first_day_spend_minor END, \
+         repeat_spend_minor = CASE WHEN $4 < member_stats.first_purchase_day \
+           THEN member_stats.repeat_spend_minor + member_stats.first_day_spend_minor \
+           WHEN $4 = member_stats.first_purchase_day THEN member_stats.repeat_spend_minor \
+           ELSE member_stats.repeat_spend_minor + $5 END, \
+         updated_at = $6",
+        vec![
+            ctx.tenant.0.into(),
+            member.into(),
+            counted.occurred_at.into(),
+            day.into(),
+            net.into(),
+            time::to_db(ctx.now).into(),
+            time::to_db(start.timestamp()).into(),
+            time::to_db(end.timestamp()).into(),
+            counted.purchase_id.into(),
+        ],
+    );
     if counted.categories.is_empty() {
         return Ok(());
     }
@@ -663,35 +666,18 @@ async fn record_counted(
          purchases = member_category_spend.purchases + 1",
         crate::bulk::placeholders(counted.categories.len(), 5)
     );
-    let mut query = sqlx::query(&sql);
+    let mut params = Vec::with_capacity(counted.categories.len() * 5);
     for (category, spend) in &counted.categories {
-        query = query
-            .bind(ctx.tenant.0)
-            .bind(member)
-            .bind(category)
-            .bind(*spend)
-            .bind(1_i64);
+        params.extend([
+            ctx.tenant.0.into(),
+            member.into(),
+            category.into(),
+            (*spend).into(),
+            Param::from(1_i64),
+        ]);
     }
-    query.execute(conn(c)).await?;
+    batch.push(&sql, params);
     Ok(())
-}
-
-/// The member's statistics row alone (no categories), locked on PostgreSQL.
-async fn load_member_row(
-    c: &mut Conn,
-    ctx: LedgerCtx,
-    member: &str,
-) -> Result<Option<StatsRow>, StoreError> {
-    let sql = format!(
-        "SELECT {STATS_COLUMNS} FROM member_stats WHERE tenant_id = $1 AND member_id = $2{}",
-        ctx.backend.for_update()
-    );
-    let row = sqlx::query(&sql)
-        .bind(ctx.tenant.0)
-        .bind(member)
-        .fetch_optional(conn(c))
-        .await?;
-    row.as_ref().map(row_from).transpose()
 }
 
 /// Takes a refund off the member's statistics: call in the refund's unit of work, after the
