@@ -268,6 +268,13 @@ async fn postgres() -> Option<TestDatabase> {
 
 #[tokio::main]
 async fn main() {
+    // `RUST_LOG=sqlx::query=debug` shows every statement with its time.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let purchases = env_usize("PATRON_BENCH_PURCHASES", 2000);
     let members = env_usize("PATRON_BENCH_MEMBERS", 5000);
     let mut rows = Vec::new();

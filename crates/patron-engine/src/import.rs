@@ -207,10 +207,7 @@ impl crate::Engine {
             .store
             .enroll_batch(tenant.id, batch, self.now())
             .await?;
-        // Every member has a referral code: the batch insert leaves them empty, and this
-        // fills them (one look-up over a partial index of exactly the members without one).
-        // Cut short here, the next batch, import or migration fills them.
-        self.store.fill_referral_codes(tenant.id).await?;
+        // Every member has a referral code: the batch draws them in its own transaction.
         for (result, line) in results.into_iter().zip(lines.iter()) {
             match result {
                 Ok(_) => report.imported += 1,

@@ -157,6 +157,64 @@ async fn screen(
     Ok(verdicts)
 }
 
+/// `count` referral codes unused in the club and distinct from each other, drawn at random
+/// and checked set-wise (one query per chunk and round; a round redraws only the taken ones,
+/// which are rare: 31^7 codes).
+async fn unused_referral_codes(
+    c: &mut Conn,
+    tenant: TenantId,
+    count: usize,
+) -> Result<Vec<String>, StoreError> {
+    let mut codes = Vec::with_capacity(count);
+    for _ in 0..count {
+        codes.push(crate::members::new_referral_code()?);
+    }
+    for _ in 0..8 {
+        let mut seen = HashSet::with_capacity(codes.len());
+        let mut redraw: Vec<usize> = Vec::new();
+        for (index, code) in codes.iter().enumerate() {
+            if !seen.insert(code.clone()) {
+                redraw.push(index);
+            }
+        }
+        for chunk in codes.chunks(ROWS_PER_STATEMENT) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT referral_code FROM members WHERE tenant_id = $1 AND referral_code IN ({list})"
+            );
+            let mut query = sqlx::query(&sql).bind(tenant.0);
+            for code in chunk {
+                query = query.bind(code);
+            }
+            let taken: HashSet<String> = query
+                .fetch_all(conn(c))
+                .await?
+                .iter()
+                .map(|row| row.try_get("referral_code"))
+                .collect::<Result<_, _>>()?;
+            redraw.extend(
+                codes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, code)| taken.contains(*code))
+                    .map(|(index, _)| index),
+            );
+        }
+        if redraw.is_empty() {
+            return Ok(codes);
+        }
+        for index in redraw {
+            codes[index] = crate::members::new_referral_code()?;
+        }
+    }
+    Err(StoreError::Conflict(
+        "could not draw unused referral codes".into(),
+    ))
+}
+
 async fn execute<'q>(
     c: &mut Conn,
     query: Query<'q, sqlx::Any, AnyArguments<'q>>,
@@ -182,14 +240,18 @@ impl Store {
                 batch.iter().zip(&verdicts).filter(|(_, v)| v.is_none()).map(|(m, _)| m).collect();
             let at = time::to_db(now);
 
-            for chunk in accepted.chunks(ROWS_PER_STATEMENT) {
+            let codes = unused_referral_codes(&mut tx, tenant, accepted.len()).await?;
+            for (chunk, codes) in accepted
+                .chunks(ROWS_PER_STATEMENT)
+                .zip(codes.chunks(ROWS_PER_STATEMENT))
+            {
                 let sql = format!(
                     "INSERT INTO members (tenant_id, id, external_id, status, name, phone, email, birthday, locale, \
-                     time_zone, channel, attributes, tier, tier_since, enrolled_at, updated_at) VALUES {}",
-                    placeholders(chunk.len(), 16)
+                     time_zone, channel, attributes, tier, tier_since, enrolled_at, updated_at, referral_code) VALUES {}",
+                    placeholders(chunk.len(), 17)
                 );
                 let mut query = sqlx::query(&sql);
-                for m in chunk {
+                for (m, code) in chunk.iter().zip(codes) {
                     let p = &m.profile;
                     query = query
                         .bind(tenant.0)
@@ -207,7 +269,8 @@ impl Store {
                         .bind(&m.tier)
                         .bind(at)
                         .bind(at)
-                        .bind(at);
+                        .bind(at)
+                        .bind(code);
                 }
                 execute(&mut tx, query).await?;
 

@@ -739,7 +739,7 @@ pub fn referral_code_format() -> Result<patron_domain::coupon::CodeFormat, Store
 /// A new referral code in canonical form (no dashes): seven characters drawn from the 122
 /// random bits of a v4 UUID (31^7 < 2^35, so the modulo bias is below 2^-87), then the check
 /// character.
-fn new_referral_code() -> Result<String, StoreError> {
+pub(crate) fn new_referral_code() -> Result<String, StoreError> {
     use patron_domain::coupon::{ALPHABET, check_character};
     let mut bits = uuid::Uuid::new_v4().as_u128();
     let base = ALPHABET.len() as u128;
@@ -820,8 +820,9 @@ async fn referrer_for(
 }
 
 /// Gives every member of `tenant` (every tenant: `None`) who has no referral code one: the
-/// members enrolled before migration 0009 and those a batch import inserted. One statement
-/// finds them (a partial index holds exactly them), then one update per chunk.
+/// members enrolled before migration 0009 (enrollment and the batch import draw codes as
+/// they insert). One statement finds them (a partial index holds exactly them), then one
+/// update per member.
 pub(crate) async fn fill_referral_codes(
     store: &Store,
     tenant: Option<TenantId>,
@@ -967,8 +968,8 @@ async fn set_referrer_in(
 }
 
 impl Store {
-    /// Gives every member of the club who has no referral code one (the batch import calls
-    /// it after its batches; migrations call it for every club). Returns how many.
+    /// Gives every member of the club who has no referral code one (migrations call it for
+    /// every club). Returns how many.
     pub async fn fill_referral_codes(&self, tenant: TenantId) -> Result<u64, StoreError> {
         fill_referral_codes(self, Some(tenant)).await
     }

@@ -812,9 +812,8 @@ async fn post_purchase_in(
     };
     push_purchase_rows(&mut batch, ctx, purchase, &earned);
     stats::push_new_purchase(&mut batch, ctx, &program.tz(), purchase)?;
-    run_with_purchase_rows(c, ctx, batch, purchase).await?;
-    rules::record_awards(
-        c,
+    rules::push_awards(
+        &mut batch,
         ctx,
         member_id,
         "purchase",
@@ -822,8 +821,8 @@ async fn post_purchase_in(
         &plan.awards,
         &periods,
         purchase.occurred_at,
-    )
-    .await?;
+    );
+    run_with_purchase_rows(c, ctx, batch, purchase).await?;
     if let Some(referral) = &plan.referral {
         rules::pay_referral(
             c,

@@ -23,6 +23,7 @@ use patron_domain::rules::{RuleUsage, TriggerKind, limit_period};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::batch::{Batch, Param};
 use crate::idempotency::{self, Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, code};
 use crate::members::{Member, lock_wallet_with_member};
@@ -154,30 +155,56 @@ pub(crate) async fn record_awards(
     periods: &BTreeMap<String, String>,
     occurred_at: Timestamp,
 ) -> Result<(), StoreError> {
+    let mut batch = Batch::new();
+    push_awards(
+        &mut batch,
+        ctx,
+        member_id,
+        source_type,
+        source_id,
+        awards,
+        periods,
+        occurred_at,
+    );
+    batch.run(c, ctx.backend).await
+}
+
+/// [`record_awards`] as a statement of the caller's `batch` (none when nothing fired).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn push_awards(
+    batch: &mut Batch,
+    ctx: LedgerCtx,
+    member_id: &str,
+    source_type: &str,
+    source_id: &str,
+    awards: &[RuleAward],
+    periods: &BTreeMap<String, String>,
+    occurred_at: Timestamp,
+) {
     if awards.is_empty() {
-        return Ok(());
+        return;
     }
     let sql = format!(
         "INSERT INTO rule_awards (tenant_id, member_id, rule_id, period_key, source_type, source_id, points, \
          name, occurred_at, created_at) VALUES {}",
         crate::bulk::placeholders(awards.len(), 10)
     );
-    let mut query = sqlx::query(&sql);
+    let mut params = Vec::with_capacity(awards.len() * 10);
     for award in awards {
-        query = query
-            .bind(ctx.tenant.0)
-            .bind(member_id)
-            .bind(&award.rule_id)
-            .bind(periods.get(&award.rule_id).cloned())
-            .bind(source_type)
-            .bind(source_id)
-            .bind(award.points)
-            .bind(&award.name)
-            .bind(time::to_db(occurred_at))
-            .bind(time::to_db(ctx.now));
+        params.extend([
+            ctx.tenant.0.into(),
+            member_id.into(),
+            (&award.rule_id).into(),
+            periods.get(&award.rule_id).cloned().into(),
+            source_type.into(),
+            source_id.into(),
+            award.points.into(),
+            (&award.name).into(),
+            time::to_db(occurred_at).into(),
+            Param::from(time::to_db(ctx.now)),
+        ]);
     }
-    query.execute(conn(c)).await?;
-    Ok(())
+    batch.push(&sql, params);
 }
 
 /// The firings recorded for one occasion, in the order they fired.
