@@ -119,6 +119,36 @@ pub struct MemberClv {
 
 impl Engine {
     /// The success metrics per period, against the program's targets.
+    /// The range a metrics report covers when the caller names no dates: up to today in the
+    /// club's time zone, and back `from` the start of the 12th month, 12th week or 30th day
+    /// before it (`to`, when given, is kept).
+    pub async fn default_metrics_range(
+        &self,
+        tenant: &Tenant,
+        period: PeriodLength,
+        from: Option<Date>,
+        to: Option<Date>,
+    ) -> Result<(Date, Date), EngineError> {
+        let program = self.program(tenant).await?.program;
+        let to = match to {
+            Some(to) => to,
+            None => self.now().to_zoned(program.tz()).date(),
+        };
+        let from = match from {
+            Some(from) => from,
+            None => {
+                let span = match period {
+                    PeriodLength::Day => jiff::Span::new().days(29),
+                    PeriodLength::Week => jiff::Span::new().weeks(11),
+                    PeriodLength::Month => jiff::Span::new().months(11),
+                };
+                to.checked_sub(span)
+                    .map_err(|_| EngineError::invalid("to", "the dates are out of range"))?
+            }
+        };
+        Ok((from, to))
+    }
+
     pub async fn success_metrics(
         &self,
         tenant: &Tenant,

@@ -217,6 +217,21 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
     sim.clock.set(end);
     let final_jobs = engine.run_due_jobs(&tenant).await?;
     sim.stats.add_jobs(&final_jobs);
+    // The analytics the console and the API show (RFV grid, segments, lifetime value) come
+    // from jobs that run at night; run them once now so the demo has them at once.
+    let worker = patron_engine::jobs::Worker::new(jiff::SignedDuration::from_secs(600));
+    for kind in [
+        patron_engine::jobs::JobKind::Segments,
+        patron_engine::jobs::JobKind::Clv,
+    ] {
+        let report = engine.run_job_now(&tenant, kind, &worker).await?;
+        match &report.outcome {
+            Ok(summary) => {
+                tracing::info!(kind = %report.kind, %summary, "ran the demo's analytics job")
+            }
+            Err(error) => eprintln!("the {} job failed: {error}", report.kind),
+        }
+    }
 
     let stats = &sim.stats;
     let name = program

@@ -24,9 +24,11 @@ pub struct MetricsQuery {
     /// the club's, in its time zone.
     period: Option<String>,
     /// First day of the range, YYYY-MM-DD (the report starts with the period containing it).
-    from: String,
-    /// Last day of the range, YYYY-MM-DD, inclusive. At most 400 periods.
-    to: String,
+    /// Default: 11 months, 11 weeks or 29 days before `to`, so 12 months, 12 weeks or 30 days.
+    from: Option<String>,
+    /// Last day of the range, YYYY-MM-DD, inclusive; default today in the club's time zone.
+    /// At most 400 periods.
+    to: Option<String>,
     /// Narrow revenue, active members and churn to the purchases of one store.
     store: Option<String>,
 }
@@ -71,10 +73,17 @@ pub async fn metrics(
             .with_field("period")
         })?,
     };
+    let from = query.from.as_deref().map(|t| date("from", t)).transpose()?;
+    let to = query.to.as_deref().map(|t| date("to", t)).transpose()?;
+    let (from, to) = state
+        .engine()
+        .default_metrics_range(&auth.tenant, period, from, to)
+        .await
+        .map_err(Problem::from)?;
     let request = MetricsRequest {
         period,
-        from: date("from", &query.from)?,
-        to: date("to", &query.to)?,
+        from,
+        to,
         store_id: query.store,
     };
     let report = state
