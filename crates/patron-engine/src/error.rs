@@ -14,6 +14,10 @@ pub enum EngineError {
     /// A business rejection (stored under the idempotency key, and replayed).
     #[error(transparent)]
     Rejected(Rejection),
+    /// The stored rejection of an earlier identical request, answered again (the HTTP layer
+    /// marks it `Idempotent-Replayed: true`, as it marks a replayed success).
+    #[error(transparent)]
+    ReplayedRejection(Rejection),
     #[error("tenant {0:?} not found")]
     TenantNotFound(String),
     #[error("idempotency key {key:?} was already used for a different request")]
@@ -24,6 +28,16 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// The business rejection, whether answered now or replayed.
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match self {
+            EngineError::Rejected(rejection) | EngineError::ReplayedRejection(rejection) => {
+                Some(rejection)
+            }
+            _ => None,
+        }
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         EngineError::Invalid {
             field: field.into(),

@@ -82,6 +82,7 @@ fn unwrap_idempotent<T>(result: Idempotent<T>) -> Outcome<T> {
             value,
             replayed: result.replayed,
         }),
+        Err(rejection) if result.replayed => Err(EngineError::ReplayedRejection(rejection)),
         Err(rejection) => Err(EngineError::Rejected(rejection)),
     }
 }

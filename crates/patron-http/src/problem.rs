@@ -228,6 +228,8 @@ pub struct Problem {
     field: Option<String>,
     errors: Vec<ProblemItem>,
     retry_after_seconds: Option<u64>,
+    /// The stored answer of an earlier identical request (`Idempotent-Replayed: true`).
+    replayed: bool,
 }
 
 impl Problem {
@@ -238,6 +240,7 @@ impl Problem {
             field: None,
             errors: Vec::new(),
             retry_after_seconds: None,
+            replayed: false,
         }
     }
 
@@ -420,6 +423,11 @@ impl From<EngineError> for Problem {
                 problem
             }
             EngineError::Rejected(rejection) => Problem::from_rejection(&rejection),
+            EngineError::ReplayedRejection(rejection) => {
+                let mut problem = Problem::from_rejection(&rejection);
+                problem.replayed = true;
+                problem
+            }
             EngineError::TenantNotFound(name) => {
                 Problem::new(Code::TenantNotFound, format!("club {name:?} not found"))
             }
@@ -443,6 +451,12 @@ impl IntoResponse for Problem {
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {
             headers.insert(header::RETRY_AFTER, value);
+        }
+        if self.replayed {
+            headers.insert(
+                crate::routes::IDEMPOTENT_REPLAYED,
+                HeaderValue::from_static("true"),
+            );
         }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(

@@ -996,7 +996,9 @@ impl<'e> Simulation<'e> {
                         self.stats.redemptions += 1;
                     }
                 }
-                Err(EngineError::Rejected(_)) => self.stats.rejections += 1,
+                Err(EngineError::Rejected(_) | EngineError::ReplayedRejection(_)) => {
+                    self.stats.rejections += 1
+                }
                 Err(error) => return Err(error.into()),
             }
         }
@@ -1133,7 +1135,9 @@ impl<'e> Simulation<'e> {
                     self.members[index].available = balance.available;
                 }
             }
-            Err(EngineError::Rejected(_)) => self.stats.rejections += 1,
+            Err(EngineError::Rejected(_) | EngineError::ReplayedRejection(_)) => {
+                self.stats.rejections += 1
+            }
             Err(error) => return Err(error.into()),
         }
         Ok(())

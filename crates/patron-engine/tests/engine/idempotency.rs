@@ -455,6 +455,10 @@ async fn a_refused_redemption_is_replayed_even_after_the_member_can_afford_it() 
             .engine
             .redeem(&club.tenant, &member, &request, Some("redeem-1"))
             .await;
+        assert!(
+            matches!(replay, Err(EngineError::ReplayedRejection(_))),
+            "the stored rejection is answered as a replay"
+        );
         assert_eq!(
             rejection(replay),
             expected,

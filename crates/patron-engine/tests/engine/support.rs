@@ -280,7 +280,9 @@ pub fn refund_request(document_id: &str, quantity: Option<&str>) -> RefundReques
 /// The business rejection inside an engine error, or a panic naming what came instead.
 pub fn rejection<T: std::fmt::Debug>(result: Result<T, EngineError>) -> Rejection {
     match result {
-        Err(EngineError::Rejected(rejection)) => rejection,
+        Err(EngineError::Rejected(rejection) | EngineError::ReplayedRejection(rejection)) => {
+            rejection
+        }
         other => panic!("expected a business rejection, got {other:?}"),
     }
 }

@@ -70,11 +70,16 @@ async fn a_retried_request_answers_the_stored_response() {
             .post_with_key(&redeem_path, &club.pos, "red-2", json!({ "points": 5000 }))
             .await;
         refused.assert_problem(422, "insufficient_points");
+        assert!(!refused.replayed());
         club.grant(&member, 10_000).await;
         let replayed = api
             .post_with_key(&redeem_path, &club.pos, "red-2", json!({ "points": 5000 }))
             .await;
         assert_eq!((replayed.status, &replayed.body), (422, &refused.body));
+        assert!(
+            replayed.replayed(),
+            "a replayed rejection is marked like a replayed success"
+        );
 
         // A purchase is idempotent by its document id even without a key.
         let p1 = api
