@@ -731,16 +731,10 @@ impl Engine {
         validate_idempotency_key(idempotency_key)?;
         let program = self.program(tenant).await?.program;
         let hash = request_hash("purchase.post", request)?;
-        let member = match &request.member_id {
-            Some(id) => Some(self.member(tenant, id).await?),
-            None => None,
-        };
-        let purchase = self.new_purchase(
-            request,
-            &program,
-            member.as_ref().map(|m| m.id.clone()),
-            hash.clone(),
-        )?;
+        // The member is read (and an unknown one refused, nothing stored) under the wallet
+        // lock inside the unit of work: no read of its own before it.
+        let purchase =
+            self.new_purchase(request, &program, request.member_id.clone(), hash.clone())?;
         let mut claims = claims(idempotency_key, "purchase.post", &hash);
         claims.push(Claim::new(
             format!("{DOCUMENT_KEY_PREFIX}purchase:{}", request.document_id),

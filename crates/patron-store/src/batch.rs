@@ -21,7 +21,7 @@
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 
-use crate::{Backend, Conn, StoreError, conn};
+use crate::{Backend, Conn, Rejection, StoreError, conn};
 
 /// A bound value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +77,9 @@ impl From<Option<String>> for Param {
 pub(crate) struct Batch {
     statements: Vec<String>,
     params: Vec<Param>,
+    /// What a unique violation of the batch means to the caller, if it can only mean one
+    /// thing (a purchase's document id): answered as this rejection.
+    unique_violation: Option<Rejection>,
 }
 
 impl Batch {
@@ -91,6 +94,18 @@ impl Batch {
         let offset = self.params.len();
         self.statements.push(renumber(sql, offset));
         self.params.extend(params);
+    }
+
+    /// Answers a unique violation of this batch as `rejection` (for a batch whose only
+    /// possible unique violation is known, such as a purchase's document id).
+    pub(crate) fn on_unique_violation(&mut self, rejection: Rejection) {
+        self.unique_violation = Some(rejection);
+    }
+
+    /// The statements so far, leaving this batch empty (to send them before a read that
+    /// must see them).
+    pub(crate) fn take(&mut self) -> Batch {
+        std::mem::take(self)
     }
 
     /// The one statement the batch is sent as.
@@ -122,10 +137,13 @@ impl Batch {
         } else {
             self.sql(backend)
         };
-        bind_all(sqlx::query(&sql), &self.params)
+        let sent = bind_all(sqlx::query(&sql), &self.params)
             .execute(conn(c))
-            .await?;
-        Ok(())
+            .await;
+        match (sent.map_err(StoreError::from), self.unique_violation) {
+            (Err(error), Some(rejection)) if error.is_unique_violation() => Err(rejection.into()),
+            (result, _) => result.map(|_| ()),
+        }
     }
 }
 

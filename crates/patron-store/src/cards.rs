@@ -7,10 +7,11 @@ use patron_domain::card;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::idempotency::{self, Claim, Idempotent};
+use crate::batch::Batch;
+use crate::idempotency::{Claim, Idempotent};
 use crate::programs::audit;
 use crate::tenants::TenantId;
-use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
+use crate::{Conn, Rejection, Store, StoreError, conn, idempotent_unit, time, unit_of_work};
 
 /// Total length of a card number, check digit included.
 pub const CARD_NUMBER_LENGTH: usize = 16;
@@ -212,29 +213,54 @@ impl Store {
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<CardReplacement>, StoreError> {
-        unit_of_work!(self, |tx| {
-            async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
-                let row = sqlx::query("SELECT status, member_id FROM cards WHERE tenant_id = $1 AND number = $2")
-                    .bind(tenant.0)
-                    .bind(number)
-                    .fetch_optional(conn(c))
-                    .await?;
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
+                let row = sqlx::query(
+                    "SELECT status, member_id FROM cards WHERE tenant_id = $1 AND number = $2",
+                )
+                .bind(tenant.0)
+                .bind(number)
+                .fetch_optional(conn(c))
+                .await?;
                 let Some(row) = row else {
-                    return Err(Rejection::CardNotFound { number: number.to_string() }.into());
+                    return Err(Rejection::CardNotFound {
+                        number: number.to_string(),
+                    }
+                    .into());
                 };
                 let status: String = row.try_get("status")?;
                 let member_id: Option<String> = row.try_get("member_id")?;
                 let member_id = match (status.as_str(), member_id) {
                     ("active", Some(member_id)) => member_id,
-                    _ => return Err(Rejection::CardUnavailable { number: number.to_string(), status }.into()),
+                    _ => {
+                        return Err(Rejection::CardUnavailable {
+                            number: number.to_string(),
+                            status,
+                        }
+                        .into());
+                    }
                 };
                 let new_number = match replacement {
                     Some(new_number) => {
                         bind_card(c, tenant, new_number, &member_id, now).await?;
                         new_number.to_string()
                     }
-                    None => issue_card(c, tenant, prefix, CardKind::Virtual, Some(&member_id), None, now).await?,
+                    None => {
+                        issue_card(
+                            c,
+                            tenant,
+                            prefix,
+                            CardKind::Virtual,
+                            Some(&member_id),
+                            None,
+                            now,
+                        )
+                        .await?
+                    }
                 };
                 sqlx::query(
                     "UPDATE cards SET status = 'blocked', blocked_at = $3, replaced_by = $4 WHERE tenant_id = $1 AND number = $2",
@@ -245,13 +271,22 @@ impl Store {
                 .bind(&new_number)
                 .execute(conn(c))
                 .await?;
-                audit(c, tenant, now, actor, "card.replace", &format!("member:{member_id}"), &format!("{number} -> {new_number}"))
-                    .await?;
-                Ok(CardReplacement { member_id, old_number: number.to_string(), new_number })
-            })
-            .await
-        }
-        .await
-        })
+                audit(
+                    c,
+                    tenant,
+                    now,
+                    actor,
+                    "card.replace",
+                    &format!("member:{member_id}"),
+                    &format!("{number} -> {new_number}"),
+                )
+                .await?;
+                Ok(CardReplacement {
+                    member_id,
+                    old_number: number.to_string(),
+                    new_number,
+                })
+            }
+        )
     }
 }

@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::idempotency::{self, Claim, Idempotent};
+use crate::batch::Batch;
+use crate::idempotency::{Claim, Idempotent};
 use crate::ledger::LedgerCtx;
 use crate::tenants::TenantId;
-use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
+use crate::{Conn, Rejection, Store, StoreError, conn, idempotent_unit, time, unit_of_work};
 
 /// What a coupon gives. `kind`: discount, free_product, points_to_cash, soft_benefit,
 /// partner_voucher.
@@ -515,9 +516,12 @@ impl Store {
         now: Timestamp,
     ) -> Result<Idempotent<CouponReceipt>, StoreError> {
         let ctx = self.ctx(tenant, now);
-        unit_of_work!(self, |tx| {
-            async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 // The promotion row first (it serializes every code of the promotion for its
                 // budget and limits), then the coupon.
                 let (code, peek) = find_coupon(c, ctx, codes, false).await?;
@@ -585,11 +589,8 @@ impl Store {
                     discount_minor: discount,
                     at: now,
                 })
-            })
-            .await
-        }
-        .await
-        })
+            }
+        )
     }
 
     /// Undoes the latest redemption of a coupon (of `order_id`, when given): the coupon can be
@@ -603,9 +604,12 @@ impl Store {
         now: Timestamp,
     ) -> Result<Idempotent<CouponReceipt>, StoreError> {
         let ctx = self.ctx(tenant, now);
-        unit_of_work!(self, |tx| {
-            async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 let (code, coupon) = find_coupon(c, ctx, codes, true).await?;
                 let sql = format!(
                     "SELECT id, member_id, order_id, amount_minor FROM coupon_redemptions \
@@ -658,11 +662,8 @@ impl Store {
                     discount_minor: amount,
                     at: now,
                 })
-            })
-            .await
-        }
-        .await
-        })
+            }
+        )
     }
 
     /// Creates a promotion (no codes yet: see [`Store::add_promotion_codes`]).
@@ -674,9 +675,12 @@ impl Store {
         now: Timestamp,
     ) -> Result<Idempotent<Promotion>, StoreError> {
         let ctx = self.ctx(tenant, now);
-        unit_of_work!(self, |tx| {
-            async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 sqlx::query(
                     "INSERT INTO promotions (tenant_id, id, name, benefit, prefix, budget_redemptions, budget_minor, \
                      limit_count, limit_per, member_limit_count, member_limit_per, uses_per_code, starts_at, ends_at, created_at) \
@@ -700,11 +704,8 @@ impl Store {
                 .execute(conn(c))
                 .await?;
                 load_promotion(c, ctx, &new.id, false).await
-            })
-            .await
-        }
-        .await
-        })
+            }
+        )
     }
 
     pub async fn promotion(
@@ -729,8 +730,12 @@ impl Store {
         now: Timestamp,
     ) -> Result<Idempotent<CodeBatch>, StoreError> {
         let ctx = self.ctx(tenant, now);
-        unit_of_work!(self, |tx| async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 let promotion = load_promotion(c, ctx, promotion_id, true).await?;
                 let mut created = 0;
                 let mut listed = Vec::new();
@@ -758,10 +763,8 @@ impl Store {
                     created,
                     codes: listed,
                 })
-            })
-            .await
-        }
-        .await)
+            }
+        )
     }
 
     /// A page of a promotion's codes, in canonical order, after `after` (a canonical code).
@@ -801,9 +804,12 @@ impl Store {
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<i64>, StoreError> {
-        unit_of_work!(self, |tx| {
-            async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 let mut added = 0;
                 for code in codes {
                     let row = sqlx::query(
@@ -819,11 +825,8 @@ impl Store {
                     added += i64::from(row.is_some());
                 }
                 Ok(added)
-            })
-            .await
-        }
-        .await
-        })
+            }
+        )
     }
 
     /// How many coupon events of each kind (`issued`, `redeemed`, `released`, `expired`) a

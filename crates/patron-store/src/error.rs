@@ -81,6 +81,15 @@ pub enum Rejection {
     },
 }
 
+impl Rejection {
+    /// Whether this rejection is stored as the answer of an idempotent request. An unknown
+    /// member is not: the request did nothing, member ids are never reused, so asked again it
+    /// gets the same answer; and it keeps a mistyped id from costing a write.
+    pub fn is_stored(&self) -> bool {
+        !matches!(self, Rejection::MemberNotFound { .. })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]

@@ -4,19 +4,29 @@
 //! A unit of work first *claims* its keys (`INSERT ... ON CONFLICT DO NOTHING`). On PostgreSQL
 //! an identical request running concurrently blocks on that insert until the first commits,
 //! then finds the stored response and replays it, without doing the work twice. The work then
-//! runs inside a savepoint: a business rejection rolls the savepoint back (nothing of the work
-//! remains) and is stored as the response; an infrastructure error rolls back everything,
-//! including the claim, so the call can be retried. The response is written in the same
-//! transaction as the ledger rows.
+//! runs in the same transaction, and its answer is stored under the keys **in the statement
+//! that sends the work's last writes** (the body's `tail` [`Batch`]): the response costs no
+//! round trip of its own, and it commits with the ledger rows or not at all.
+//!
+//! A business rejection rolls the whole unit back, claim included, and is then stored in a
+//! unit of its own ([`settle`]): claim the keys with the rejection as their response, or, if
+//! an identical request got there in between, replay what it stored. So nothing of rejected
+//! work remains, the rejection is answered the same way to every retry, and the common path
+//! pays for no savepoint. An infrastructure error rolls back everything, including the claim,
+//! so the call can be retried.
+//!
+//! A rejection that names something that does not exist ([`Rejection::is_stored`]) is not
+//! stored: the request did nothing, and asked again it gets the same answer.
 
 use jiff::Timestamp;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::{Acquire, AnyConnection, Row};
+use sqlx::{AnyConnection, Row};
 
+use crate::batch::{Batch, Param};
 use crate::bulk::placeholders;
 use crate::tenants::TenantId;
-use crate::{Rejection, Store, StoreError, time};
+use crate::{Backend, Rejection, Store, StoreError, time};
 
 /// Prefix of keys derived from a shop's document id. They are kept forever (the document id
 /// is unique forever); client keys expire after the retention period.
@@ -69,19 +79,26 @@ enum Stored<T> {
     Rejected { rejection: Rejection },
 }
 
-/// Runs `body` idempotently under `claims` inside the caller's transaction.
-pub(crate) async fn run<T, F>(
+/// What claiming a request's keys found.
+enum Claimed<'c, T> {
+    /// The keys this request now holds (all of them).
+    Fresh(Vec<&'c Claim>),
+    /// An earlier identical request's stored answer.
+    Replay(Idempotent<T>),
+}
+
+/// Claims `claims` with `response` as their stored answer (`""` while the work runs), in one
+/// statement; replays the answer stored under a key already taken by the same request.
+async fn claim<'c, T>(
     tx: &mut AnyConnection,
     tenant: TenantId,
-    claims: &[Claim],
+    claims: &'c [Claim],
     now: Timestamp,
-    body: F,
-) -> Result<Idempotent<T>, StoreError>
+    response: &str,
+) -> Result<Claimed<'c, T>, StoreError>
 where
-    T: Serialize + DeserializeOwned,
-    F: AsyncFnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+    T: DeserializeOwned,
 {
-    // One statement claims every key; the keys it returns are ours.
     let mut claimed = std::collections::HashSet::with_capacity(claims.len());
     if !claims.is_empty() {
         let sql = format!(
@@ -96,7 +113,7 @@ where
                 .bind(&claim.key)
                 .bind(&claim.operation)
                 .bind(&claim.request_hash)
-                .bind("")
+                .bind(response)
                 .bind(time::to_db(now));
         }
         for row in query.fetch_all(&mut *tx).await? {
@@ -132,72 +149,115 @@ where
         }
         replay.get_or_insert(response);
     }
-    if let Some(response) = replay {
-        // Keys this request claimed before finding the replay get the same stored answer.
-        store_response(tx, tenant, &owned, &response).await?;
-        let stored: Stored<T> = serde_json::from_str(&response)?;
-        let outcome = match stored {
-            Stored::Ok { value } => Ok(value),
-            Stored::Rejected { rejection } => Err(rejection),
-        };
-        return Ok(Idempotent {
-            outcome,
-            replayed: true,
-        });
-    }
-
-    let mut savepoint = tx.begin().await?;
-    let result = body(&mut savepoint).await;
-    let outcome = match result {
-        Ok(value) => {
-            savepoint.commit().await?;
-            Ok(value)
-        }
-        Err(StoreError::Rejected(rejection)) => {
-            savepoint.rollback().await?;
-            Err(rejection)
-        }
-        Err(other) => return Err(other),
+    let Some(response) = replay else {
+        return Ok(Claimed::Fresh(owned));
     };
+    // Keys this request claimed before finding the replay get the same stored answer.
     if !owned.is_empty() {
-        let stored = match &outcome {
-            Ok(value) => Stored::Ok { value },
-            Err(rejection) => Stored::Rejected {
-                rejection: rejection.clone(),
-            },
-        };
-        let response = serde_json::to_string(&stored)?;
-        store_response(tx, tenant, &owned, &response).await?;
+        let mut batch = Batch::new();
+        push_response(&mut batch, tenant, &owned, &response);
+        batch.run(tx, crate::Backend::Sqlite).await?;
     }
-    Ok(Idempotent {
+    let stored: Stored<T> = serde_json::from_str(&response)?;
+    let outcome = match stored {
+        Stored::Ok { value } => Ok(value),
+        Stored::Rejected { rejection } => Err(rejection),
+    };
+    Ok(Claimed::Replay(Idempotent {
         outcome,
+        replayed: true,
+    }))
+}
+
+/// Runs `body` idempotently under `claims` inside the caller's transaction (see the module
+/// documentation). `body` may leave writes that need no answer in its `tail`: they are sent
+/// after it returns, in one statement with the stored response. A business rejection comes
+/// back as `Err(StoreError::Rejected)`: the caller rolls the unit back and stores it with
+/// [`settle`] (the [`idempotent_unit!`](crate::idempotent_unit) macro does both).
+pub(crate) async fn run<T, F>(
+    tx: &mut AnyConnection,
+    backend: Backend,
+    tenant: TenantId,
+    claims: &[Claim],
+    now: Timestamp,
+    body: F,
+) -> Result<Idempotent<T>, StoreError>
+where
+    T: Serialize + DeserializeOwned,
+    F: AsyncFnOnce(&mut AnyConnection, &mut Batch) -> Result<T, StoreError>,
+{
+    let owned = match claim(tx, tenant, claims, now, "").await? {
+        Claimed::Replay(replay) => return Ok(replay),
+        Claimed::Fresh(owned) => owned,
+    };
+    let mut tail = Batch::new();
+    let value = body(tx, &mut tail).await?;
+    if !owned.is_empty() {
+        let response = serde_json::to_string(&Stored::Ok { value: &value })?;
+        push_response(&mut tail, tenant, &owned, &response);
+    }
+    tail.run(tx, backend).await?;
+    Ok(Idempotent {
+        outcome: Ok(value),
         replayed: false,
     })
 }
 
-/// Stores the response under every key this request owns, in one statement.
-async fn store_response(
-    tx: &mut AnyConnection,
+/// The end of an idempotent unit of work: a business rejection that rolled the unit back is
+/// stored under the request's keys in a unit of its own (or, if an identical request stored
+/// its answer in between, that answer is replayed). Other outcomes pass through.
+pub(crate) async fn settle<T>(
+    store: &Store,
     tenant: TenantId,
-    keys: &[&Claim],
-    response: &str,
-) -> Result<(), StoreError> {
+    claims: &[Claim],
+    now: Timestamp,
+    result: Result<Idempotent<T>, StoreError>,
+) -> Result<Idempotent<T>, StoreError>
+where
+    T: DeserializeOwned,
+{
+    let rejection = match result {
+        Err(StoreError::Rejected(rejection)) => rejection,
+        other => return other,
+    };
+    if claims.is_empty() || !rejection.is_stored() {
+        return Ok(Idempotent {
+            outcome: Err(rejection),
+            replayed: false,
+        });
+    }
+    let response = serde_json::to_string(&Stored::<()>::Rejected {
+        rejection: rejection.clone(),
+    })?;
+    crate::unit_of_work!(store, |tx| async {
+        match claim::<T>(&mut tx, tenant, claims, now, &response).await? {
+            Claimed::Replay(replay) => Ok(replay),
+            Claimed::Fresh(_) => Ok(Idempotent {
+                outcome: Err(rejection.clone()),
+                replayed: false,
+            }),
+        }
+    }
+    .await)
+}
+
+/// Stores `response` under every key this request owns, as a statement of `batch`.
+fn push_response(batch: &mut Batch, tenant: TenantId, keys: &[&Claim], response: &str) {
     if keys.is_empty() {
-        return Ok(());
+        return;
     }
     let list = (0..keys.len())
         .map(|i| format!("${}", i + 3))
         .collect::<Vec<_>>()
         .join(", ");
-    let sql = format!(
-        "UPDATE idempotency_keys SET response = $2 WHERE tenant_id = $1 AND key IN ({list})"
+    let mut params: Vec<Param> = vec![tenant.0.into(), response.into()];
+    params.extend(keys.iter().map(|claim| Param::from(&claim.key)));
+    batch.push(
+        &format!(
+            "UPDATE idempotency_keys SET response = $2 WHERE tenant_id = $1 AND key IN ({list})"
+        ),
+        params,
     );
-    let mut query = sqlx::query(&sql).bind(tenant.0).bind(response);
-    for claim in keys {
-        query = query.bind(&claim.key);
-    }
-    query.execute(&mut *tx).await?;
-    Ok(())
 }
 
 impl Store {

@@ -277,6 +277,21 @@ macro_rules! unit_of_work {
     }};
 }
 
+/// An idempotent unit of work: [`unit_of_work!`] around [`idempotency::run`], then
+/// [`idempotency::settle`], which stores a business rejection (the unit itself rolled back).
+/// `$body` is an `async |c: &mut Conn, tail: &mut Batch| -> Result<T, StoreError>` closure.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! idempotent_unit {
+    ($store:expr, $tenant:expr, $claims:expr, $now:expr, $body:expr) => {{
+        let result = $crate::unit_of_work!($store, |tx| async {
+            $crate::idempotency::run(&mut tx, $store.backend(), $tenant, $claims, $now, $body).await
+        }
+        .await);
+        $crate::idempotency::settle($store, $tenant, $claims, $now, result).await
+    }};
+}
+
 /// A short, jittered pause before retrying a conflicted unit of work.
 #[doc(hidden)]
 pub async fn backoff(attempt: u32) {

@@ -11,13 +11,14 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::batch::Batch;
 use crate::cards::{self, CardKind};
-use crate::idempotency::{self, Claim, Idempotent};
+use crate::idempotency::{Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, code};
 use crate::programs::audit;
 use crate::rules::{self, Decide, RuleGrant};
 use crate::tenants::TenantId;
-use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
+use crate::{Conn, Rejection, Store, StoreError, conn, idempotent_unit, time};
 
 /// The personal data of a member. Everything here is erased when they leave.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -447,17 +448,19 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        unit_of_work!(self, |tx| async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 let member = insert_member(c, tenant, new, now).await?;
                 match gift {
                     Some((program, decide)) => join_gift(c, ctx, program, &member.id, decide).await,
                     None => Ok(member),
                 }
-            })
-            .await
-        }
-        .await)
+            }
+        )
     }
 
     pub async fn find_member(
@@ -531,15 +534,21 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        unit_of_work!(self, |tx| {
-            async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 // Under the wallet lock, which leaving the club holds: an update racing an exit
                 // must not write personal data back onto a member who was just erased.
                 ledger::lock_wallets(c, ctx, &[member_id]).await?;
                 let member = member_in_tx(c, tenant, member_id).await?;
                 if !member.is_active() {
-                    return Err(Rejection::MemberExited { member_id: member_id.to_string() }.into());
+                    return Err(Rejection::MemberExited {
+                        member_id: member_id.to_string(),
+                    }
+                    .into());
                 }
                 check_unique(c, tenant, member_id, profile).await?;
                 let updated = sqlx::query(
@@ -564,11 +573,8 @@ impl Store {
                 }
                 insert_consents(c, tenant, member_id, consents, now).await?;
                 member_in_tx(c, tenant, member_id).await
-            })
-            .await
-        }
-        .await
-        })
+            }
+        )
     }
 
     pub async fn consents(
@@ -610,19 +616,30 @@ impl Store {
         now: Timestamp,
     ) -> Result<Idempotent<ExitReceipt>, StoreError> {
         let backend = self.backend();
-        unit_of_work!(self, |tx| {
-            async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
-                let ctx = LedgerCtx { tenant, backend, now };
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
+                let ctx = LedgerCtx {
+                    tenant,
+                    backend,
+                    now,
+                };
                 // The wallet lock before the status, so two racing exits cannot both see an
                 // active member (every unit of work on the member takes this lock first).
                 let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
                 let member = member_in_tx(c, tenant, member_id).await?;
                 if !member.is_active() {
-                    return Err(Rejection::MemberExited { member_id: member_id.to_string() }.into());
+                    return Err(Rejection::MemberExited {
+                        member_id: member_id.to_string(),
+                    }
+                    .into());
                 }
                 ledger::expire_due(c, ctx, &mut wallet).await?;
-                let (pending_voided, holds_released) = resolve_open_pending(c, ctx, &mut wallet).await?;
+                let (pending_voided, holds_released) =
+                    resolve_open_pending(c, ctx, &mut wallet).await?;
                 // Released holds give points back to their lots, which may have expired while
                 // held: expire those now, or the forfeit below would try to take points that
                 // no unexpired lot holds (and keep_until_expiry would leave them past due).
@@ -631,9 +648,15 @@ impl Store {
                 let spendable = wallet.spendable();
                 if forfeit && spendable > 0 {
                     let to = ledger::system_account(c, tenant, "forfeit").await?;
-                    let transfer = NewTransfer::posted(format!("exit:{member_id}"), 0, 0, spendable, code::FORFEIT)
-                        .member(member_id)
-                        .document("member_exit", member_id);
+                    let transfer = NewTransfer::posted(
+                        format!("exit:{member_id}"),
+                        0,
+                        0,
+                        spendable,
+                        code::FORFEIT,
+                    )
+                    .member(member_id)
+                    .document("member_exit", member_id);
                     ledger::debit(c, ctx, &mut wallet, to, transfer, false).await?;
                     points_forfeited = spendable;
                 }
@@ -667,13 +690,19 @@ impl Store {
                     "personal data erased; forfeited {points_forfeited}, kept {}, pending voided {pending_voided}, holds released {holds_released}",
                     receipt.points_kept
                 );
-                audit(c, tenant, now, actor, "member.exit", &format!("member:{member_id}"), &details).await?;
+                audit(
+                    c,
+                    tenant,
+                    now,
+                    actor,
+                    "member.exit",
+                    &format!("member:{member_id}"),
+                    &details,
+                )
+                .await?;
                 Ok(receipt)
-            })
-            .await
-        }
-        .await
-        })
+            }
+        )
     }
 }
 
@@ -991,12 +1020,14 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        unit_of_work!(self, |tx| async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 set_referrer_in(c, ctx, member_id, referral_code).await
-            })
-            .await
-        }
-        .await)
+            }
+        )
     }
 }

@@ -118,6 +118,12 @@ const POSTGRES: &[Migration] = &[
         name: "tier_floors",
         sql: include_str!("../migrations/postgres/0010_tier_floors.sql"),
     },
+    // PostgreSQL only: SQLite's transfer ids need no change (see the file).
+    Migration {
+        version: 11,
+        name: "transfer_ids",
+        sql: include_str!("../migrations/postgres/0011_transfer_ids.sql"),
+    },
 ];
 
 fn migrations(backend: Backend) -> &'static [Migration] {

@@ -18,14 +18,14 @@ use sqlx::any::AnyRow;
 
 use crate::batch::{Batch, Param};
 use crate::bulk::{ROWS_PER_STATEMENT, placeholders};
-use crate::idempotency::{self, Claim, Idempotent};
+use crate::idempotency::{Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, Wallet, code};
 use crate::members::lock_wallet_with_member;
 use crate::redemptions::{Balance, EXPIRING_LISTED_MAX, balance_in, balance_of};
 use crate::rules::{self, Decide, RuleAward};
 use crate::stats;
 use crate::tenants::TenantId;
-use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
+use crate::{Conn, Rejection, Store, StoreError, conn, idempotent_unit, time, unit_of_work};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurchaseLine {
@@ -244,7 +244,8 @@ fn inactivity_deadline(program: &Program, at: Timestamp) -> Option<Timestamp> {
 }
 
 /// Credits `points` to the wallet for a purchase: pending until `pending_until`, or posted at
-/// once with its lot. The transfer is written now; its totals and lot go into `batch`.
+/// once with its lot. The transfer (under `id`, allocated with
+/// [`ledger::next_transfer_id_sql`]), its totals and its lot go into `batch`.
 /// Returns (state, earn transfer id).
 #[allow(clippy::too_many_arguments)]
 async fn credit_earn(
@@ -256,6 +257,7 @@ async fn credit_earn(
     purchase_id: &str,
     points: i64,
     pending_until: Option<Timestamp>,
+    id: i64,
 ) -> Result<(&'static str, Option<i64>), StoreError> {
     if points <= 0 {
         return Ok(("none", None));
@@ -270,8 +272,7 @@ async fn credit_earn(
                 timeout_at: Some(until),
                 ..transfer
             };
-            let id =
-                ledger::credit_pending_batched(c, batch, ctx, wallet, "issuance", transfer).await?;
+            let id = ledger::credit_pending_batched(batch, ctx, wallet, "issuance", transfer, id);
             Ok(("pending", Some(id)))
         }
         _ => {
@@ -283,6 +284,7 @@ async fn credit_earn(
                 wallet,
                 "issuance",
                 transfer,
+                id,
                 lot_expiry(program, ctx.now),
                 Some(activity),
             )
@@ -388,27 +390,146 @@ async fn decide_tier(
     current: &str,
     metric: i64,
 ) -> Result<TierStatus, StoreError> {
+    let mut batch = Batch::new();
+    let tier = decide_tier_in(&mut batch, ctx, program, member_id, current, metric);
+    // One statement at most: it is sent as it is, whatever the backend.
+    batch.run(c, ctx.backend).await?;
+    Ok(tier)
+}
+
+/// [`decide_tier`] with the upgrade, if any, as a statement of `batch`.
+fn decide_tier_in(
+    batch: &mut Batch,
+    ctx: LedgerCtx,
+    program: &Program,
+    member_id: &str,
+    current: &str,
+    metric: i64,
+) -> TierStatus {
     let mut code = current.to_string();
     let mut upgraded_from = None;
     if let tier::TierDecision::Upgrade(to) = tier::decide(&program.tiers, current, metric) {
-        sqlx::query("UPDATE members SET tier = $3, tier_since = $4, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
-            .bind(ctx.tenant.0)
-            .bind(member_id)
-            .bind(&to)
-            .bind(time::to_db(ctx.now))
-            .execute(conn(c))
-            .await?;
+        batch.push(
+            "UPDATE members SET tier = $3, tier_since = $4, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+            vec![
+                ctx.tenant.0.into(),
+                member_id.into(),
+                (&to).into(),
+                time::to_db(ctx.now).into(),
+            ],
+        );
         upgraded_from = Some(code.clone());
         code = to;
     }
     let progress = tier::progress(&program.tiers, &code, metric);
-    Ok(TierStatus {
+    TierStatus {
         code,
         upgraded_from,
         metric,
         next: progress.next,
         needed_for_next: progress.needed_for_next,
-    })
+    }
+}
+
+/// What a purchase's receipt needs that only the database knows, read in one query before
+/// its writes: the member's tier metric without this purchase, the wallet's points expiring
+/// soonest without its lot, and an id for its earning transfer.
+struct PostingRead {
+    metric: i64,
+    expiring: Vec<(Timestamp, i64)>,
+    transfer_id: i64,
+}
+
+async fn posting_read(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    member_id: &str,
+    wallet: &Wallet,
+) -> Result<PostingRead, StoreError> {
+    let (metric_sql, start) = tier_metric_query(program, ctx);
+    let sql = format!(
+        "SELECT 0 AS part, CAST(NULL AS BIGINT) AS expires_at, metric AS amount FROM ({metric_sql}) m \
+         UNION ALL SELECT 1 AS part, expires_at, points AS amount FROM ({}) e \
+         UNION ALL SELECT 2 AS part, CAST(NULL AS BIGINT) AS expires_at, id AS amount FROM ({}) t \
+         ORDER BY part, expires_at",
+        ledger::expiring_sql("$5", "$4", "$6"),
+        ledger::next_transfer_id_sql(ctx.backend),
+    );
+    let rows = sqlx::query(&sql)
+        .bind(ctx.tenant.0)
+        .bind(member_id)
+        .bind(start)
+        .bind(time::to_db(ctx.now))
+        .bind(wallet.account_id)
+        .bind(EXPIRING_LISTED_MAX)
+        .fetch_all(conn(c))
+        .await?;
+    let mut read = PostingRead {
+        metric: 0,
+        expiring: Vec::new(),
+        transfer_id: 0,
+    };
+    for row in &rows {
+        let amount: i64 = row.try_get("amount")?;
+        match row.try_get::<i64, _>("part")? {
+            0 => read.metric = amount,
+            1 => read
+                .expiring
+                .push((time::from_db(row.try_get("expires_at")?)?, amount)),
+            _ => read.transfer_id = amount,
+        }
+    }
+    if read.transfer_id <= 0 {
+        return Err(StoreError::Corrupt("no transfer id was allocated".into()));
+    }
+    Ok(read)
+}
+
+/// What this purchase adds to the tier metric (the query's terms, for the new row).
+fn metric_contribution(
+    program: &Program,
+    ctx: LedgerCtx,
+    purchase: &NewPurchase,
+    points: i64,
+) -> i64 {
+    // Compared as stored: in microseconds.
+    let start = tier::window_start(&program.tiers.window, ctx.now, &program.tz())
+        .map(time::to_db)
+        .unwrap_or(i64::MIN);
+    let at = time::to_db(purchase.occurred_at);
+    let in_window = at >= start && at <= time::to_db(ctx.now) && purchase.total_minor > 0;
+    if !in_window {
+        return 0;
+    }
+    match program.tiers.basis {
+        TierBasis::Spend => purchase.total_minor,
+        TierBasis::Visits => 1,
+        TierBasis::PointsEarned => points,
+    }
+}
+
+/// The wallet's soonest expiring points with a new lot of `points` expiring at `at` merged in
+/// (as the query would list them after the lot is written).
+fn with_new_lot(
+    mut expiring: Vec<(Timestamp, i64)>,
+    at: Option<Timestamp>,
+    points: i64,
+    now: Timestamp,
+) -> Vec<(Timestamp, i64)> {
+    // Compared and listed as stored: in microseconds.
+    let Some(at) = at
+        .filter(|at| time::to_db(*at) > time::to_db(now) && points > 0)
+        .and_then(|at| time::from_db(time::to_db(at)).ok())
+    else {
+        return expiring;
+    };
+    match expiring.binary_search_by(|(instant, _)| instant.cmp(&at)) {
+        Ok(i) => expiring[i].1 += points,
+        Err(i) => expiring.insert(i, (at, points)),
+    }
+    expiring.truncate(usize::try_from(EXPIRING_LISTED_MAX).unwrap_or(usize::MAX));
+    expiring
 }
 
 fn mode(policy: &ReturnPolicy) -> ClawbackMode {
@@ -442,13 +563,15 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        unit_of_work!(self, |tx| async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
-                post_purchase_in(c, ctx, program, purchase, decide).await
-            })
-            .await
-        }
-        .await)
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, tail: &mut Batch| {
+                post_purchase_in(c, tail, ctx, program, purchase, decide).await
+            }
+        )
     }
 
     pub async fn purchase(
@@ -502,13 +625,13 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        unit_of_work!(self, |tx| async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
-                refund_in(c, ctx, program, refund).await
-            })
-            .await
-        }
-        .await)
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| { refund_in(c, ctx, program, refund).await }
+        )
     }
 
     /// Attaches an anonymous purchase to a member, who then earns for it as if it had been
@@ -529,13 +652,15 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        unit_of_work!(self, |tx| async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 attach_in(c, ctx, program, purchase_id, member_id, decide).await
-            })
-            .await
-        }
-        .await)
+            }
+        )
     }
 
     /// Posts the pending earnings whose return window has closed by `now` (at most `limit`
@@ -650,36 +775,6 @@ const NO_EARNING: EarnColumns = EarnColumns {
     pending_until: None,
 };
 
-/// Inserts the purchase with what it earned, and its lines in multi-row statements.
-async fn insert_purchase_rows(
-    c: &mut Conn,
-    ctx: LedgerCtx,
-    purchase: &NewPurchase,
-    earned: &EarnColumns,
-) -> Result<(), StoreError> {
-    let mut batch = Batch::new();
-    push_purchase_rows(&mut batch, ctx, purchase, earned);
-    run_with_purchase_rows(c, ctx, batch, purchase).await
-}
-
-/// Sends a batch holding a purchase's rows: a unique violation can only be the purchase's
-/// document id (its other statements insert fresh keys or upsert).
-async fn run_with_purchase_rows(
-    c: &mut Conn,
-    ctx: LedgerCtx,
-    batch: Batch,
-    purchase: &NewPurchase,
-) -> Result<(), StoreError> {
-    match batch.run(c, ctx.backend).await {
-        // The document claim normally answers first; this covers a key purged long ago.
-        Err(error) if error.is_unique_violation() => Err(Rejection::DocumentConflict {
-            document_id: purchase.document_id.clone(),
-        }
-        .into()),
-        other => other,
-    }
-}
-
 /// The purchase row and its lines, as statements of `batch`.
 fn push_purchase_rows(
     batch: &mut Batch,
@@ -739,6 +834,7 @@ fn push_purchase_rows(
 
 async fn post_purchase_in(
     c: &mut Conn,
+    tail: &mut Batch,
     ctx: LedgerCtx,
     program: &Program,
     purchase: &NewPurchase,
@@ -751,8 +847,13 @@ async fn post_purchase_in(
         }
         .into());
     }
+    // The document claim normally answers a second purchase of the same document first; a
+    // unique violation of the rows covers a claim purged long ago.
+    tail.on_unique_violation(Rejection::DocumentConflict {
+        document_id: purchase.document_id.clone(),
+    });
     let Some(member_id) = purchase.member_id.as_deref() else {
-        insert_purchase_rows(c, ctx, purchase, &NO_EARNING).await?;
+        push_purchase_rows(tail, ctx, purchase, &NO_EARNING);
         return Ok(PurchaseReceipt {
             purchase_id: purchase.id.clone(),
             document_id: purchase.document_id.clone(),
@@ -785,19 +886,33 @@ async fn post_purchase_in(
     let points = plan.points.max(0);
     ledger::expire_due(c, ctx, &mut wallet).await?;
     let pending_until = plan.pending_until;
-    // Credit first, so the purchase row is written once, with what it earned. What does not
-    // need an answer goes into one batch: the wallet's totals and lot, the purchase and its
-    // lines, the statistics.
-    let mut batch = Batch::new();
+    // The common case is one read and one write: the read (the tier metric, the expiring
+    // points, the earning transfer's id) comes before the writes, and what this purchase adds
+    // to it is added here; every write (the transfer, the wallet's totals and lot, the
+    // purchase and its lines, the statistics, the rule firings, the tier upgrade) goes into
+    // the tail, which the idempotency runner sends with the stored receipt. A referral (which
+    // writes to a second wallet) or a wallet in debt (whose lot settles the debt) take the
+    // longer way: writes first, then the reads.
+    let direct = plan.referral.is_none() && wallet.debt() == 0;
+    let read = if direct {
+        Some(posting_read(c, ctx, program, member_id, &wallet).await?)
+    } else {
+        None
+    };
+    let transfer_id = match &read {
+        Some(read) => read.transfer_id,
+        None => ledger::next_transfer_id(c, ctx.backend).await?,
+    };
     let (state, transfer_id) = credit_earn(
         c,
-        &mut batch,
+        tail,
         ctx,
         program,
         &mut wallet,
         &purchase.id,
         points,
         pending_until,
+        transfer_id,
     )
     .await?;
     let earned = EarnColumns {
@@ -810,10 +925,10 @@ async fn post_purchase_in(
             None
         },
     };
-    push_purchase_rows(&mut batch, ctx, purchase, &earned);
-    stats::push_new_purchase(&mut batch, ctx, &program.tz(), purchase)?;
+    push_purchase_rows(tail, ctx, purchase, &earned);
+    stats::push_new_purchase(tail, ctx, &program.tz(), purchase)?;
     rules::push_awards(
-        &mut batch,
+        tail,
         ctx,
         member_id,
         "purchase",
@@ -822,21 +937,34 @@ async fn post_purchase_in(
         &periods,
         purchase.occurred_at,
     );
-    run_with_purchase_rows(c, ctx, batch, purchase).await?;
-    if let Some(referral) = &plan.referral {
-        rules::pay_referral(
-            c,
-            ctx,
-            program,
-            &member,
-            &purchase.id,
-            purchase.occurred_at,
-            referral,
-        )
-        .await?;
-    }
-    let (tier, balance) =
-        update_tier_and_balance(c, ctx, program, member_id, &member.tier, &wallet).await?;
+    let (tier, balance) = match read {
+        Some(read) => {
+            let metric = read.metric + metric_contribution(program, ctx, purchase, points);
+            let tier = decide_tier_in(tail, ctx, program, member_id, &member.tier, metric);
+            let expiring = if state == "posted" {
+                with_new_lot(read.expiring, lot_expiry(program, ctx.now), points, ctx.now)
+            } else {
+                read.expiring
+            };
+            (tier, balance_of(&wallet, expiring))
+        }
+        None => {
+            tail.take().run(c, ctx.backend).await?;
+            if let Some(referral) = &plan.referral {
+                rules::pay_referral(
+                    c,
+                    ctx,
+                    program,
+                    &member,
+                    &purchase.id,
+                    purchase.occurred_at,
+                    referral,
+                )
+                .await?;
+            }
+            update_tier_and_balance(c, ctx, program, member_id, &member.tier, &wallet).await?
+        }
+    };
     Ok(PurchaseReceipt {
         purchase_id: purchase.id.clone(),
         document_id: purchase.document_id.clone(),
@@ -1134,6 +1262,7 @@ async fn attach_in(
     let points = earn.points.max(0);
     let settled = clawback::clawback_target(points, purchase.eligible_minor, eligible_refunded);
     let mut batch = Batch::new();
+    let id = ledger::next_transfer_id(c, ctx.backend).await?;
     let (state, transfer_id) = credit_earn(
         c,
         &mut batch,
@@ -1143,6 +1272,7 @@ async fn attach_in(
         purchase_id,
         points - settled,
         earn.pending_until,
+        id,
     )
     .await?;
     batch.run(c, ctx.backend).await?;

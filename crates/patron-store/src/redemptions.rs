@@ -9,14 +9,15 @@ use patron_domain::program::Program;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::idempotency::{self, Claim, Idempotent};
+use crate::batch::Batch;
+use crate::idempotency::{Claim, Idempotent};
 use crate::ledger::{
     self, LedgerCtx, NewTransfer, TRANSFER_COLUMNS, TransferRecord, Wallet, code, kind,
 };
 use crate::members::{lock_wallet_with_member, member_in_tx};
 use crate::programs::audit;
 use crate::tenants::TenantId;
-use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
+use crate::{Conn, Rejection, Store, StoreError, conn, idempotent_unit, time, unit_of_work};
 
 /// Points expiring on one instant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,18 +269,31 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        unit_of_work!(self, |tx| {
-            async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 let mut wallet = active_wallet(c, ctx, &new.member_id).await?;
                 let to = ledger::system_account(c, tenant, "redemption").await?;
                 let transfer = NewTransfer {
-                    kind: if new.hold { kind::PENDING } else { kind::POSTED },
+                    kind: if new.hold {
+                        kind::PENDING
+                    } else {
+                        kind::POSTED
+                    },
                     timeout_at: if new.hold { new.hold_expires_at } else { None },
-                    ..NewTransfer::posted(format!("redeem:{}", new.id), 0, 0, new.points, code::REDEEM)
-                        .member(&new.member_id)
-                        .document("redemption", &new.id)
-                        .note(new.description.as_deref())
+                    ..NewTransfer::posted(
+                        format!("redeem:{}", new.id),
+                        0,
+                        0,
+                        new.points,
+                        code::REDEEM,
+                    )
+                    .member(&new.member_id)
+                    .document("redemption", &new.id)
+                    .note(new.description.as_deref())
                 };
                 let debit = ledger::debit(c, ctx, &mut wallet, to, transfer, false).await?;
                 let status = if new.hold { "held" } else { "completed" };
@@ -313,11 +327,8 @@ impl Store {
                     created_at: now,
                     balance: Some(balance_in(c, ctx, &wallet).await?),
                 })
-            })
-            .await
-        }
-        .await
-        })
+            }
+        )
     }
 
     /// Captures a hold, all of it or `points` of it; the rest goes back to the member's lots.
@@ -335,8 +346,12 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        unit_of_work!(self, |tx| async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 if points == Some(0) {
                     return Err(Rejection::CaptureTooLarge {
                         held: 0,
@@ -345,10 +360,8 @@ impl Store {
                     .into());
                 }
                 resolve_hold(c, ctx, program, redemption_id, points).await
-            })
-            .await
-        }
-        .await)
+            }
+        )
     }
 
     /// Releases a hold: every point goes back to the lot it came from.
@@ -365,13 +378,15 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        unit_of_work!(self, |tx| async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 resolve_hold(c, ctx, program, redemption_id, Some(0)).await
-            })
-            .await
-        }
-        .await)
+            }
+        )
     }
 
     /// Gives back the points of a completed or captured redemption (an order cancelled after
@@ -388,26 +403,51 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        unit_of_work!(self, |tx| {
-            async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 let (mut redemption, transfer_id) = load_redemption(c, ctx, redemption_id).await?;
                 if redemption.status != "completed" && redemption.status != "captured" {
-                    return Err(Rejection::RedemptionResolved { redemption_id: redemption_id.to_string(), status: redemption.status }.into());
+                    return Err(Rejection::RedemptionResolved {
+                        redemption_id: redemption_id.to_string(),
+                        status: redemption.status,
+                    }
+                    .into());
                 }
-                let mut wallet = ledger::lock_wallets(c, ctx, &[redemption.member_id.as_str()]).await?.remove(0);
+                let mut wallet = ledger::lock_wallets(c, ctx, &[redemption.member_id.as_str()])
+                    .await?
+                    .remove(0);
                 let amount = redemption.captured_points;
                 let from = ledger::system_account(c, tenant, "redemption").await?;
-                let transfer = NewTransfer::posted(format!("reverse:{redemption_id}"), from, wallet.account_id, amount, code::REVERSAL)
-                    .member(&redemption.member_id)
-                    .document("redemption", redemption_id);
+                let transfer = NewTransfer::posted(
+                    format!("reverse:{redemption_id}"),
+                    from,
+                    wallet.account_id,
+                    amount,
+                    code::REVERSAL,
+                )
+                .member(&redemption.member_id)
+                .document("redemption", redemption_id);
                 let debt_before = wallet.debt();
                 let id = ledger::insert_transfer(c, ctx, &transfer).await?;
                 // For a captured hold the movements that took points belong to the pending
                 // transfer; what its capture gave back was restored already.
                 // A debt (after an `unlimited` clawback) is paid from the restored points first.
-                let restored = ledger::restore_lots(c, ctx, &mut wallet, transfer_id, id, amount, debt_before).await?;
-                ledger::apply_totals(c, &mut wallet, ledger::TotalsDelta { credits_posted: amount, ..Default::default() }).await?;
+                let restored =
+                    ledger::restore_lots(c, ctx, &mut wallet, transfer_id, id, amount, debt_before)
+                        .await?;
+                ledger::apply_totals(
+                    c,
+                    &mut wallet,
+                    ledger::TotalsDelta {
+                        credits_posted: amount,
+                        ..Default::default()
+                    },
+                )
+                .await?;
                 if restored != amount {
                     return Err(StoreError::Corrupt(format!(
                         "reversal of {redemption_id} restored {restored} of {amount} points (debt {debt_before})"
@@ -423,11 +463,8 @@ impl Store {
                 redemption.status = "reversed".into();
                 redemption.balance = Some(balance_in(c, ctx, &wallet).await?);
                 Ok(redemption)
-            })
-            .await
-        }
-        .await
-        })
+            }
+        )
     }
 
     pub async fn redemption(
@@ -468,8 +505,12 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        unit_of_work!(self, |tx| async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 let mut wallet = active_wallet(c, ctx, member_id).await?;
                 let transfer = NewTransfer::posted(
                     format!("adjust:{adjustment_id}"),
@@ -516,10 +557,8 @@ impl Store {
                     transfer_id,
                     balance: balance_in(c, ctx, &wallet).await?,
                 })
-            })
-            .await
-        }
-        .await)
+            }
+        )
     }
 
     /// Moves points from one member to another. The points keep the expiry of the lots they
@@ -541,8 +580,12 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        unit_of_work!(self, |tx| async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 if from_member == to_member {
                     return Err(Rejection::TransferToSelf.into());
                 }
@@ -581,10 +624,8 @@ impl Store {
                     transfer_id: debit.transfer_id,
                     balance: balance_in(c, ctx, &from).await?,
                 })
-            })
-            .await
-        }
-        .await)
+            }
+        )
     }
 
     /// A member's transfers, newest first, before the transfer id `before` (cursor).

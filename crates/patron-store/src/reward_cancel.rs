@@ -10,12 +10,13 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::idempotency::{self, Claim, Idempotent};
+use crate::batch::Batch;
+use crate::idempotency::{Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, code};
 use crate::members::lock_wallet_with_member;
 use crate::redemptions::{Balance, balance_in};
 use crate::tenants::TenantId;
-use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
+use crate::{Conn, Rejection, Store, StoreError, conn, idempotent_unit, time};
 
 /// What cancelling a reward redemption did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,12 +186,12 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        unit_of_work!(self, |tx| async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
-                cancel_in(c, ctx, redemption_id).await
-            })
-            .await
-        }
-        .await)
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| { cancel_in(c, ctx, redemption_id).await }
+        )
     }
 }

@@ -11,13 +11,14 @@ use patron_domain::rewards::{self, DiscountValue, Facts, Reward, RewardKind};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::batch::Batch;
 use crate::coupons::{Coupon, CouponBenefit, NewCoupon, insert_coupon};
-use crate::idempotency::{self, Claim, Idempotent};
+use crate::idempotency::{Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, code};
 use crate::members::{Member, lock_wallet_with_member};
 use crate::redemptions::{Balance, balance_in};
 use crate::tenants::TenantId;
-use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
+use crate::{Conn, Rejection, Store, StoreError, conn, idempotent_unit, time};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRewardRedemption {
@@ -210,18 +211,21 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        unit_of_work!(self, |tx| {
-            async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
-                let reward = program.reward(&new.reward_id).ok_or_else(|| {
-                    Rejection::RewardNotFound {
-                        reward_id: new.reward_id.clone(),
-                    }
-                })?;
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
+                let reward =
+                    program
+                        .reward(&new.reward_id)
+                        .ok_or_else(|| Rejection::RewardNotFound {
+                            reward_id: new.reward_id.clone(),
+                        })?;
                 // The wallet first (as every unit of work on a member does), then the stock
                 // row: the stock row serializes redemptions of one reward across members.
-                let (mut wallet, member) =
-                    lock_wallet_with_member(c, ctx, &new.member_id).await?;
+                let (mut wallet, member) = lock_wallet_with_member(c, ctx, &new.member_id).await?;
                 if !member.is_active() {
                     return Err(Rejection::MemberExited {
                         member_id: new.member_id.clone(),
@@ -253,7 +257,11 @@ impl Store {
                 if !decision.allowed() {
                     return Err(Rejection::RewardUnavailable {
                         reward_id: reward.id.clone(),
-                        reasons: decision.reasons.iter().map(|r| r.code().to_string()).collect(),
+                        reasons: decision
+                            .reasons
+                            .iter()
+                            .map(|r| r.code().to_string())
+                            .collect(),
                     }
                     .into());
                 }
@@ -392,10 +400,7 @@ impl Store {
                     balance: balance_in(c, ctx, &wallet).await?,
                     created_at: now,
                 })
-            })
-            .await
-        }
-        .await
-        })
+            }
+        )
     }
 }

@@ -24,12 +24,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::batch::{Batch, Param};
-use crate::idempotency::{self, Claim, Idempotent};
+use crate::idempotency::{Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, code};
 use crate::members::{Member, lock_wallet_with_member};
 use crate::redemptions::{Balance, balance_in};
 use crate::tenants::TenantId;
-use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
+use crate::{Conn, Rejection, Store, StoreError, conn, idempotent_unit, time};
 
 /// The decision the engine hands the store, called under the member's wallet lock with the
 /// member as read under it and the usage of the occasion's limited rules. It may be called
@@ -344,13 +344,15 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        unit_of_work!(self, |tx| async {
-            idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
                 post_event_in(c, ctx, program, event, decide).await
-            })
-            .await
-        }
-        .await)
+            }
+        )
     }
 }
 

@@ -10,13 +10,14 @@ use patron_domain::tier::{self, Floor, Holding, MetricSpan, TierReview};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::idempotency::{self, Claim, Idempotent};
+use crate::batch::Batch;
+use crate::idempotency::{Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx};
 use crate::members::{Lookup, Member, lock_wallet_with_member};
 use crate::programs::audit;
 use crate::purchases::{TierStatus, tier_metric};
 use crate::tenants::TenantId;
-use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
+use crate::{Conn, Rejection, Store, StoreError, conn, idempotent_unit, time, unit_of_work};
 
 /// A manual tier floor as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,12 +222,19 @@ impl Store {
         now: Timestamp,
     ) -> Result<Idempotent<TierFloorReceipt>, StoreError> {
         let backend = self.backend();
-        unit_of_work!(self, |tx| {
-            async {
-                idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
-                    let ctx = LedgerCtx { tenant, backend, now };
-                    let member = active_member_locked(c, ctx, member_id).await?;
-                    sqlx::query(
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
+                let ctx = LedgerCtx {
+                    tenant,
+                    backend,
+                    now,
+                };
+                let member = active_member_locked(c, ctx, member_id).await?;
+                sqlx::query(
                         "INSERT INTO tier_floors (tenant_id, member_id, tier, until, reason, set_by, set_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, member_id) DO UPDATE \
                          SET tier = excluded.tier, until = excluded.until, reason = excluded.reason, \
@@ -241,50 +249,58 @@ impl Store {
                     .bind(time::to_db(now))
                     .execute(conn(c))
                     .await?;
-                    let level = |code: &str| program.tiers.levels.iter().position(|t| t.code == code);
-                    let raise = match (level(tier_code), level(&member.tier)) {
-                        (Some(floor), Some(current)) => floor > current,
-                        (Some(_), None) => true,
-                        _ => false,
-                    };
-                    let raised_from = if raise && until.is_none_or(|until| now < until) {
-                        move_tier(c, tenant, member_id, tier_code, now).await?;
-                        Some(member.tier.clone())
+                let level = |code: &str| program.tiers.levels.iter().position(|t| t.code == code);
+                let raise = match (level(tier_code), level(&member.tier)) {
+                    (Some(floor), Some(current)) => floor > current,
+                    (Some(_), None) => true,
+                    _ => false,
+                };
+                let raised_from = if raise && until.is_none_or(|until| now < until) {
+                    move_tier(c, tenant, member_id, tier_code, now).await?;
+                    Some(member.tier.clone())
+                } else {
+                    None
+                };
+                let until_text =
+                    until.map_or_else(|| "for good".to_string(), |u| format!("until {u}"));
+                audit(
+                    c,
+                    tenant,
+                    now,
+                    actor,
+                    "member.tier_floor.set",
+                    &format!("member:{member_id}"),
+                    &format!(
+                        "floor {tier_code} {until_text}; tier {}{}; reason: {reason}",
+                        if raised_from.is_some() {
+                            tier_code
+                        } else {
+                            &member.tier
+                        },
+                        raised_from
+                            .as_ref()
+                            .map_or_else(String::new, |from| format!(" (raised from {from})")),
+                    ),
+                )
+                .await?;
+                Ok(TierFloorReceipt {
+                    member_id: member_id.to_string(),
+                    tier: if raised_from.is_some() {
+                        tier_code.to_string()
                     } else {
-                        None
-                    };
-                    let until_text = until.map_or_else(|| "for good".to_string(), |u| format!("until {u}"));
-                    audit(
-                        c,
-                        tenant,
-                        now,
-                        actor,
-                        "member.tier_floor.set",
-                        &format!("member:{member_id}"),
-                        &format!(
-                            "floor {tier_code} {until_text}; tier {}{}; reason: {reason}",
-                            if raised_from.is_some() { tier_code } else { &member.tier },
-                            raised_from.as_ref().map_or_else(String::new, |from| format!(" (raised from {from})")),
-                        ),
-                    )
-                    .await?;
-                    Ok(TierFloorReceipt {
-                        member_id: member_id.to_string(),
-                        tier: if raised_from.is_some() { tier_code.to_string() } else { member.tier.clone() },
-                        raised_from,
-                        floor: Some(TierFloor {
-                            tier: tier_code.to_string(),
-                            until,
-                            reason: reason.to_string(),
-                            set_by: actor.to_string(),
-                            set_at: now,
-                        }),
-                    })
+                        member.tier.clone()
+                    },
+                    raised_from,
+                    floor: Some(TierFloor {
+                        tier: tier_code.to_string(),
+                        until,
+                        reason: reason.to_string(),
+                        set_by: actor.to_string(),
+                        set_at: now,
+                    }),
                 })
-                .await
             }
-            .await
-        })
+        )
     }
 
     /// Ends the member's floor now (kept as history, `until` = now), so the downgrade policy
@@ -300,47 +316,51 @@ impl Store {
         now: Timestamp,
     ) -> Result<Idempotent<TierFloorReceipt>, StoreError> {
         let backend = self.backend();
-        unit_of_work!(self, |tx| {
-            async {
-                idempotency::run(&mut tx, tenant, claims, now, async |c: &mut Conn| {
-                    let ctx = LedgerCtx { tenant, backend, now };
-                    let member = active_member_locked(c, ctx, member_id).await?;
-                    let floor = read_floor(c, tenant, member_id).await?;
-                    if let Some(floor) = floor.filter(|floor| floor.active_at(now)) {
-                        sqlx::query(
-                            "UPDATE tier_floors SET until = $3 WHERE tenant_id = $1 AND member_id = $2",
-                        )
-                        .bind(tenant.0)
-                        .bind(member_id)
-                        .bind(time::to_db(now))
-                        .execute(conn(c))
-                        .await?;
-                        audit(
-                            c,
-                            tenant,
-                            now,
-                            actor,
-                            "member.tier_floor.end",
-                            &format!("member:{member_id}"),
-                            &format!(
-                                "floor {} ended; reason: {}",
-                                floor.tier,
-                                reason.unwrap_or("(none given)")
-                            ),
-                        )
-                        .await?;
-                    }
-                    Ok(TierFloorReceipt {
-                        member_id: member_id.to_string(),
-                        tier: member.tier.clone(),
-                        raised_from: None,
-                        floor: None,
-                    })
+        idempotent_unit!(
+            self,
+            tenant,
+            claims,
+            now,
+            async |c: &mut Conn, _tail: &mut Batch| {
+                let ctx = LedgerCtx {
+                    tenant,
+                    backend,
+                    now,
+                };
+                let member = active_member_locked(c, ctx, member_id).await?;
+                let floor = read_floor(c, tenant, member_id).await?;
+                if let Some(floor) = floor.filter(|floor| floor.active_at(now)) {
+                    sqlx::query(
+                        "UPDATE tier_floors SET until = $3 WHERE tenant_id = $1 AND member_id = $2",
+                    )
+                    .bind(tenant.0)
+                    .bind(member_id)
+                    .bind(time::to_db(now))
+                    .execute(conn(c))
+                    .await?;
+                    audit(
+                        c,
+                        tenant,
+                        now,
+                        actor,
+                        "member.tier_floor.end",
+                        &format!("member:{member_id}"),
+                        &format!(
+                            "floor {} ended; reason: {}",
+                            floor.tier,
+                            reason.unwrap_or("(none given)")
+                        ),
+                    )
+                    .await?;
+                }
+                Ok(TierFloorReceipt {
+                    member_id: member_id.to_string(),
+                    tier: member.tier.clone(),
+                    raised_from: None,
+                    floor: None,
                 })
-                .await
             }
-            .await
-        })
+        )
     }
 }
 
