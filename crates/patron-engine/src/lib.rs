@@ -252,6 +252,15 @@ impl Engine {
         Ok(loaded)
     }
 
+    /// The program in this process's cache, without asking the database whether it is still
+    /// current (for callers that check the version themselves, in their unit of work).
+    fn cached_program(&self, tenant: &Tenant) -> Option<LoadedProgram> {
+        self.programs
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&tenant.id).cloned())
+    }
+
     // ----- members -----
 
     fn profile_from(
@@ -729,12 +738,45 @@ impl Engine {
         idempotency_key: Option<&str>,
     ) -> Outcome<PurchaseReceipt> {
         validate_idempotency_key(idempotency_key)?;
-        let program = self.program(tenant).await?.program;
+        // A member's purchase checks the program's version in the statement that reads the
+        // member, inside its unit of work: so the cached program is used without a read of
+        // its own, and if another version was applied meanwhile the unit (which wrote
+        // nothing) runs again with it. An anonymous purchase reads nothing else: it asks.
+        let mut loaded = match (&request.member_id, self.cached_program(tenant)) {
+            (Some(_), Some(loaded)) => loaded,
+            _ => self.program(tenant).await?,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .post_purchase_under(tenant, request, idempotency_key, &loaded)
+                .await
+            {
+                Err(EngineError::Store(patron_store::StoreError::ProgramChanged { .. }))
+                    if attempt < 4 =>
+                {
+                    loaded = self.program(tenant).await?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// [`Engine::post_purchase`] under one version of the program.
+    async fn post_purchase_under(
+        &self,
+        tenant: &Tenant,
+        request: &PurchaseRequest,
+        idempotency_key: Option<&str>,
+        loaded: &LoadedProgram,
+    ) -> Outcome<PurchaseReceipt> {
+        let program = &loaded.program;
         let hash = request_hash("purchase.post", request)?;
         // The member is read (and an unknown one refused, nothing stored) under the wallet
         // lock inside the unit of work: no read of its own before it.
         let purchase =
-            self.new_purchase(request, &program, request.member_id.clone(), hash.clone())?;
+            self.new_purchase(request, program, request.member_id.clone(), hash.clone())?;
         let mut claims = claims(idempotency_key, "purchase.post", &hash);
         claims.push(Claim::new(
             format!("{DOCUMENT_KEY_PREFIX}purchase:{}", request.document_id),
@@ -745,7 +787,7 @@ impl Engine {
         // `member.statistics` for the rules: read before the unit of work (they do not
         // include this purchase), and only when a purchase rule reads them.
         let stats = match &purchase.member_id {
-            Some(id) if rules::purchase_rules_read_statistics(&program) => {
+            Some(id) if rules::purchase_rules_read_statistics(program) => {
                 self.store.member_stats(tenant.id, id).await?
             }
             _ => None,
@@ -753,13 +795,21 @@ impl Engine {
         let failures = rules::Failures::default();
         let decide = |member: &Member, usage: &RuleUsage| {
             let (plan, failed) =
-                rules::earn_plan_with(&program, member, stats.as_ref(), &purchase, now, usage);
+                rules::earn_plan_with(program, member, stats.as_ref(), &purchase, now, usage);
             failures.set(failed);
             plan
         };
         let result = self
             .store
-            .post_purchase(tenant.id, &program, &purchase, &decide, &claims, now)
+            .post_purchase(
+                tenant.id,
+                program,
+                Some(loaded.version),
+                &purchase,
+                &decide,
+                &claims,
+                now,
+            )
             .await?;
         if !result.replayed {
             self.report_rule_failures(failures.take());

@@ -363,6 +363,7 @@ impl Problem {
                 .with_retry_after(1)
             }
             StoreError::Conflict(_)
+            | StoreError::ProgramChanged { .. }
             | StoreError::Config(_)
             | StoreError::Database(_)
             | StoreError::Corrupt(_)

@@ -8,7 +8,7 @@ impl StoreError {
     /// conflicting: transient, nothing was stored, the call can be retried.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Conflict(_) => true,
+            StoreError::Conflict(_) | StoreError::ProgramChanged { .. } => true,
             StoreError::Database(error) => {
                 matches!(
                     error,

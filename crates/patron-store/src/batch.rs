@@ -147,7 +147,8 @@ impl Batch {
     }
 }
 
-fn bind_all<'q>(
+/// Binds `params` in order.
+pub(crate) fn bind_all<'q>(
     mut query: Query<'q, sqlx::Any, AnyArguments<'q>>,
     params: &[Param],
 ) -> Query<'q, sqlx::Any, AnyArguments<'q>> {

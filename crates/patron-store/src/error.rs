@@ -108,6 +108,10 @@ pub enum StoreError {
     /// engine's read and the write; the engine re-reads and tries again.
     #[error("concurrent change: {0}")]
     Conflict(String),
+    /// The club's program is no longer the version the caller decided with (another version
+    /// was applied meanwhile); nothing was written. The engine loads the new one and retries.
+    #[error("the program changed to version {current:?} while the request ran")]
+    ProgramChanged { current: Option<i64> },
 }
 
 impl StoreError {

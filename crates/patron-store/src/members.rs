@@ -176,31 +176,53 @@ pub(crate) async fn lock_wallet_with_member(
     ctx: crate::ledger::LedgerCtx,
     member_id: &str,
 ) -> Result<(crate::ledger::Wallet, Member), StoreError> {
+    let (wallet, member, _) = lock_wallet_with_member_and(tx, ctx, member_id, "", &[]).await?;
+    Ok((wallet, member))
+}
+
+/// [`lock_wallet_with_member`], with `extra` columns read in the member's statement (after
+/// the lock on PostgreSQL), whose placeholders are `$1` (tenant), `$2` (member) and `$3..`
+/// (`params`, in order). Returns the row, for the caller to read its columns.
+pub(crate) async fn lock_wallet_with_member_and(
+    tx: &mut Conn,
+    ctx: crate::ledger::LedgerCtx,
+    member_id: &str,
+    extra: &str,
+    params: &[crate::batch::Param],
+) -> Result<(crate::ledger::Wallet, Member, AnyRow), StoreError> {
+    let not_found = || -> StoreError {
+        Rejection::MemberNotFound {
+            member_id: member_id.to_string(),
+        }
+        .into()
+    };
     if ctx.backend == crate::Backend::Postgres {
         let wallet = crate::ledger::lock_wallets(tx, ctx, &[member_id])
             .await?
             .remove(0);
-        let member = member_in_tx(tx, ctx.tenant, member_id).await?;
-        return Ok((wallet, member));
+        let sql = format!(
+            "SELECT {MEMBER_COLUMNS}{extra} FROM members m WHERE m.tenant_id = $1 AND m.id = $2"
+        );
+        let query = sqlx::query(&sql).bind(ctx.tenant.0).bind(member_id);
+        let row = crate::batch::bind_all(query, params)
+            .fetch_optional(conn(tx))
+            .await?
+            .ok_or_else(not_found)?;
+        let member = member_from_row(&row)?;
+        return Ok((wallet, member, row));
     }
     let sql = format!(
         "SELECT {MEMBER_COLUMNS}, a.id AS account_id, a.credits_posted, a.debits_posted, \
          a.credits_pending, a.debits_pending, a.last_activity_at, a.inactivity_expires_at, \
-         (SELECT MIN(l.expires_at) FROM lots l WHERE l.account_id = a.id AND l.remaining > 0) AS next_expiry_at \
+         (SELECT MIN(l.expires_at) FROM lots l WHERE l.account_id = a.id AND l.remaining > 0) AS next_expiry_at{extra} \
          FROM accounts a JOIN members m ON m.tenant_id = a.tenant_id AND m.id = a.member_id \
          WHERE a.tenant_id = $1 AND a.member_id = $2"
     );
-    let row = sqlx::query(&sql)
-        .bind(ctx.tenant.0)
-        .bind(member_id)
+    let query = sqlx::query(&sql).bind(ctx.tenant.0).bind(member_id);
+    let row = crate::batch::bind_all(query, params)
         .fetch_optional(conn(tx))
-        .await?;
-    let Some(row) = row else {
-        return Err(Rejection::MemberNotFound {
-            member_id: member_id.to_string(),
-        }
-        .into());
-    };
+        .await?
+        .ok_or_else(not_found)?;
     let member = member_from_row(&row)?;
     let wallet = crate::ledger::Wallet {
         account_id: row.try_get("account_id")?,
@@ -213,7 +235,7 @@ pub(crate) async fn lock_wallet_with_member(
         inactivity_expires_at: time::opt_from_db(row.try_get("inactivity_expires_at")?)?,
         next_expiry_at: time::opt_from_db(row.try_get("next_expiry_at")?)?,
     };
-    Ok((wallet, member))
+    Ok((wallet, member, row))
 }
 
 pub(crate) async fn member_in_tx(

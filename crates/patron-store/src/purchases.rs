@@ -20,12 +20,14 @@ use crate::batch::{Batch, Param};
 use crate::bulk::{ROWS_PER_STATEMENT, placeholders};
 use crate::idempotency::{Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, Wallet, code};
-use crate::members::lock_wallet_with_member;
+use crate::members::{lock_wallet_with_member, lock_wallet_with_member_and};
 use crate::redemptions::{Balance, EXPIRING_LISTED_MAX, balance_in, balance_of};
 use crate::rules::{self, Decide, RuleAward};
 use crate::stats;
 use crate::tenants::TenantId;
-use crate::{Conn, Rejection, Store, StoreError, conn, idempotent_unit, time, unit_of_work};
+use crate::{
+    Backend, Conn, Rejection, Store, StoreError, conn, idempotent_unit, time, unit_of_work,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurchaseLine {
@@ -486,6 +488,50 @@ async fn posting_read(
     Ok(read)
 }
 
+/// The columns of [`PostingRead`] (and the program's current version) to read with the member
+/// ([`lock_wallet_with_member_and`]), and their parameters (`$3..`).
+fn posting_columns(program: &Program, ctx: LedgerCtx) -> (String, Vec<Param>) {
+    let (metric_sql, start) = tier_metric_query(program, ctx);
+    let account = "(SELECT ea.id FROM accounts ea WHERE ea.tenant_id = $1 AND ea.member_id = $2)";
+    let expiring = ledger::expiring_sql(account, "$4", "$5");
+    let expiring_json = match ctx.backend {
+        Backend::Sqlite => {
+            format!("SELECT json_group_array(json_array(expires_at, points)) FROM ({expiring}) e")
+        }
+        Backend::Postgres => format!(
+            "SELECT CAST(COALESCE(json_agg(json_build_array(expires_at, points)), '[]') AS TEXT) FROM ({expiring}) e"
+        ),
+    };
+    let extra = format!(
+        ", ({metric_sql}) AS tier_metric, ({expiring_json}) AS expiring, \
+         ({}) AS next_transfer_id, \
+         (SELECT MAX(pv.version) FROM program_versions pv WHERE pv.tenant_id = $1) AS program_version",
+        ledger::next_transfer_id_sql(ctx.backend)
+    );
+    let params = vec![
+        start.into(),
+        time::to_db(ctx.now).into(),
+        EXPIRING_LISTED_MAX.into(),
+    ];
+    (extra, params)
+}
+
+/// The [`PostingRead`] in a row read with [`posting_columns`].
+fn posting_read_from(row: &AnyRow) -> Result<PostingRead, StoreError> {
+    let text: String = row.try_get("expiring")?;
+    let pairs: Vec<(i64, i64)> = serde_json::from_str(&text)?;
+    let mut expiring = pairs
+        .into_iter()
+        .map(|(at, points)| Ok((time::from_db(at)?, points)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    expiring.sort_by_key(|(at, _)| *at);
+    Ok(PostingRead {
+        metric: row.try_get("tier_metric")?,
+        expiring,
+        transfer_id: row.try_get("next_transfer_id")?,
+    })
+}
+
 /// What this purchase adds to the tier metric (the query's terms, for the new row).
 fn metric_contribution(
     program: &Program,
@@ -549,10 +595,15 @@ impl Store {
     /// Posts a purchase (idempotent under `claims`, which include the document key). For a
     /// member's purchase, `decide` says what it earns; it runs under the member's wallet lock
     /// with the usage of the purchase rules' limits (not at all for an anonymous purchase).
+    /// With `program_version`, a member's purchase checks, in the statement that reads the
+    /// member, that it is still the club's current version, and answers
+    /// [`StoreError::ProgramChanged`] (nothing written) when it is not.
+    #[allow(clippy::too_many_arguments)]
     pub async fn post_purchase(
         &self,
         tenant: TenantId,
         program: &Program,
+        program_version: Option<i64>,
         purchase: &NewPurchase,
         decide: Decide<'_, EarnPlan>,
         claims: &[Claim],
@@ -569,7 +620,7 @@ impl Store {
             claims,
             now,
             async |c: &mut Conn, tail: &mut Batch| {
-                post_purchase_in(c, tail, ctx, program, purchase, decide).await
+                post_purchase_in(c, tail, ctx, program, program_version, purchase, decide).await
             }
         )
     }
@@ -832,11 +883,13 @@ fn push_purchase_rows(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn post_purchase_in(
     c: &mut Conn,
     tail: &mut Batch,
     ctx: LedgerCtx,
     program: &Program,
+    program_version: Option<i64>,
     purchase: &NewPurchase,
     decide: Decide<'_, EarnPlan>,
 ) -> Result<PurchaseReceipt, StoreError> {
@@ -871,7 +924,17 @@ async fn post_purchase_in(
     // this lock, so the tier read below is the one this purchase commits under. Read before
     // the lock, a PostgreSQL transaction queued behind another purchase kept the tier it
     // saw before waiting, and earned at that rate after the other one had upgraded it.
-    let (mut wallet, member) = lock_wallet_with_member(c, ctx, member_id).await?;
+    //
+    // The same statement reads what the receipt needs (the tier metric, the points expiring
+    // soonest, an id for the earning transfer) and the program's current version.
+    let (extra, params) = posting_columns(program, ctx);
+    let (mut wallet, member, row) =
+        lock_wallet_with_member_and(c, ctx, member_id, &extra, &params).await?;
+    let current: Option<i64> = row.try_get("program_version")?;
+    if program_version.is_some_and(|expected| current != Some(expected)) {
+        return Err(StoreError::ProgramChanged { current });
+    }
+    let mut read = Some(posting_read_from(&row)?);
     if !member.is_active() {
         return Err(Rejection::MemberExited {
             member_id: member_id.to_string(),
@@ -884,21 +947,20 @@ async fn post_purchase_in(
     let usage = rules::usage_in(c, ctx.tenant, member_id, &periods).await?;
     let plan = decide(&member, &usage);
     let points = plan.points.max(0);
-    ledger::expire_due(c, ctx, &mut wallet).await?;
+    if ledger::expire_due(c, ctx, &mut wallet).await? > 0 {
+        // Lots expired (and expiry transfers took ids): read again.
+        read = Some(posting_read(c, ctx, program, member_id, &wallet).await?);
+    }
     let pending_until = plan.pending_until;
-    // The common case is one read and one write: the read (the tier metric, the expiring
-    // points, the earning transfer's id) comes before the writes, and what this purchase adds
-    // to it is added here; every write (the transfer, the wallet's totals and lot, the
-    // purchase and its lines, the statistics, the rule firings, the tier upgrade) goes into
-    // the tail, which the idempotency runner sends with the stored receipt. A referral (which
-    // writes to a second wallet) or a wallet in debt (whose lot settles the debt) take the
-    // longer way: writes first, then the reads.
-    let direct = plan.referral.is_none() && wallet.debt() == 0;
-    let read = if direct {
-        Some(posting_read(c, ctx, program, member_id, &wallet).await?)
-    } else {
-        None
-    };
+    // The common case is that read and one write: what this purchase adds to the read is
+    // added here, and every write (the transfer, the wallet's totals and lot, the purchase
+    // and its lines, the statistics, the rule firings, the tier upgrade) goes into the tail,
+    // which the idempotency runner sends with the stored receipt. A referral (which writes to
+    // a second wallet) or a wallet in debt (whose lot settles the debt) take the longer way:
+    // writes first, then the reads.
+    if plan.referral.is_some() || wallet.debt() > 0 {
+        read = None;
+    }
     let transfer_id = match &read {
         Some(read) => read.transfer_id,
         None => ledger::next_transfer_id(c, ctx.backend).await?,

@@ -158,3 +158,58 @@ async fn the_pharmacy_program_earns_nothing_on_prescriptions_and_cancels_pending
         club.db.cleanup().await;
     }
 }
+
+/// A member's purchase uses the engine's cached program and checks its version inside the
+/// unit of work: a version applied by another process (here a second engine on the same
+/// database) is the one the next purchase earns under, with nothing written under the old.
+#[tokio::test]
+async fn a_program_applied_by_another_process_is_used_by_the_next_purchase() {
+    use std::sync::Arc;
+
+    use crate::support::{program, start};
+
+    for club in clubs(&program(0, "policy = \"never\"", "unlimited", "forfeit")).await {
+        let member = club.enroll("m-1").await;
+        let first = club
+            .engine
+            .post_purchase(
+                &club.tenant,
+                &club.purchase("doc-1", Some(&member), 1000, "USD"),
+                None,
+            )
+            .await
+            .unwrap()
+            .value;
+        assert_eq!(first.points, 10, "[{}] 1 point per dollar", club.label());
+        // Another process applies a version that earns 3 per dollar.
+        let other = patron_engine::Engine::new(
+            club.db.store.clone(),
+            Arc::new(patron_engine::ManualClock::new(start())),
+        );
+        let tripled = program(0, "policy = \"never\"", "unlimited", "forfeit")
+            .replace("points_per_unit = \"1\"", "points_per_unit = \"3\"");
+        other
+            .apply_program("club", &tripled, "someone else")
+            .await
+            .unwrap();
+        let second = club
+            .engine
+            .post_purchase(
+                &club.tenant,
+                &club.purchase("doc-2", Some(&member), 1000, "USD"),
+                Some("key-2"),
+            )
+            .await
+            .unwrap();
+        assert!(!second.replayed);
+        assert_eq!(
+            second.value.points,
+            30,
+            "[{}] the new version's 3 per dollar",
+            club.label()
+        );
+        assert_eq!(club.available(&member).await, 40);
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}
