@@ -544,3 +544,54 @@ async fn a_purchase_replayed_under_a_new_key_with_its_document_id_is_the_same_pu
         club.db.cleanup().await;
     }
 }
+
+/// A purchase for a member id that does not exist is refused and not remembered: nothing is
+/// written, not even its keys, so the same document can be posted for the right member.
+#[tokio::test]
+async fn a_purchase_for_an_unknown_member_is_refused_and_stores_nothing() {
+    for club in clubs(&COFFEE).await {
+        let member = club.enroll("m-1").await;
+        let keys = |db: &patron_store::testing::TestDatabase| {
+            let pool = db.store.pool().clone();
+            async move {
+                sqlx::query("SELECT COUNT(*) AS n FROM idempotency_keys")
+                    .fetch_one(&pool)
+                    .await
+                    .map(|row| sqlx::Row::get::<i64, _>(&row, "n"))
+                    .unwrap()
+            }
+        };
+        let before = keys(&club.db).await;
+        let wrong = club.purchase("doc-1", Some("mem_nobody"), 1000, "USD");
+        for _ in 0..2 {
+            assert_eq!(
+                rejection(
+                    club.engine
+                        .post_purchase(&club.tenant, &wrong, Some("key-1"))
+                        .await
+                ),
+                Rejection::MemberNotFound {
+                    member_id: "mem_nobody".into()
+                },
+                "[{}]",
+                club.label()
+            );
+        }
+        assert_eq!(
+            keys(&club.db).await,
+            before,
+            "[{}] no key stored",
+            club.label()
+        );
+        let right = club.purchase("doc-1", Some(&member), 1000, "USD");
+        let receipt = club
+            .engine
+            .post_purchase(&club.tenant, &right, Some("key-2"))
+            .await
+            .unwrap();
+        assert!(!receipt.replayed);
+        assert_eq!(receipt.value.points, 20);
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}
