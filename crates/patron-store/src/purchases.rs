@@ -488,32 +488,75 @@ async fn posting_read(
     Ok(read)
 }
 
-/// The columns of [`PostingRead`] (and the program's current version) to read with the member
+/// `SELECT` of the rows of `from` as one JSON array of `[a, b]` pairs, as text (`[]` for none).
+fn json_pairs(backend: Backend, a: &str, b: &str, from: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("SELECT json_group_array(json_array({a}, {b})) FROM ({from}) j"),
+        Backend::Postgres => format!(
+            "SELECT CAST(COALESCE(json_agg(json_build_array({a}, {b})), '[]') AS TEXT) FROM ({from}) j"
+        ),
+    }
+}
+
+/// The columns of [`PostingRead`], the usage of the limited rules in `periods` (as
+/// [`rules::usage_in`] reads it) and the program's current version, to read with the member
 /// ([`lock_wallet_with_member_and`]), and their parameters (`$3..`).
-fn posting_columns(program: &Program, ctx: LedgerCtx) -> (String, Vec<Param>) {
+fn posting_columns(
+    program: &Program,
+    ctx: LedgerCtx,
+    periods: &std::collections::BTreeMap<String, String>,
+) -> (String, Vec<Param>) {
     let (metric_sql, start) = tier_metric_query(program, ctx);
     let account = "(SELECT ea.id FROM accounts ea WHERE ea.tenant_id = $1 AND ea.member_id = $2)";
-    let expiring = ledger::expiring_sql(account, "$4", "$5");
-    let expiring_json = match ctx.backend {
-        Backend::Sqlite => {
-            format!("SELECT json_group_array(json_array(expires_at, points)) FROM ({expiring}) e")
-        }
-        Backend::Postgres => format!(
-            "SELECT CAST(COALESCE(json_agg(json_build_array(expires_at, points)), '[]') AS TEXT) FROM ({expiring}) e"
-        ),
-    };
-    let extra = format!(
-        ", ({metric_sql}) AS tier_metric, ({expiring_json}) AS expiring, \
-         ({}) AS next_transfer_id, \
-         (SELECT MAX(pv.version) FROM program_versions pv WHERE pv.tenant_id = $1) AS program_version",
-        ledger::next_transfer_id_sql(ctx.backend)
+    let expiring = json_pairs(
+        ctx.backend,
+        "expires_at",
+        "points",
+        &ledger::expiring_sql(account, "$4", "$5"),
     );
-    let params = vec![
+    let mut params: Vec<Param> = vec![
         start.into(),
         time::to_db(ctx.now).into(),
         EXPIRING_LISTED_MAX.into(),
     ];
+    let usage = if periods.is_empty() {
+        "SELECT '[]'".to_string()
+    } else {
+        let conditions = (0..periods.len())
+            .map(|i| format!("(rule_id = ${} AND period_key = ${})", 6 + 2 * i, 7 + 2 * i))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        for (rule_id, key) in periods {
+            params.push(rule_id.into());
+            params.push(key.into());
+        }
+        json_pairs(
+            ctx.backend,
+            "rule_id",
+            "n",
+            &format!(
+                "SELECT rule_id, CAST(COUNT(*) AS BIGINT) AS n FROM rule_awards \
+                 WHERE tenant_id = $1 AND member_id = $2 AND ({conditions}) AND reversed_at IS NULL GROUP BY rule_id"
+            ),
+        )
+    };
+    let extra = format!(
+        ", ({metric_sql}) AS tier_metric, ({expiring}) AS expiring, ({usage}) AS rule_usage, \
+         ({}) AS next_transfer_id, \
+         (SELECT MAX(pv.version) FROM program_versions pv WHERE pv.tenant_id = $1) AS program_version",
+        ledger::next_transfer_id_sql(ctx.backend)
+    );
     (extra, params)
+}
+
+/// The usage of the limited rules in a row read with [`posting_columns`].
+fn rule_usage_from(row: &AnyRow) -> Result<patron_domain::rules::RuleUsage, StoreError> {
+    let text: String = row.try_get("rule_usage")?;
+    let pairs: Vec<(String, i64)> = serde_json::from_str(&text)?;
+    Ok(pairs
+        .into_iter()
+        .map(|(rule_id, n)| (rule_id, u32::try_from(n).unwrap_or(u32::MAX)))
+        .collect())
 }
 
 /// The [`PostingRead`] in a row read with [`posting_columns`].
@@ -927,7 +970,9 @@ async fn post_purchase_in(
     //
     // The same statement reads what the receipt needs (the tier metric, the points expiring
     // soonest, an id for the earning transfer) and the program's current version.
-    let (extra, params) = posting_columns(program, ctx);
+    // With them, how often each limited rule already fired in its current period.
+    let periods = rules::limit_periods(program, TriggerKind::Purchase, purchase.occurred_at);
+    let (extra, params) = posting_columns(program, ctx, &periods);
     let (mut wallet, member, row) =
         lock_wallet_with_member_and(c, ctx, member_id, &extra, &params).await?;
     let current: Option<i64> = row.try_get("program_version")?;
@@ -941,10 +986,9 @@ async fn post_purchase_in(
         }
         .into());
     }
-    // Decide here, under the lock: the tier read above and the usage read now are what this
+    // Decide here, under the lock: the tier and the usage read with it are what this
     // purchase commits under, so a rule's limit holds however many purchases race.
-    let periods = rules::limit_periods(program, TriggerKind::Purchase, purchase.occurred_at);
-    let usage = rules::usage_in(c, ctx.tenant, member_id, &periods).await?;
+    let usage = rule_usage_from(&row)?;
     let plan = decide(&member, &usage);
     let points = plan.points.max(0);
     if ledger::expire_due(c, ctx, &mut wallet).await? > 0 {
