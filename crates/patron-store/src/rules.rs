@@ -70,6 +70,26 @@ pub(crate) fn limit_periods(
         .collect()
 }
 
+/// The query of [`usage_in`] for `rules` limited rules: `$1` tenant, `$2` member, and from
+/// `$first` on, each rule's id and period key. One arm per rule, each a lookup of the whole
+/// `rule_awards_usage` key: written as one `OR` of the pairs, the condition could only use
+/// the index's `(tenant_id, member_id)` prefix and filtered every award the member ever got
+/// (a loyal member's years of them, on every purchase).
+pub(crate) fn usage_sql(rules: usize, first: usize) -> String {
+    (0..rules)
+        .map(|i| {
+            format!(
+                "SELECT rule_id, CAST(COUNT(*) AS BIGINT) AS n FROM rule_awards \
+                 WHERE tenant_id = $1 AND member_id = $2 AND rule_id = ${} AND period_key = ${} \
+                 AND reversed_at IS NULL GROUP BY rule_id",
+                first + 2 * i,
+                first + 1 + 2 * i
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
 /// How many times each limited rule fired for the member in its current period: one query,
 /// none when the occasion has no limited rule.
 pub(crate) async fn usage_in(
@@ -82,14 +102,7 @@ pub(crate) async fn usage_in(
     if periods.is_empty() {
         return Ok(usage);
     }
-    let conditions = (0..periods.len())
-        .map(|i| format!("(rule_id = ${} AND period_key = ${})", 3 + 2 * i, 4 + 2 * i))
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    let sql = format!(
-        "SELECT rule_id, CAST(COUNT(*) AS BIGINT) AS n FROM rule_awards \
-         WHERE tenant_id = $1 AND member_id = $2 AND ({conditions}) AND reversed_at IS NULL GROUP BY rule_id"
-    );
+    let sql = usage_sql(periods.len(), 3);
     let mut query = sqlx::query(&sql).bind(tenant.0).bind(member_id);
     for (rule_id, key) in periods {
         query = query.bind(rule_id).bind(key);

@@ -631,7 +631,7 @@ fn push_counted(
            WHEN $4 = member_stats.first_purchase_day OR $4 = member_stats.last_purchase_day THEN 0 \
            WHEN $4 < member_stats.first_purchase_day OR $4 > member_stats.last_purchase_day THEN 1 \
            WHEN EXISTS (SELECT 1 FROM purchases p WHERE p.tenant_id = $1 AND p.member_id = $2 \
-             AND p.occurred_at >= $7 AND p.occurred_at < $8 AND p.total_minor > p.refunded_minor AND p.id <> $9) THEN 0 \
+             AND p.occurred_at + 0 >= $7 AND p.occurred_at + 0 < $8 AND p.total_minor > p.refunded_minor AND p.id <> $9) THEN 0 \
            ELSE 1 END, \
          spend_minor = member_stats.spend_minor + $5, \
          first_day_spend_minor = CASE WHEN $4 < member_stats.first_purchase_day THEN $5 \
