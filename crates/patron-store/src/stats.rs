@@ -771,20 +771,46 @@ impl Store {
         tenant: TenantId,
         member_id: &str,
     ) -> Result<Option<MemberStats>, StoreError> {
-        let mut c = self.pool().acquire().await?;
-        let stored = load_stored(&mut c, tenant, Some(member_id), None).await?;
-        let Some(row) = stored.get(member_id).filter(|row| row.purchases > 0) else {
+        // One read (it runs before a purchase whose rules read the statistics): the row, and
+        // its categories as a JSON array of `[category, spend, purchases]`.
+        let categories = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT json_group_array(json_array(category, spend_minor, purchases)) \
+                 FROM member_category_spend mc WHERE mc.tenant_id = $1 AND mc.member_id = $2"
+            }
+            Backend::Postgres => {
+                "SELECT CAST(COALESCE(json_agg(json_build_array(category, spend_minor, purchases)), '[]') AS TEXT) \
+                 FROM member_category_spend mc WHERE mc.tenant_id = $1 AND mc.member_id = $2"
+            }
+        };
+        let sql = format!(
+            "SELECT {STATS_COLUMNS}, ({categories}) AS categories FROM member_stats \
+             WHERE tenant_id = $1 AND member_id = $2"
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(tenant.0)
+            .bind(member_id)
+            .fetch_optional(self.pool())
+            .await?
+        else {
             return Ok(None);
         };
-        let updated_at: i64 = sqlx::query(
-            "SELECT updated_at FROM member_stats WHERE tenant_id = $1 AND member_id = $2",
-        )
-        .bind(tenant.0)
-        .bind(member_id)
-        .fetch_one(&mut *c)
-        .await?
-        .try_get("updated_at")?;
-        Ok(Some(to_stats(member_id, row, time::from_db(updated_at)?)?))
+        let mut stats = row_from(&row)?;
+        if stats.purchases <= 0 {
+            return Ok(None);
+        }
+        let text: String = row.try_get("categories")?;
+        let categories: Vec<(String, i64, i64)> = serde_json::from_str(&text)?;
+        stats.categories = categories
+            .into_iter()
+            .map(|(category, spend, purchases)| (category, (spend, purchases)))
+            .collect();
+        let updated_at: i64 = row.try_get("updated_at")?;
+        Ok(Some(to_stats(
+            member_id,
+            &stats,
+            time::from_db(updated_at)?,
+        )?))
     }
 
     /// Recomputes every member's statistics of a tenant from the purchase history (days in
