@@ -364,6 +364,7 @@ impl Problem {
             }
             StoreError::Conflict(_)
             | StoreError::ProgramChanged { .. }
+            | StoreError::ClaimTaken
             | StoreError::Config(_)
             | StoreError::Database(_)
             | StoreError::Corrupt(_)

@@ -163,7 +163,7 @@ pub(crate) fn bind_all<'q>(
 
 /// `sql` with every placeholder `$k` made `$(k + offset)`. The shared SQL has no `$` in
 /// literals or identifiers, so every `$` followed by digits is a placeholder.
-fn renumber(sql: &str, offset: usize) -> String {
+pub(crate) fn renumber(sql: &str, offset: usize) -> String {
     if offset == 0 {
         return sql.to_string();
     }

@@ -112,6 +112,10 @@ pub enum StoreError {
     /// was applied meanwhile); nothing was written. The engine loads the new one and retries.
     #[error("the program changed to version {current:?} while the request ran")]
     ProgramChanged { current: Option<i64> },
+    /// Inside the store only: a unit's folded claim found a key taken; the idempotency
+    /// runner answers with the stored response (`idempotency::run_folded`).
+    #[error("an idempotency key of the request is taken")]
+    ClaimTaken,
 }
 
 impl StoreError {

@@ -21,6 +21,8 @@
 use jiff::Timestamp;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::HashSet;
+
 use sqlx::{AnyConnection, Row};
 
 use crate::batch::{Batch, Param};
@@ -87,6 +89,35 @@ enum Claimed<'c, T> {
     Replay(Idempotent<T>),
 }
 
+/// The statement that claims `claims` with `response` as their stored answer, its
+/// placeholders numbered from `$first`, and their values. It returns the keys it claimed
+/// (column `key`).
+fn claim_sql(
+    tenant: TenantId,
+    claims: &[Claim],
+    now: Timestamp,
+    response: &str,
+    first: usize,
+) -> (String, Vec<Param>) {
+    let sql = format!(
+        "INSERT INTO idempotency_keys (tenant_id, key, operation, request_hash, response, created_at) \
+         VALUES {} ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key",
+        placeholders(claims.len(), 6)
+    );
+    let mut params = Vec::with_capacity(claims.len() * 6);
+    for claim in claims {
+        params.extend([
+            tenant.0.into(),
+            (&claim.key).into(),
+            (&claim.operation).into(),
+            (&claim.request_hash).into(),
+            response.into(),
+            time::to_db(now).into(),
+        ]);
+    }
+    (crate::batch::renumber(&sql, first - 1), params)
+}
+
 /// Claims `claims` with `response` as their stored answer (`""` while the work runs), in one
 /// statement; replays the answer stored under a key already taken by the same request.
 async fn claim<'c, T>(
@@ -99,27 +130,30 @@ async fn claim<'c, T>(
 where
     T: DeserializeOwned,
 {
-    let mut claimed = std::collections::HashSet::with_capacity(claims.len());
+    let mut claimed = HashSet::with_capacity(claims.len());
     if !claims.is_empty() {
-        let sql = format!(
-            "INSERT INTO idempotency_keys (tenant_id, key, operation, request_hash, response, created_at) \
-             VALUES {} ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key",
-            placeholders(claims.len(), 6)
-        );
-        let mut query = sqlx::query(&sql);
-        for claim in claims {
-            query = query
-                .bind(tenant.0)
-                .bind(&claim.key)
-                .bind(&claim.operation)
-                .bind(&claim.request_hash)
-                .bind(response)
-                .bind(time::to_db(now));
-        }
-        for row in query.fetch_all(&mut *tx).await? {
+        let (sql, params) = claim_sql(tenant, claims, now, response, 1);
+        for row in crate::batch::bind_all(sqlx::query(&sql), &params)
+            .fetch_all(&mut *tx)
+            .await?
+        {
             claimed.insert(row.try_get::<String, _>("key")?);
         }
     }
+    resolve(tx, tenant, claims, &claimed).await
+}
+
+/// What a claim that took the keys in `claimed` found: all of them, or the stored answer of
+/// the identical request that holds the others.
+async fn resolve<'c, T>(
+    tx: &mut AnyConnection,
+    tenant: TenantId,
+    claims: &'c [Claim],
+    claimed: &HashSet<String>,
+) -> Result<Claimed<'c, T>, StoreError>
+where
+    T: DeserializeOwned,
+{
     let owned: Vec<&Claim> = claims.iter().filter(|c| claimed.contains(&c.key)).collect();
     // Every key already taken must have been taken by this same request; the first one's
     // stored answer is replayed.
@@ -193,6 +227,109 @@ where
     let mut tail = Batch::new();
     let value = body(tx, &mut tail).await?;
     if !owned.is_empty() {
+        let response = serde_json::to_string(&Stored::Ok { value: &value })?;
+        push_response(&mut tail, tenant, &owned, &response);
+    }
+    tail.run(tx, backend).await?;
+    Ok(Idempotent {
+        outcome: Ok(value),
+        replayed: false,
+    })
+}
+
+/// The claim of a unit run by [`run_folded`]: the unit's first statement carries it.
+#[derive(Debug)]
+pub(crate) struct FoldedClaim<'c> {
+    tenant: TenantId,
+    claims: &'c [Claim],
+    now: Timestamp,
+    /// The keys the claim took, once it ran.
+    claimed: Option<HashSet<String>>,
+}
+
+impl FoldedClaim<'_> {
+    /// The claim's statement with its placeholders numbered from `$first`, and its values;
+    /// `None` when there is nothing to claim. The caller runs it at the start of its first
+    /// statement and gives the keys it returned to [`FoldedClaim::record`].
+    pub(crate) fn sql(&self, first: usize) -> Option<(String, Vec<Param>)> {
+        (!self.claims.is_empty()).then(|| claim_sql(self.tenant, self.claims, self.now, "", first))
+    }
+
+    /// Records the keys the claim took. Some of them taken by an earlier request: the unit
+    /// stops here ([`StoreError::ClaimTaken`]) and the runner answers with what is stored.
+    pub(crate) fn record(&mut self, claimed: HashSet<String>) -> Result<(), StoreError> {
+        let complete = claimed.len() == self.claims.len();
+        self.claimed = Some(claimed);
+        if complete {
+            Ok(())
+        } else {
+            Err(StoreError::ClaimTaken)
+        }
+    }
+
+    /// Claims now, in a statement of its own (for a unit whose path has no statement to carry
+    /// it).
+    pub(crate) async fn claim_now(&mut self, tx: &mut AnyConnection) -> Result<(), StoreError> {
+        let mut claimed = HashSet::with_capacity(self.claims.len());
+        if let Some((sql, params)) = self.sql(1) {
+            for row in crate::batch::bind_all(sqlx::query(&sql), &params)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                claimed.insert(row.try_get::<String, _>("key")?);
+            }
+        }
+        self.record(claimed)
+    }
+}
+
+/// [`run`] for a unit whose first statement carries the claim ([`FoldedClaim`]), one round
+/// trip fewer: the body must run [`FoldedClaim::sql`] at the start of its first statement
+/// (or call [`FoldedClaim::claim_now`] before any), and stop with the error of
+/// [`FoldedClaim::record`] when a key was taken. On PostgreSQL the claim keeps its waiting
+/// semantics: the statement's insert waits for a concurrent identical request to commit.
+pub(crate) async fn run_folded<T, F>(
+    tx: &mut AnyConnection,
+    backend: Backend,
+    tenant: TenantId,
+    claims: &[Claim],
+    now: Timestamp,
+    body: F,
+) -> Result<Idempotent<T>, StoreError>
+where
+    T: Serialize + DeserializeOwned,
+    F: AsyncFnOnce(&mut AnyConnection, &mut Batch, &mut FoldedClaim<'_>) -> Result<T, StoreError>,
+{
+    let mut folded = FoldedClaim {
+        tenant,
+        claims,
+        now,
+        claimed: None,
+    };
+    let mut tail = Batch::new();
+    let result = body(tx, &mut tail, &mut folded).await;
+    let Some(claimed) = folded.claimed.take() else {
+        // Refused or failed before its claim ran (a rejection is stored by `settle`), or a
+        // body that never claimed: a bug, refused.
+        result?;
+        return Err(StoreError::Corrupt(
+            "an idempotent unit of work ran without claiming its keys".into(),
+        ));
+    };
+    let value = match result {
+        Ok(value) => value,
+        Err(StoreError::ClaimTaken) => {
+            return match resolve::<T>(tx, tenant, claims, &claimed).await? {
+                Claimed::Replay(replay) => Ok(replay),
+                Claimed::Fresh(_) => Err(StoreError::Corrupt(
+                    "a claim reported taken keys that are not stored".into(),
+                )),
+            };
+        }
+        Err(other) => return Err(other),
+    };
+    if !claims.is_empty() {
+        let owned: Vec<&Claim> = claims.iter().collect();
         let response = serde_json::to_string(&Stored::Ok { value: &value })?;
         push_response(&mut tail, tenant, &owned, &response);
     }

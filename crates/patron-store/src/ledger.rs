@@ -110,11 +110,11 @@ pub(crate) fn transfer_from_row(row: &AnyRow) -> Result<TransferRecord, StoreErr
     })
 }
 
-const WALLET_COLUMNS: &str = "id, member_id, credits_posted, debits_posted, credits_pending, \
+pub(crate) const WALLET_COLUMNS: &str = "id, member_id, credits_posted, debits_posted, credits_pending, \
      debits_pending, last_activity_at, inactivity_expires_at, \
      (SELECT MIN(l.expires_at) FROM lots l WHERE l.account_id = accounts.id AND l.remaining > 0) AS next_expiry_at";
 
-fn wallet_from_row(row: &AnyRow) -> Result<Wallet, StoreError> {
+pub(crate) fn wallet_from_row(row: &AnyRow) -> Result<Wallet, StoreError> {
     Ok(Wallet {
         account_id: row.try_get("id")?,
         member_id: row.try_get("member_id")?,

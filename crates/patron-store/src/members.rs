@@ -8,11 +8,12 @@ use jiff::Timestamp;
 use patron_domain::program::Program;
 use patron_domain::rules::TriggerKind;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{Column, Row};
 
-use crate::batch::Batch;
+use crate::batch::{Batch, Param};
 use crate::cards::{self, CardKind};
+use crate::idempotency::FoldedClaim;
 use crate::idempotency::{Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, code};
 use crate::programs::audit;
@@ -176,19 +177,24 @@ pub(crate) async fn lock_wallet_with_member(
     ctx: crate::ledger::LedgerCtx,
     member_id: &str,
 ) -> Result<(crate::ledger::Wallet, Member), StoreError> {
-    let (wallet, member, _) = lock_wallet_with_member_and(tx, ctx, member_id, "", &[]).await?;
+    let (wallet, member, _) =
+        lock_wallet_with_member_and(tx, ctx, member_id, "", &[], None).await?;
     Ok((wallet, member))
 }
 
 /// [`lock_wallet_with_member`], with `extra` columns read in the member's statement (after
 /// the lock on PostgreSQL), whose placeholders are `$1` (tenant), `$2` (member) and `$3..`
-/// (`params`, in order). Returns the row, for the caller to read its columns.
+/// (`params`, in order), and with the unit's idempotency claim carried by the first
+/// statement when `claim` is given (SQLite: one multi-statement call; PostgreSQL: a
+/// data-modifying CTE of the locking statement). Returns the row, for the caller to read
+/// its columns.
 pub(crate) async fn lock_wallet_with_member_and(
     tx: &mut Conn,
     ctx: crate::ledger::LedgerCtx,
     member_id: &str,
     extra: &str,
-    params: &[crate::batch::Param],
+    params: &[Param],
+    claim: Option<&mut FoldedClaim<'_>>,
 ) -> Result<(crate::ledger::Wallet, Member, AnyRow), StoreError> {
     let not_found = || -> StoreError {
         Rejection::MemberNotFound {
@@ -196,10 +202,48 @@ pub(crate) async fn lock_wallet_with_member_and(
         }
         .into()
     };
+    let carried = claim.as_ref().and_then(|claim| claim.sql(1));
+    let claim_params = carried.as_ref().map_or(0, |(_, p)| p.len());
     if ctx.backend == crate::Backend::Postgres {
-        let wallet = crate::ledger::lock_wallets(tx, ctx, &[member_id])
-            .await?
-            .remove(0);
+        let wallet = match claim {
+            None => crate::ledger::lock_wallets(tx, ctx, &[member_id])
+                .await?
+                .remove(0),
+            Some(claim) => {
+                let (with, mut all) = match carried {
+                    Some((sql, params)) => (
+                        format!(
+                            "WITH c AS ({sql}) SELECT {}, \
+                             (SELECT CAST(COALESCE(json_agg(key), '[]') AS TEXT) FROM c) AS claimed_keys",
+                            crate::ledger::WALLET_COLUMNS
+                        ),
+                        params,
+                    ),
+                    None => (
+                        format!(
+                            "SELECT {}, '[]' AS claimed_keys",
+                            crate::ledger::WALLET_COLUMNS
+                        ),
+                        Vec::new(),
+                    ),
+                };
+                let sql = format!(
+                    "{with} FROM accounts WHERE tenant_id = ${} AND member_id = ${} FOR UPDATE",
+                    claim_params + 1,
+                    claim_params + 2
+                );
+                all.push(ctx.tenant.0.into());
+                all.push(member_id.into());
+                let row = crate::batch::bind_all(sqlx::query(&sql), &all)
+                    .fetch_optional(conn(tx))
+                    .await?
+                    .ok_or_else(not_found)?;
+                let text: String = row.try_get("claimed_keys")?;
+                let keys: std::collections::HashSet<String> = serde_json::from_str(&text)?;
+                claim.record(keys)?;
+                crate::ledger::wallet_from_row(&row)?
+            }
+        };
         let sql = format!(
             "SELECT {MEMBER_COLUMNS}{extra} FROM members m WHERE m.tenant_id = $1 AND m.id = $2"
         );
@@ -211,18 +255,42 @@ pub(crate) async fn lock_wallet_with_member_and(
         let member = member_from_row(&row)?;
         return Ok((wallet, member, row));
     }
-    let sql = format!(
+    let select = format!(
         "SELECT {MEMBER_COLUMNS}, a.id AS account_id, a.credits_posted, a.debits_posted, \
          a.credits_pending, a.debits_pending, a.last_activity_at, a.inactivity_expires_at, \
          (SELECT MIN(l.expires_at) FROM lots l WHERE l.account_id = a.id AND l.remaining > 0) AS next_expiry_at{extra} \
          FROM accounts a JOIN members m ON m.tenant_id = a.tenant_id AND m.id = a.member_id \
          WHERE a.tenant_id = $1 AND a.member_id = $2"
     );
-    let query = sqlx::query(&sql).bind(ctx.tenant.0).bind(member_id);
-    let row = crate::batch::bind_all(query, params)
-        .fetch_optional(conn(tx))
+    let (sql, mut all) = match carried {
+        Some((claim_sql, claim_values)) => (
+            format!(
+                "{claim_sql};\n{}",
+                crate::batch::renumber(&select, claim_params)
+            ),
+            claim_values,
+        ),
+        None => (select, Vec::new()),
+    };
+    all.push(ctx.tenant.0.into());
+    all.push(member_id.into());
+    all.extend(params.iter().cloned());
+    let mut keys = std::collections::HashSet::new();
+    let mut found = None;
+    for row in crate::batch::bind_all(sqlx::query(&sql), &all)
+        .fetch_all(conn(tx))
         .await?
-        .ok_or_else(not_found)?;
+    {
+        if row.columns().iter().any(|column| column.name() == "key") {
+            keys.insert(row.try_get::<String, _>("key")?);
+        } else {
+            found = Some(row);
+        }
+    }
+    if let Some(claim) = claim {
+        claim.record(keys)?;
+    }
+    let row = found.ok_or_else(not_found)?;
     let member = member_from_row(&row)?;
     let wallet = crate::ledger::Wallet {
         account_id: row.try_get("account_id")?,

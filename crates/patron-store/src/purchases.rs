@@ -18,7 +18,7 @@ use sqlx::any::AnyRow;
 
 use crate::batch::{Batch, Param};
 use crate::bulk::{ROWS_PER_STATEMENT, placeholders};
-use crate::idempotency::{Claim, Idempotent};
+use crate::idempotency::{self, Claim, FoldedClaim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, Wallet, code};
 use crate::members::{lock_wallet_with_member, lock_wallet_with_member_and};
 use crate::redemptions::{Balance, EXPIRING_LISTED_MAX, balance_in, balance_of};
@@ -656,15 +656,32 @@ impl Store {
             backend: self.backend(),
             now,
         };
-        idempotent_unit!(
-            self,
-            tenant,
-            claims,
-            now,
-            async |c: &mut Conn, tail: &mut Batch| {
-                post_purchase_in(c, tail, ctx, program, program_version, purchase, decide).await
-            }
-        )
+        // The claim rides on the purchase's first statement (`run_folded`).
+        let result = unit_of_work!(self, |tx| async {
+            idempotency::run_folded(
+                &mut tx,
+                ctx.backend,
+                tenant,
+                claims,
+                now,
+                async |c: &mut Conn, tail: &mut Batch, claim: &mut FoldedClaim<'_>| {
+                    post_purchase_in(
+                        c,
+                        tail,
+                        claim,
+                        ctx,
+                        program,
+                        program_version,
+                        purchase,
+                        decide,
+                    )
+                    .await
+                },
+            )
+            .await
+        }
+        .await);
+        idempotency::settle(self, tenant, claims, now, result).await
     }
 
     pub async fn purchase(
@@ -929,6 +946,7 @@ fn push_purchase_rows(
 async fn post_purchase_in(
     c: &mut Conn,
     tail: &mut Batch,
+    claim: &mut FoldedClaim<'_>,
     ctx: LedgerCtx,
     program: &Program,
     program_version: Option<i64>,
@@ -948,6 +966,7 @@ async fn post_purchase_in(
         document_id: purchase.document_id.clone(),
     });
     let Some(member_id) = purchase.member_id.as_deref() else {
+        claim.claim_now(c).await?;
         push_purchase_rows(tail, ctx, purchase, &NO_EARNING);
         return Ok(PurchaseReceipt {
             purchase_id: purchase.id.clone(),
@@ -973,7 +992,7 @@ async fn post_purchase_in(
     let periods = rules::limit_periods(program, TriggerKind::Purchase, purchase.occurred_at);
     let (extra, params) = posting_columns(program, ctx, &periods);
     let (mut wallet, member, row) =
-        lock_wallet_with_member_and(c, ctx, member_id, &extra, &params).await?;
+        lock_wallet_with_member_and(c, ctx, member_id, &extra, &params, Some(claim)).await?;
     let current: Option<i64> = row.try_get("program_version")?;
     if program_version.is_some_and(|expected| current != Some(expected)) {
         return Err(StoreError::ProgramChanged { current });
