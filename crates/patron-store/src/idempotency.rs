@@ -17,6 +17,11 @@
 //!
 //! A rejection that names something that does not exist ([`Rejection::is_stored`]) is not
 //! stored: the request did nothing, and asked again it gets the same answer.
+//!
+//! A unit whose first statement can carry the claim saves its round trip with
+//! [`run_folded`] (the purchase: the claim goes with the wallet's lock, as a multi-statement
+//! call on SQLite and a data-modifying CTE on PostgreSQL, where the insert waits for a
+//! concurrent identical request exactly as on its own).
 
 use jiff::Timestamp;
 use serde::Serialize;
