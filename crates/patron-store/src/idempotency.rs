@@ -135,6 +135,18 @@ async fn claim<'c, T>(
 where
     T: DeserializeOwned,
 {
+    let claimed = insert_claims(tx, tenant, claims, now, response).await?;
+    resolve(tx, tenant, claims, &claimed).await
+}
+
+/// Runs the claim's statement ([`claim_sql`]) on its own; returns the keys it took.
+async fn insert_claims(
+    tx: &mut AnyConnection,
+    tenant: TenantId,
+    claims: &[Claim],
+    now: Timestamp,
+    response: &str,
+) -> Result<HashSet<String>, StoreError> {
     let mut claimed = HashSet::with_capacity(claims.len());
     if !claims.is_empty() {
         let (sql, params) = claim_sql(tenant, claims, now, response, 1);
@@ -145,7 +157,7 @@ where
             claimed.insert(row.try_get::<String, _>("key")?);
         }
     }
-    resolve(tx, tenant, claims, &claimed).await
+    Ok(claimed)
 }
 
 /// What a claim that took the keys in `claimed` found: all of them, or the stored answer of
@@ -275,15 +287,7 @@ impl FoldedClaim<'_> {
     /// Claims now, in a statement of its own (for a unit whose path has no statement to carry
     /// it).
     pub(crate) async fn claim_now(&mut self, tx: &mut AnyConnection) -> Result<(), StoreError> {
-        let mut claimed = HashSet::with_capacity(self.claims.len());
-        if let Some((sql, params)) = self.sql(1) {
-            for row in crate::batch::bind_all(sqlx::query(&sql), &params)
-                .fetch_all(&mut *tx)
-                .await?
-            {
-                claimed.insert(row.try_get::<String, _>("key")?);
-            }
-        }
+        let claimed = insert_claims(tx, self.tenant, self.claims, self.now, "").await?;
         self.record(claimed)
     }
 }

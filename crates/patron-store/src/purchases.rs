@@ -448,50 +448,21 @@ struct PostingRead {
     transfer_id: i64,
 }
 
+/// The [`PostingRead`] again, on its own (after lots expired under the lock): the columns of
+/// [`posting_columns`], without the rules' usage.
 async fn posting_read(
     c: &mut Conn,
     ctx: LedgerCtx,
     program: &Program,
     member_id: &str,
-    wallet: &Wallet,
 ) -> Result<PostingRead, StoreError> {
-    let (metric_sql, start) = tier_metric_query(program, ctx);
-    let sql = format!(
-        "SELECT 0 AS part, CAST(NULL AS BIGINT) AS expires_at, metric AS amount FROM ({metric_sql}) m \
-         UNION ALL SELECT 1 AS part, expires_at, points AS amount FROM ({}) e \
-         UNION ALL SELECT 2 AS part, CAST(NULL AS BIGINT) AS expires_at, id AS amount FROM ({}) t \
-         ORDER BY part, expires_at",
-        ledger::expiring_sql("$5", "$4", "$6"),
-        ledger::next_transfer_id_sql(ctx.backend),
-    );
-    let rows = sqlx::query(&sql)
-        .bind(ctx.tenant.0)
-        .bind(member_id)
-        .bind(start)
-        .bind(time::to_db(ctx.now))
-        .bind(wallet.account_id)
-        .bind(EXPIRING_LISTED_MAX)
-        .fetch_all(conn(c))
+    let (extra, params) = posting_columns(program, ctx, &Default::default());
+    let sql = format!("SELECT 1 AS one{extra}");
+    let query = sqlx::query(&sql).bind(ctx.tenant.0).bind(member_id);
+    let row = crate::batch::bind_all(query, &params)
+        .fetch_one(conn(c))
         .await?;
-    let mut read = PostingRead {
-        metric: 0,
-        expiring: Vec::new(),
-        transfer_id: 0,
-    };
-    for row in &rows {
-        let amount: i64 = row.try_get("amount")?;
-        match row.try_get::<i64, _>("part")? {
-            0 => read.metric = amount,
-            1 => read
-                .expiring
-                .push((time::from_db(row.try_get("expires_at")?)?, amount)),
-            _ => read.transfer_id = amount,
-        }
-    }
-    if read.transfer_id <= 0 {
-        return Err(StoreError::Corrupt("no transfer id was allocated".into()));
-    }
-    Ok(read)
+    posting_read_from(&row)
 }
 
 /// `SELECT` of the rows of `from` as one JSON array of `[a, b]` pairs, as text (`[]` for none).
@@ -1011,7 +982,7 @@ async fn post_purchase_in(
     let points = plan.points.max(0);
     if ledger::expire_due(c, ctx, &mut wallet).await? > 0 {
         // Lots expired (and expiry transfers took ids): read again.
-        read = Some(posting_read(c, ctx, program, member_id, &wallet).await?);
+        read = Some(posting_read(c, ctx, program, member_id).await?);
     }
     let pending_until = plan.pending_until;
     // The common case is that read and one write: what this purchase adds to the read is
