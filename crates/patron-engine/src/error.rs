@@ -38,6 +38,23 @@ impl EngineError {
         }
     }
 
+    /// This error as the store's, for an engine check that runs inside a unit of work (a
+    /// merge under the member's lock): an invalid value stays invalid (nothing written,
+    /// nothing stored) and comes back out of the store as [`EngineError::Invalid`].
+    pub(crate) fn into_store(self) -> StoreError {
+        match self {
+            EngineError::Invalid { field, message } => StoreError::Invalid { field, message },
+            EngineError::Store(error) => error,
+            EngineError::Rejected(rejection) | EngineError::ReplayedRejection(rejection) => {
+                StoreError::Rejected(rejection)
+            }
+            EngineError::IdempotencyMismatch { key } => StoreError::IdempotencyMismatch { key },
+            other @ (EngineError::Program(_) | EngineError::TenantNotFound(_)) => {
+                StoreError::Corrupt(format!("an engine check in a unit of work failed: {other}"))
+            }
+        }
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         EngineError::Invalid {
             field: field.into(),
@@ -51,6 +68,7 @@ impl From<StoreError> for EngineError {
         match error {
             StoreError::Rejected(rejection) => EngineError::Rejected(rejection),
             StoreError::IdempotencyMismatch { key } => EngineError::IdempotencyMismatch { key },
+            StoreError::Invalid { field, message } => EngineError::Invalid { field, message },
             other => EngineError::Store(other),
         }
     }

@@ -101,6 +101,97 @@ pub fn request_hash<T: serde::Serialize>(
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// A member's profile from the fields of a request: every value validated and normalized
+/// (phone in E.164, email with a lower-case domain, birthday as a date not after today in the
+/// program's time zone).
+fn profile_from(
+    request: &ProfileFields,
+    program: &Program,
+    now: Timestamp,
+) -> Result<Profile, EngineError> {
+    let today = now.to_zoned(program.tz()).date();
+    let external_id = match &request.external_id {
+        Some(id) => {
+            contact::validate_external_id(id)
+                .map_err(|e| EngineError::invalid("external_id", e.to_string()))?;
+            Some(id.clone())
+        }
+        None => None,
+    };
+    let phone = request
+        .phone
+        .as_deref()
+        .map(contact::normalize_phone_e164)
+        .transpose()
+        .map_err(|e| EngineError::invalid("phone", e.to_string()))?;
+    let email = request
+        .email
+        .as_deref()
+        .map(contact::normalize_email)
+        .transpose()
+        .map_err(|e| EngineError::invalid("email", e.to_string()))?;
+    let birthday = request
+        .birthday
+        .as_deref()
+        .map(|b| contact::parse_birthday(b, today))
+        .transpose()
+        .map_err(|e| EngineError::invalid("birthday", e.to_string()))?
+        .map(|d| d.to_string());
+    let locale = match &request.locale {
+        Some(code) => match patron_domain::program::Locale::from_code(code) {
+            Some(locale) => Some(locale.code().to_string()),
+            None => return Err(EngineError::invalid("locale", "use fa, he or en")),
+        },
+        None => None,
+    };
+    if let Some(tz) = &request.time_zone
+        && jiff::tz::TimeZone::get(tz).is_err()
+    {
+        return Err(EngineError::invalid(
+            "time_zone",
+            format!("{tz:?} is not an IANA time zone"),
+        ));
+    }
+    if let Some(name) = &request.name
+        && (name.trim().is_empty()
+            || name.chars().count() > 200
+            || name.chars().any(char::is_control))
+    {
+        return Err(EngineError::invalid(
+            "name",
+            "must be 1 to 200 printable characters",
+        ));
+    }
+    let mut attributes = serde_json::Map::new();
+    for (key, value) in &request.attributes {
+        contact::validate_custom_attribute_key(key)
+            .map_err(|e| EngineError::invalid(format!("attributes.{key}"), e.to_string()))?;
+        if value.is_object() || value.is_array() {
+            return Err(EngineError::invalid(
+                format!("attributes.{key}"),
+                "must be a string, number, boolean or null",
+            ));
+        }
+        attributes.insert(key.clone(), value.clone());
+    }
+    if attributes.len() > 100 {
+        return Err(EngineError::invalid(
+            "attributes",
+            "at most 100 custom attributes",
+        ));
+    }
+    Ok(Profile {
+        external_id,
+        name: request.name.as_ref().map(|n| n.trim().to_string()),
+        phone,
+        email,
+        birthday,
+        locale,
+        time_zone: request.time_zone.clone(),
+        attributes: serde_json::Value::Object(attributes).to_string(),
+    })
+}
+
 fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
@@ -268,87 +359,7 @@ impl Engine {
         request: &ProfileFields,
         program: &Program,
     ) -> Result<Profile, EngineError> {
-        let today = self.now().to_zoned(program.tz()).date();
-        let external_id = match &request.external_id {
-            Some(id) => {
-                contact::validate_external_id(id)
-                    .map_err(|e| EngineError::invalid("external_id", e.to_string()))?;
-                Some(id.clone())
-            }
-            None => None,
-        };
-        let phone = request
-            .phone
-            .as_deref()
-            .map(contact::normalize_phone_e164)
-            .transpose()
-            .map_err(|e| EngineError::invalid("phone", e.to_string()))?;
-        let email = request
-            .email
-            .as_deref()
-            .map(contact::normalize_email)
-            .transpose()
-            .map_err(|e| EngineError::invalid("email", e.to_string()))?;
-        let birthday = request
-            .birthday
-            .as_deref()
-            .map(|b| contact::parse_birthday(b, today))
-            .transpose()
-            .map_err(|e| EngineError::invalid("birthday", e.to_string()))?
-            .map(|d| d.to_string());
-        let locale = match &request.locale {
-            Some(code) => match patron_domain::program::Locale::from_code(code) {
-                Some(locale) => Some(locale.code().to_string()),
-                None => return Err(EngineError::invalid("locale", "use fa, he or en")),
-            },
-            None => None,
-        };
-        if let Some(tz) = &request.time_zone
-            && jiff::tz::TimeZone::get(tz).is_err()
-        {
-            return Err(EngineError::invalid(
-                "time_zone",
-                format!("{tz:?} is not an IANA time zone"),
-            ));
-        }
-        if let Some(name) = &request.name
-            && (name.trim().is_empty()
-                || name.chars().count() > 200
-                || name.chars().any(char::is_control))
-        {
-            return Err(EngineError::invalid(
-                "name",
-                "must be 1 to 200 printable characters",
-            ));
-        }
-        let mut attributes = serde_json::Map::new();
-        for (key, value) in &request.attributes {
-            contact::validate_custom_attribute_key(key)
-                .map_err(|e| EngineError::invalid(format!("attributes.{key}"), e.to_string()))?;
-            if value.is_object() || value.is_array() {
-                return Err(EngineError::invalid(
-                    format!("attributes.{key}"),
-                    "must be a string, number, boolean or null",
-                ));
-            }
-            attributes.insert(key.clone(), value.clone());
-        }
-        if attributes.len() > 100 {
-            return Err(EngineError::invalid(
-                "attributes",
-                "at most 100 custom attributes",
-            ));
-        }
-        Ok(Profile {
-            external_id,
-            name: request.name.as_ref().map(|n| n.trim().to_string()),
-            phone,
-            email,
-            birthday,
-            locale,
-            time_zone: request.time_zone.clone(),
-            attributes: serde_json::Value::Object(attributes).to_string(),
-        })
+        profile_from(request, program, self.now())
     }
 
     fn validate_consents(
@@ -535,7 +546,8 @@ impl Engine {
     }
 
     /// Applies a partial update: fields present in the patch replace the stored ones, `null`
-    /// clears them.
+    /// clears them. The patch is merged inside the store's unit of work, onto the profile as
+    /// read under the member's lock, so concurrent patches of different fields all survive.
     pub async fn update_member(
         &self,
         tenant: &Tenant,
@@ -545,23 +557,25 @@ impl Engine {
     ) -> Outcome<Member> {
         validate_idempotency_key(idempotency_key)?;
         let program = self.program(tenant).await?.program;
-        let current = self.member(tenant, member_id).await?;
-        let mut fields = ProfileFields::from_profile(&current.profile)?;
-        patch.apply(&mut fields);
-        let profile = self.profile_from(&fields, &program)?;
+        let now = self.now();
+        // The patch's own values first, so a malformed one is refused before any unit of
+        // work; the merged profile is validated again under the lock (the number of custom
+        // attributes, say, depends on what is stored).
+        let mut alone = ProfileFields::default();
+        patch.apply(&mut alone);
+        profile_from(&alone, &program, now)?;
         let consents = Self::validate_consents(&patch.consents)?;
         let hash = request_hash("member.update", &(member_id, patch))?;
         let claims = claims(idempotency_key, "member.update", &hash);
+        let merge = |current: &Profile| -> Result<Profile, patron_store::StoreError> {
+            let mut fields =
+                ProfileFields::from_profile(current).map_err(EngineError::into_store)?;
+            patch.apply(&mut fields);
+            profile_from(&fields, &program, now).map_err(EngineError::into_store)
+        };
         unwrap_idempotent(
             self.store
-                .update_member(
-                    tenant.id,
-                    member_id,
-                    &profile,
-                    &consents,
-                    &claims,
-                    self.now(),
-                )
+                .update_member(tenant.id, member_id, &merge, &consents, &claims, now)
                 .await?,
         )
     }

@@ -354,6 +354,10 @@ impl Problem {
         match error {
             StoreError::Rejected(rejection) => Problem::from_rejection(rejection),
             StoreError::IdempotencyMismatch { key } => Problem::from_mismatch(key),
+            StoreError::Invalid { field, message } => {
+                Problem::new(Code::InvalidValue, format!("{field}: {message}"))
+                    .with_field(field.clone())
+            }
             error if error.is_unavailable() => {
                 tracing::warn!(%error, "storage unavailable");
                 Problem::new(

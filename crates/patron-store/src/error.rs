@@ -116,6 +116,12 @@ pub enum StoreError {
     /// runner answers with the stored response (`idempotency::run_folded`).
     #[error("an idempotency key of the request is taken")]
     ClaimTaken,
+    /// The caller's check, run inside the unit of work on what it read there, found the
+    /// request invalid (e.g. a profile change that, merged with the stored profile, breaks a
+    /// limit). Nothing was written and nothing is stored: like a malformed request refused
+    /// before any unit of work, it is not a business rejection.
+    #[error("invalid {field}: {message}")]
+    Invalid { field: String, message: String },
 }
 
 impl StoreError {

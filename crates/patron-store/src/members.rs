@@ -510,6 +510,13 @@ fn unique_to_rejection(error: StoreError, profile: &Profile) -> StoreError {
     .into()
 }
 
+/// The caller's merge of a profile change ([`Store::update_member`]): given the profile as
+/// stored, read under the member's wallet lock, it answers the whole new profile, or an error
+/// that refuses the change with nothing written ([`StoreError::Invalid`] for a value that is
+/// not valid). It may be called more than once (a unit of work retried after a serialization
+/// failure); it must be pure.
+pub type MergeProfile<'a> = &'a (dyn Fn(&Profile) -> Result<Profile, StoreError> + Send + Sync);
+
 /// What happened when a member left.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitReceipt {
@@ -608,13 +615,16 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
-    /// Replaces a member's profile (the engine merged and validated the patch), and appends
-    /// consents. Refused for members who left.
+    /// Changes a member's profile and appends consents, refused for members who left. The
+    /// change is merged under the member's wallet lock: `merge` is called with the profile as
+    /// stored once every earlier change committed, and answers the whole new profile (or
+    /// refuses the change, e.g. [`StoreError::Invalid`], and nothing is written). So two
+    /// concurrent changes of different fields both survive: the second merges onto the first.
     pub async fn update_member(
         &self,
         tenant: TenantId,
         member_id: &str,
-        profile: &Profile,
+        merge: MergeProfile<'_>,
         consents: &[ConsentInput],
         claims: &[Claim],
         now: Timestamp,
@@ -630,16 +640,18 @@ impl Store {
             claims,
             now,
             async |c: &mut Conn, _tail: &mut Batch| {
-                // Under the wallet lock, which leaving the club holds: an update racing an exit
-                // must not write personal data back onto a member who was just erased.
-                ledger::lock_wallets(c, ctx, &[member_id]).await?;
-                let member = member_in_tx(c, tenant, member_id).await?;
+                // Under the wallet lock, which leaving the club and every other change of the
+                // profile hold: an update racing an exit must not write personal data back onto
+                // a member who was just erased, and one racing another update must merge onto
+                // what that one wrote, not onto what was there before it.
+                let (_, member) = lock_wallet_with_member(c, ctx, member_id).await?;
                 if !member.is_active() {
                     return Err(Rejection::MemberExited {
                         member_id: member_id.to_string(),
                     }
                     .into());
                 }
+                let profile = &merge(&member.profile)?;
                 check_unique(c, tenant, member_id, profile).await?;
                 let updated = sqlx::query(
                     "UPDATE members SET external_id = $3, name = $4, phone = $5, email = $6, birthday = $7, \

@@ -245,6 +245,185 @@ async fn an_update_changes_what_it_names_and_null_clears() {
     }
 }
 
+/// How many patches race in the concurrency test: one per custom attribute, plus one per
+/// profile field it sets.
+const RACING_PATCHES: usize = 24;
+
+/// The patches of the concurrency test: each sets something no other one touches.
+fn racing_patch(n: usize) -> MemberPatch {
+    match n {
+        0 => MemberPatch {
+            name: Some(Some("Dana Cohen".into())),
+            ..MemberPatch::default()
+        },
+        1 => MemberPatch {
+            locale: Some(Some("en".into())),
+            ..MemberPatch::default()
+        },
+        2 => MemberPatch {
+            time_zone: Some(Some("Europe/London".into())),
+            ..MemberPatch::default()
+        },
+        3 => MemberPatch {
+            // Removes one of the enrollment's attributes.
+            attributes: BTreeMap::from([("kids".into(), serde_json::Value::Null)]),
+            ..MemberPatch::default()
+        },
+        n => MemberPatch {
+            attributes: BTreeMap::from([(format!("attr_{n}"), serde_json::json!(n))]),
+            ..MemberPatch::default()
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_patches_of_different_fields_all_survive() {
+    for club in clubs(&program(0, NEVER, "within_balance", "forfeit")).await {
+        let member = enroll_full(&club).await;
+        let start_line = std::sync::Arc::new(tokio::sync::Barrier::new(RACING_PATCHES));
+        let tasks: Vec<_> = (0..RACING_PATCHES)
+            .map(|n| {
+                let (engine, tenant, id, start_line) = (
+                    club.engine.clone(),
+                    club.tenant.clone(),
+                    member.id.clone(),
+                    start_line.clone(),
+                );
+                tokio::spawn(async move {
+                    start_line.wait().await;
+                    let key = format!("patch-{n}");
+                    engine
+                        .update_member(&tenant, &id, &racing_patch(n), Some(&key))
+                        .await
+                })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(RACING_PATCHES);
+        for task in tasks {
+            let answer = task.await.unwrap();
+            assert!(
+                answer.is_ok(),
+                "[{}] a patch failed: {answer:?}",
+                club.label()
+            );
+            answers.push(answer.unwrap());
+        }
+
+        let stored = club.engine.member(&club.tenant, &member.id).await.unwrap();
+        let mut expected =
+            BTreeMap::from([("favourite_store".to_string(), serde_json::json!("haifa"))]);
+        for n in 4..RACING_PATCHES {
+            expected.insert(format!("attr_{n}"), serde_json::json!(n));
+        }
+        let attributes: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(&stored.profile.attributes).unwrap();
+        assert_eq!(
+            attributes,
+            expected,
+            "[{}] every attribute set survives, the removed one stays removed",
+            club.label()
+        );
+        assert_eq!(
+            (
+                stored.profile.name.as_deref(),
+                stored.profile.locale.as_deref(),
+                stored.profile.time_zone.as_deref(),
+            ),
+            (Some("Dana Cohen"), Some("en"), Some("Europe/London")),
+            "[{}] every field set survives",
+            club.label()
+        );
+        assert_eq!(
+            (
+                stored.profile.external_id.as_deref(),
+                stored.profile.phone.as_deref(),
+                stored.profile.birthday.as_deref(),
+            ),
+            (Some("crm-1001"), Some("+972501234567"), Some("1990-05-17")),
+            "[{}] what no patch named stays",
+            club.label()
+        );
+
+        // Replaying a key answers what that patch answered then, not the member as now.
+        for (n, first) in answers.iter().enumerate() {
+            let again = club
+                .engine
+                .update_member(
+                    &club.tenant,
+                    &member.id,
+                    &racing_patch(n),
+                    Some(&format!("patch-{n}")),
+                )
+                .await
+                .unwrap();
+            assert!(again.replayed, "[{}] patch {n} replayed", club.label());
+            assert_eq!(again.value, first.value, "[{}] patch {n}", club.label());
+        }
+        club.db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_patch_invalid_only_once_merged_is_refused_with_nothing_written_or_stored() {
+    for club in clubs(&program(0, NEVER, "within_balance", "forfeit")).await {
+        let member = enroll_full(&club).await;
+        // The enrollment's 2 attributes and 98 more: the limit of 100.
+        let fill = MemberPatch {
+            attributes: (0..98)
+                .map(|n| (format!("fill_{n}"), serde_json::json!(n)))
+                .collect(),
+            ..MemberPatch::default()
+        };
+        club.engine
+            .update_member(&club.tenant, &member.id, &fill, None)
+            .await
+            .unwrap();
+        let before = club.engine.member(&club.tenant, &member.id).await.unwrap();
+
+        // Valid on its own (a name and one attribute); 101 attributes once merged.
+        let one_more = MemberPatch {
+            name: Some(Some("Dana Cohen".into())),
+            attributes: BTreeMap::from([("one_more".into(), serde_json::json!(true))]),
+            ..MemberPatch::default()
+        };
+        let refused = club
+            .engine
+            .update_member(&club.tenant, &member.id, &one_more, Some("one-more"))
+            .await;
+        assert_eq!(
+            crate::support::invalid_field(refused),
+            "attributes",
+            "[{}]",
+            club.label()
+        );
+        assert_eq!(
+            club.engine.member(&club.tenant, &member.id).await.unwrap(),
+            before,
+            "[{}] nothing written, not even the name",
+            club.label()
+        );
+
+        // Not stored under the key: once there is room, the same request under the same key
+        // runs (an invalid request is not a business rejection, and is never replayed).
+        let room = MemberPatch {
+            attributes: BTreeMap::from([("fill_0".into(), serde_json::Value::Null)]),
+            ..MemberPatch::default()
+        };
+        club.engine
+            .update_member(&club.tenant, &member.id, &room, None)
+            .await
+            .unwrap();
+        let updated = club
+            .engine
+            .update_member(&club.tenant, &member.id, &one_more, Some("one-more"))
+            .await
+            .unwrap();
+        assert!(!updated.replayed, "[{}]", club.label());
+        assert_eq!(updated.value.profile.name.as_deref(), Some("Dana Cohen"));
+        club.db.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn consents_are_kept_with_their_evidence_and_history() {
     for club in clubs(&program(0, NEVER, "within_balance", "forfeit")).await {
