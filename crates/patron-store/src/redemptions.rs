@@ -391,6 +391,7 @@ impl Store {
 
     /// Gives back the points of a completed or captured redemption (an order cancelled after
     /// points were spent), restoring the lots they came from with their original expiry.
+    /// Refused (`MemberExited`) once the member has left the club.
     pub async fn reverse_redemption(
         &self,
         tenant: TenantId,
@@ -417,9 +418,17 @@ impl Store {
                     }
                     .into());
                 }
-                let mut wallet = ledger::lock_wallets(c, ctx, &[redemption.member_id.as_str()])
-                    .await?
-                    .remove(0);
+                // Points given back to a member who left would resurrect what the exit
+                // forfeited (or kept only until it expires): refused like every other change
+                // to their wallet, the status read under the lock that leaving the club holds.
+                let (mut wallet, member) =
+                    lock_wallet_with_member(c, ctx, &redemption.member_id).await?;
+                if !member.is_active() {
+                    return Err(Rejection::MemberExited {
+                        member_id: redemption.member_id,
+                    }
+                    .into());
+                }
                 let amount = redemption.captured_points;
                 let from = ledger::system_account(c, tenant, "redemption").await?;
                 let transfer = NewTransfer::posted(

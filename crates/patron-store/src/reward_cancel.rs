@@ -48,7 +48,11 @@ async fn cancel_in(
                 redemption_id: redemption_id.to_string(),
             })?;
     let member_id: String = owner.try_get("member_id")?;
-    let (mut wallet, _member) = lock_wallet_with_member(c, ctx, &member_id).await?;
+    let (mut wallet, member) = lock_wallet_with_member(c, ctx, &member_id).await?;
+    // A member who left gets no points back (the exit forfeited or keeps what they had).
+    if !member.is_active() {
+        return Err(Rejection::MemberExited { member_id }.into());
+    }
     let sql = format!(
         "SELECT reward_id, points, transfer_id, coupon_code, cancelled_at FROM reward_redemptions \
          WHERE tenant_id = $1 AND id = $2{}",
@@ -172,8 +176,9 @@ async fn cancel_in(
 
 impl Store {
     /// Cancels a reward redemption whose coupon was not used (idempotent under `claims`):
-    /// refused with `CouponRefused { reason: "used" }` once the coupon was redeemed, and with
-    /// `RedemptionResolved` when it was cancelled already.
+    /// refused with `CouponRefused { reason: "used" }` once the coupon was redeemed, with
+    /// `RedemptionResolved` when it was cancelled already, and with `MemberExited` once the
+    /// member has left the club.
     pub async fn cancel_reward_redemption(
         &self,
         tenant: TenantId,

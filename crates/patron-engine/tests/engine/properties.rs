@@ -802,6 +802,14 @@ impl Case<'_> {
                     };
                     return rejected("reverse", result, &expected);
                 }
+                // Points never go back to a member who left (their exit forfeited or keeps
+                // what they had).
+                if model.members[spent.member].exited {
+                    let expected = Rejection::MemberExited {
+                        member_id: model.members[spent.member].id.clone(),
+                    };
+                    return rejected("reverse", result, &expected);
+                }
                 let reversed = ok("reverse", result)?;
                 model.restore(r, spent.captured);
                 model.redemptions[r].status = Status::Reversed;

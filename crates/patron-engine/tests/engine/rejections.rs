@@ -278,6 +278,133 @@ async fn transfers_to_oneself_or_involving_a_member_who_left_are_refused() {
 }
 
 #[tokio::test]
+async fn giving_points_back_to_a_member_who_left_is_refused_and_the_refusal_replayed() {
+    for exit in ["forfeit", "keep_until_expiry"] {
+        for club in clubs(&program(0, "policy = \"never\"", "within_balance", exit)).await {
+            let carol = club.enroll("carol").await;
+            club.grant(&carol, 100).await;
+            let spent = club.redeem(&carol, 40).await.unwrap();
+            let held = club.hold(&carol, 30, 10).await.unwrap();
+            let captured = club
+                .engine
+                .capture(&club.tenant, &held.id, None, None)
+                .await
+                .unwrap()
+                .value;
+            assert_eq!(captured.status, "captured");
+            let receipt = club
+                .engine
+                .exit_member(&club.tenant, &carol, "tester", None)
+                .await
+                .unwrap()
+                .value;
+            let kept = if exit == "forfeit" { 0 } else { 30 };
+            assert_eq!(
+                (receipt.points_forfeited, receipt.points_kept),
+                (30 - kept, kept)
+            );
+            let before = club.snapshot(&[&carol]).await;
+            let exited = Rejection::MemberExited {
+                member_id: carol.clone(),
+            };
+
+            // Under a key the refusal is stored: the same request again is its replay.
+            let refused = club
+                .engine
+                .reverse_redemption(&club.tenant, &spent.id, Some("reverse-1"))
+                .await;
+            assert!(
+                matches!(&refused, Err(EngineError::Rejected(r)) if *r == exited),
+                "[{} {exit}] {refused:?}",
+                club.label()
+            );
+            let replayed = club
+                .engine
+                .reverse_redemption(&club.tenant, &spent.id, Some("reverse-1"))
+                .await;
+            assert!(
+                matches!(&replayed, Err(EngineError::ReplayedRejection(r)) if *r == exited),
+                "[{} {exit}] {replayed:?}",
+                club.label()
+            );
+            assert_eq!(
+                rejection(
+                    club.engine
+                        .reverse_redemption(&club.tenant, &captured.id, None)
+                        .await
+                ),
+                exited,
+                "[{} {exit}] a captured hold neither",
+                club.label()
+            );
+
+            assert_eq!(
+                club.snapshot(&[&carol]).await,
+                before,
+                "[{} {exit}] nothing written",
+                club.label()
+            );
+            for (id, status) in [(&spent.id, "completed"), (&captured.id, "captured")] {
+                let stored = club.engine.redemption(&club.tenant, id).await.unwrap();
+                assert_eq!(stored.status, status, "[{} {exit}]", club.label());
+            }
+            club.db.cleanup().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn cancelling_a_reward_of_a_member_who_left_is_refused_and_the_refusal_replayed() {
+    // The coffee chain forfeits the points of a member who leaves.
+    for club in clubs(&COFFEE).await {
+        let carol = club.enroll("carol").await;
+        club.grant(&carol, 1_000).await;
+        let redeemed = club
+            .engine
+            .redeem_reward(&club.tenant, &carol, "tumbler", None)
+            .await
+            .unwrap()
+            .value;
+        let receipt = club
+            .engine
+            .exit_member(&club.tenant, &carol, "tester", None)
+            .await
+            .unwrap()
+            .value;
+        assert_eq!(receipt.points_forfeited, 600);
+        let before = club.snapshot(&[&carol]).await;
+        let exited = Rejection::MemberExited {
+            member_id: carol.clone(),
+        };
+        let refused = club
+            .engine
+            .cancel_reward_redemption(&club.tenant, &redeemed.id, Some("cancel-1"))
+            .await;
+        assert!(
+            matches!(&refused, Err(EngineError::Rejected(r)) if *r == exited),
+            "[{}] {refused:?}",
+            club.label()
+        );
+        let replayed = club
+            .engine
+            .cancel_reward_redemption(&club.tenant, &redeemed.id, Some("cancel-1"))
+            .await;
+        assert!(
+            matches!(&replayed, Err(EngineError::ReplayedRejection(r)) if *r == exited),
+            "[{}] {replayed:?}",
+            club.label()
+        );
+        assert_eq!(
+            club.snapshot(&[&carol]).await,
+            before,
+            "[{}] nothing written",
+            club.label()
+        );
+        club.db.cleanup().await;
+    }
+}
+
+#[tokio::test]
 async fn refunding_more_than_was_bought_is_refused() {
     for club in clubs(&COFFEE).await {
         let (alice, _) = club_with_two_members(&club).await;

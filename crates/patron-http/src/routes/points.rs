@@ -146,14 +146,15 @@ pub async fn release(
 /// For a reward redeemed by mistake or refused by the member: while its coupon is unused,
 /// voids the coupon, gives the points back to the lots they came from (original expiry) and
 /// returns the unit of stock; the redemption no longer counts against the reward's limit.
-/// Once the coupon was used it is refused with `coupon_used`.
+/// Once the coupon was used it is refused with `coupon_used`; once the member has left the
+/// club, with `member_exited` (no points go back to a closed account).
 #[utoipa::path(
     post, path = "/v1/redemptions/{id}/cancel", tag = "points", operation_id = "cancel_reward_redemption",
     params(("id" = String, Path, description = "The reward redemption id (`rrd_...`)")),
     responses(
         (status = 200, description = "Cancelled", body = RewardCancellationOut),
         (status = 404, description = "`redemption_not_found`: no reward redemption with this id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "`coupon_used`: the coupon was redeemed; `redemption_resolved`: cancelled already", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`coupon_used`: the coupon was redeemed; `redemption_resolved`: cancelled already; `member_exited`: the member has left the club", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub async fn cancel_reward(
