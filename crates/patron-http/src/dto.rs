@@ -595,7 +595,8 @@ pub struct ExpiringOut {
 pub struct BalanceOut {
     /// Spendable now (never negative; see `debt`).
     pub available: i64,
-    /// Earned, waiting for the return window to close.
+    /// Earned, waiting for the return window to close: what will post (a refund while
+    /// pending reduces it at once).
     pub pending: i64,
     /// Reserved by redemption holds.
     pub held: i64,
@@ -673,7 +674,8 @@ pub struct MemberBalanceOut {
     pub member_id: String,
     /// Spendable now (never negative; see `debt`).
     pub available: i64,
-    /// Earned, waiting for the return window to close.
+    /// Earned, waiting for the return window to close: what will post (a refund while
+    /// pending reduces it at once).
     pub pending: i64,
     /// Reserved by redemption holds.
     pub held: i64,

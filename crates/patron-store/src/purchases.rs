@@ -1198,6 +1198,7 @@ async fn refund_in(
 
     let (mut clawed, mut reduced, mut forgiven) = (0, 0, 0);
     let mut earn_state = purchase.earn_state.clone();
+    let mut earn_transfer_id = loaded.earn_transfer_id;
     if let Some(wallet) = wallet.as_mut() {
         ledger::expire_due(c, ctx, wallet).await?;
         if purchase.points > 0 && (earn_state == "pending" || earn_state == "posted") {
@@ -1233,14 +1234,47 @@ async fn refund_in(
                 ledger::debit(c, ctx, wallet, to, transfer, plan.may_go_negative).await?;
                 clawed = plan.claw_back;
             }
-            // A pending earning reduced to nothing is voided now rather than at its timeout.
+            // A pending earning the refund reduced is voided, and what stays of it pends anew
+            // (same timeout), so that the wallet's pending total, and every balance shown, is
+            // what will post. Reduced to nothing, it is voided now rather than at its timeout.
             if earn_state == "pending"
-                && purchase.settled_points + reduced >= purchase.points
+                && reduced > 0
                 && let Some(transfer_id) = loaded.earn_transfer_id
             {
                 let pending = ledger::pending_transfer(c, ctx, transfer_id).await?;
-                ledger::resolve_pending_credit(c, ctx, wallet, &pending, 0, None).await?;
-                earn_state = "voided".into();
+                let voided =
+                    ledger::resolve_pending_credit(c, ctx, wallet, &pending, 0, None).await?;
+                if voided != ledger::Resolution::Voided {
+                    return Err(StoreError::Corrupt(format!(
+                        "purchase {} is pending but its earning {transfer_id} was resolved",
+                        purchase.id
+                    )));
+                }
+                let stays = purchase.points - purchase.settled_points - reduced;
+                if stays > 0 {
+                    let member_id = wallet.member_id.clone();
+                    let transfer = NewTransfer {
+                        timeout_at: purchase.pending_until,
+                        ..NewTransfer::posted(
+                            format!("earn:{}:refund:{}", purchase.id, refund.id),
+                            0,
+                            0,
+                            stays,
+                            code::EARN,
+                        )
+                        .member(&member_id)
+                        .document("purchase", &purchase.id)
+                    };
+                    let id = ledger::next_transfer_id(c, ctx.backend).await?;
+                    let mut batch = Batch::new();
+                    ledger::credit_pending_batched(
+                        &mut batch, ctx, wallet, "issuance", transfer, id,
+                    );
+                    batch.run(c, ctx.backend).await?;
+                    earn_transfer_id = Some(id);
+                } else {
+                    earn_state = "voided".into();
+                }
             }
         }
     }
@@ -1261,7 +1295,8 @@ async fn refund_in(
     }
     sqlx::query(
         "UPDATE purchases SET refunded_minor = refunded_minor + $3, settled_points = settled_points + $4, \
-         clawed_back_points = clawed_back_points + $5, earn_state = $6 WHERE tenant_id = $1 AND id = $2",
+         clawed_back_points = clawed_back_points + $5, earn_state = $6, earn_transfer_id = $7 \
+         WHERE tenant_id = $1 AND id = $2",
     )
     .bind(ctx.tenant.0)
     .bind(&purchase.id)
@@ -1269,6 +1304,7 @@ async fn refund_in(
     .bind(clawed + reduced + forgiven)
     .bind(clawed)
     .bind(&earn_state)
+    .bind(earn_transfer_id)
     .execute(conn(c))
     .await?;
     stats::record_refund(

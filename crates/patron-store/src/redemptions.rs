@@ -31,7 +31,8 @@ pub struct ExpiringPoints {
 pub struct Balance {
     /// Spendable now (never negative; see `debt`).
     pub available: i64,
-    /// Earned, waiting for the return window.
+    /// Earned, waiting for the return window: what will post (a refund while pending
+    /// reduces it at once).
     pub pending: i64,
     /// Reserved by redemption holds.
     pub held: i64,

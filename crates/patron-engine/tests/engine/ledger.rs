@@ -168,6 +168,110 @@ async fn a_partial_refund_while_pending_reduces_what_posts() {
     }
 }
 
+#[tokio::test]
+async fn a_partial_refund_while_pending_reduces_the_pending_balance_at_once() {
+    for returns in ["only_pending", "within_balance", "unlimited"] {
+        for club in clubs(&program(14, NEVER, returns, "forfeit")).await {
+            let label = format!("{} {returns}", club.label());
+            let member = club.enroll("m-1").await;
+            let receipt = club.buy("doc-1", &member, "4", 1000).await;
+            assert_eq!(receipt.balance.as_ref().unwrap().pending, 40);
+
+            let refund = club
+                .refund(&receipt.purchase_id, "ret-1", Some("1"))
+                .await
+                .unwrap();
+            assert_eq!(refund.reduced_pending_points, 10, "[{label}]");
+            assert_eq!(
+                refund.balance.unwrap().pending,
+                40 - 10,
+                "[{label}] the refund's receipt"
+            );
+            let balance = club.balance(&member).await;
+            assert_eq!(
+                (balance.available, balance.pending),
+                (0, 30),
+                "[{label}] pending less exactly what the refund took back"
+            );
+
+            // A second partial refund, and a purchase after it: every balance shown agrees.
+            let refund = club
+                .refund(&receipt.purchase_id, "ret-2", Some("1"))
+                .await
+                .unwrap();
+            assert_eq!(refund.reduced_pending_points, 10, "[{label}]");
+            assert_eq!(refund.balance.unwrap().pending, 20, "[{label}]");
+            let later = club.buy("doc-2", &member, "1", 500).await;
+            assert_eq!(
+                later.balance.unwrap().pending,
+                20 + 5,
+                "[{label}] a later purchase's receipt"
+            );
+            club.verify().await;
+
+            // The window closes: exactly the reduced figure posts.
+            let report = club.jump_to(days_after(start(), 14)).await;
+            assert_eq!(report.pending_posted, 2, "[{label}]");
+            let balance = club.balance(&member).await;
+            assert_eq!(
+                (
+                    balance.available,
+                    balance.pending,
+                    balance.lifetime_credited
+                ),
+                (20 + 5, 0, 20 + 5),
+                "[{label}] what posts is what the balance showed pending"
+            );
+            let posted = club
+                .engine
+                .purchase(&club.tenant, &receipt.purchase_id)
+                .await
+                .unwrap();
+            assert_eq!(
+                (
+                    posted.earn_state.as_str(),
+                    posted.points,
+                    posted.settled_points
+                ),
+                ("posted", 40, 20),
+                "[{label}]"
+            );
+            club.verify().await;
+            club.db.cleanup().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn leaving_after_a_partial_refund_voids_only_what_was_still_to_post() {
+    for club in clubs(&program(14, NEVER, "within_balance", "forfeit")).await {
+        let member = club.enroll("m-1").await;
+        let receipt = club.buy("doc-1", &member, "4", 1000).await;
+        club.refund(&receipt.purchase_id, "ret-1", Some("1"))
+            .await
+            .unwrap();
+        let exit = club
+            .engine
+            .exit_member(&club.tenant, &member, "tester", None)
+            .await
+            .unwrap()
+            .value;
+        assert_eq!(
+            exit.pending_voided,
+            30,
+            "[{}] the refund had taken 10 already",
+            club.label()
+        );
+        let balance = club.balance(&member).await;
+        assert_eq!((balance.available, balance.pending), (0, 0));
+        // Nothing is left to post when the window closes.
+        let report = club.jump_to(days_after(start(), 14)).await;
+        assert_eq!(report.pending_posted, 0, "[{}]", club.label());
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}
+
 // ----- expiry -----
 
 #[tokio::test]

@@ -346,11 +346,12 @@ impl Model {
         }
     }
 
+    /// What the member's pending earnings will post: a refund while pending reduces it at once.
     fn pending(&self, m: usize) -> i64 {
         self.purchases
             .iter()
             .filter(|p| p.member == m && p.earn == Earn::Pending)
-            .map(|p| p.points)
+            .map(|p| p.points - p.settled)
             .sum()
     }
 
