@@ -31,12 +31,13 @@ use patron_domain::{contact, earning};
 use patron_store::idempotency::{Claim, DOCUMENT_KEY_PREFIX, Idempotent};
 use patron_store::members::{Lookup, Member, NewMember, Profile};
 use patron_store::purchases::{
-    NewPurchase, NewRefund, PurchaseLine, PurchaseReceipt, RefundReceipt,
+    EarnDecision, NewPurchase, NewRefund, PurchaseLine, PurchaseReceipt, RefundReceipt,
 };
 use patron_store::redemptions::{
     AdjustmentReceipt, Balance, NewRedemption, Redemption, TransferReceipt,
 };
 use patron_store::rules::{EventReceipt, NewEvent, RuleGrant};
+use patron_store::stats::MemberStats;
 use patron_store::tenants::{Tenant, TenantId};
 use patron_store::{Rejection, Store};
 use sha2::{Digest, Sha256};
@@ -483,7 +484,8 @@ impl Engine {
         // The join gift: the enrollment rules, credited in the same unit of work.
         let failures = rules::Failures::default();
         let decide = |member: &Member, usage: &RuleUsage| {
-            let (grant, failed) = rules::grant(&program, member, Trigger::Enrollment, now, usage);
+            let (grant, failed) =
+                rules::grant(&program, member, &[], Trigger::Enrollment, now, usage);
             failures.set(failed);
             grant
         };
@@ -798,20 +800,26 @@ impl Engine {
             &hash,
         ));
         let now = self.now();
-        // `member.statistics` for the rules: read before the unit of work (they do not
-        // include this purchase), and only when a purchase rule reads them.
-        let stats = match &purchase.member_id {
-            Some(id) if rules::purchase_rules_read_statistics(program) => {
-                self.store.member_stats(tenant.id, id).await?
-            }
-            _ => None,
-        };
+        // `member.statistics` for the rules (without this purchase) are read with the member
+        // under the wallet lock, and only when a purchase rule reads them.
+        let segments = rules::read_segments(
+            &self.store,
+            tenant.id,
+            program,
+            TriggerKind::Purchase,
+            purchase.member_id.as_deref(),
+        )
+        .await?;
         let failures = rules::Failures::default();
-        let decide = |member: &Member, usage: &RuleUsage| {
+        let decide = |member: &Member, usage: &RuleUsage, stats: Option<&MemberStats>| {
             let (plan, failed) =
-                rules::earn_plan_with(program, member, stats.as_ref(), &purchase, now, usage);
+                rules::earn_plan_with(program, member, stats, &segments, &purchase, now, usage);
             failures.set(failed);
             plan
+        };
+        let decide = EarnDecision {
+            decide: &decide,
+            reads_statistics: rules::purchase_rules_read_statistics(program),
         };
         let result = self
             .store
@@ -820,7 +828,7 @@ impl Engine {
                 program,
                 Some(loaded.version),
                 &purchase,
-                &decide,
+                decide,
                 &claims,
                 now,
             )
@@ -889,8 +897,23 @@ impl Engine {
         } else {
             None
         };
-        let (plan, failures) =
-            rules::earn_plan_with(&program, &member, stats.as_ref(), &purchase, now, &usage);
+        let segments = rules::read_segments(
+            &self.store,
+            tenant.id,
+            &program,
+            TriggerKind::Purchase,
+            Some(&member.id),
+        )
+        .await?;
+        let (plan, failures) = rules::earn_plan_with(
+            &program,
+            &member,
+            stats.as_ref(),
+            &segments,
+            &purchase,
+            now,
+            &usage,
+        );
         self.report_rule_failures(failures);
         let points = plan.points.max(0);
         let pending = plan.pending_until.filter(|until| *until > now);
@@ -1029,10 +1052,25 @@ impl Engine {
         };
         let now = self.now();
         let failures = rules::Failures::default();
-        let decide = |member: &Member, usage: &RuleUsage| {
-            let (plan, failed) = rules::earn_plan(&program, member, &draft, now, usage);
+        // Earns as it would have when posted: the rules see the member's statistics
+        // (without this purchase), read under the wallet lock, and segments.
+        let segments = rules::read_segments(
+            &self.store,
+            tenant.id,
+            &program,
+            TriggerKind::Purchase,
+            Some(member_id),
+        )
+        .await?;
+        let decide = |member: &Member, usage: &RuleUsage, stats: Option<&MemberStats>| {
+            let (plan, failed) =
+                rules::earn_plan_with(&program, member, stats, &segments, &draft, now, usage);
             failures.set(failed);
             plan
+        };
+        let decide = EarnDecision {
+            decide: &decide,
+            reads_statistics: rules::purchase_rules_read_statistics(&program),
         };
         let result = self
             .store
@@ -1041,7 +1079,7 @@ impl Engine {
                 &program,
                 purchase_id,
                 member_id,
-                &decide,
+                decide,
                 &claims,
                 now,
             )
@@ -1078,10 +1116,24 @@ impl Engine {
             request_hash: hash,
         };
         let facts = rules::event_facts(&request.event_type, occurred_at, &request.properties);
+        let segments = rules::read_segments(
+            &self.store,
+            tenant.id,
+            &program,
+            TriggerKind::Event,
+            Some(&request.member_id),
+        )
+        .await?;
         let failures = rules::Failures::default();
         let decide = |member: &Member, usage: &RuleUsage| {
-            let (grant, failed) =
-                rules::grant(&program, member, Trigger::Event(&facts), now, usage);
+            let (grant, failed) = rules::grant(
+                &program,
+                member,
+                &segments,
+                Trigger::Event(&facts),
+                now,
+                usage,
+            );
             failures.set(failed);
             grant
         };

@@ -15,7 +15,7 @@ use patron_domain::expiry;
 use patron_domain::program::{Locale, Program};
 use patron_domain::rules::{
     self, Beneficiary, EvalInput, Evaluation, EventFacts, FactValue, LineFacts, MemberFacts,
-    PurchaseFacts, ReferralFacts, RuleFailure, RuleKind, RuleUsage, Trigger,
+    PurchaseFacts, ReferralFacts, RuleFailure, RuleKind, RuleUsage, Trigger, TriggerKind,
 };
 use patron_domain::rust_decimal::Decimal;
 use patron_store::members::Member;
@@ -228,9 +228,11 @@ fn evaluate(
     now: Timestamp,
     usage: &RuleUsage,
     stats: Option<&MemberStats>,
+    segments: &[String],
 ) -> Evaluation {
     let mut facts = member_facts(member);
     facts.statistics = statistics_facts(stats, program, now);
+    facts.segments = segments.to_vec();
     rules::evaluate(
         program,
         &EvalInput {
@@ -243,23 +245,14 @@ fn evaluate(
 }
 
 /// What a purchase earns for `member`: the base and the purchase rules, and when the points
-/// post. Also answers the rules that failed.
-pub(crate) fn earn_plan(
-    program: &Program,
-    member: &Member,
-    purchase: &NewPurchase,
-    now: Timestamp,
-    usage: &RuleUsage,
-) -> (EarnPlan, Vec<RuleFailure>) {
-    earn_plan_with(program, member, None, purchase, now, usage)
-}
-
-/// [`earn_plan`] with the member's statistics (`member.statistics`) as read before the unit
-/// of work: they do not include the purchase being decided.
+/// post. Also answers the rules that failed. `stats` are the member's statistics
+/// (`member.statistics`) as read under the wallet lock: they do not include the purchase
+/// being decided; `segments` the member's segments (`member.segments`, [`read_segments`]).
 pub(crate) fn earn_plan_with(
     program: &Program,
     member: &Member,
     stats: Option<&MemberStats>,
+    segments: &[String],
     purchase: &NewPurchase,
     now: Timestamp,
     usage: &RuleUsage,
@@ -273,6 +266,7 @@ pub(crate) fn earn_plan_with(
         now,
         usage,
         stats,
+        segments,
     );
     let plan = EarnPlan {
         points: evaluation.total_points,
@@ -288,11 +282,12 @@ pub(crate) fn earn_plan_with(
 pub(crate) fn grant(
     program: &Program,
     member: &Member,
+    segments: &[String],
     trigger: Trigger<'_>,
     now: Timestamp,
     usage: &RuleUsage,
 ) -> (RuleGrant, Vec<RuleFailure>) {
-    let evaluation = evaluate(program, member, trigger, now, usage, None);
+    let evaluation = evaluate(program, member, trigger, now, usage, None, segments);
     let grant = RuleGrant {
         points: evaluation.total_points,
         awards: member_awards(&evaluation, member, program),
@@ -322,12 +317,34 @@ impl Failures {
 }
 
 /// Whether any purchase rule of the program reads `member.statistics` (or `member` as a
-/// whole): only then does a purchase read the member's statistics before it is decided.
+/// whole): only then does a purchase read the member's statistics (under the wallet lock).
 pub(crate) fn purchase_rules_read_statistics(program: &Program) -> bool {
-    program
-        .rules_for(patron_domain::rules::TriggerKind::Purchase)
-        .any(|rule| {
-            rule.reads()
-                .uses(patron_domain::rules::expr::Variable::Member, "statistics")
-        })
+    rules_read_member(program, TriggerKind::Purchase, "statistics")
+}
+
+/// Whether any rule of `kind` reads `member.<field>` (or `member` as a whole).
+pub(crate) fn rules_read_member(program: &Program, kind: TriggerKind, field: &str) -> bool {
+    program.rules_for(kind).any(|rule| {
+        rule.reads()
+            .uses(patron_domain::rules::expr::Variable::Member, field)
+    })
+}
+
+/// The segments the rules of `kind` see as `member.segments`: the member's RFV segment in
+/// the latest run and the rule segments they are in, read only when such a rule reads them
+/// (empty otherwise). Segments change only when the `segments` job runs, not with the
+/// purchase or event being decided, so they are read before its unit of work.
+pub(crate) async fn read_segments(
+    store: &patron_store::Store,
+    tenant: patron_store::tenants::TenantId,
+    program: &Program,
+    kind: TriggerKind,
+    member_id: Option<&str>,
+) -> Result<Vec<String>, patron_store::StoreError> {
+    match member_id {
+        Some(member_id) if rules_read_member(program, kind, "segments") => {
+            store.member_segments(tenant, member_id).await
+        }
+        _ => Ok(Vec::new()),
+    }
 }

@@ -9,7 +9,7 @@
 use jiff::Timestamp;
 use patron_domain::clawback::{self, ClawbackInput, ClawbackMode, EarnState};
 use patron_domain::program::{Program, ReturnPolicy, TierBasis};
-use patron_domain::rules::TriggerKind;
+use patron_domain::rules::{RuleUsage, TriggerKind};
 use patron_domain::rust_decimal::Decimal;
 use patron_domain::{expiry, purchase as purchase_math, tier};
 use serde::{Deserialize, Serialize};
@@ -20,10 +20,10 @@ use crate::batch::{Batch, Param};
 use crate::bulk::{ROWS_PER_STATEMENT, placeholders};
 use crate::idempotency::{self, Claim, FoldedClaim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, Wallet, code};
-use crate::members::{lock_wallet_with_member, lock_wallet_with_member_and};
+use crate::members::{Member, lock_wallet_with_member, lock_wallet_with_member_and};
 use crate::redemptions::{Balance, EXPIRING_LISTED_MAX, balance_in, balance_of};
-use crate::rules::{self, Decide, RuleAward};
-use crate::stats;
+use crate::rules::{self, RuleAward};
+use crate::stats::{self, MemberStats};
 use crate::tenants::TenantId;
 use crate::{
     Backend, Conn, Rejection, Store, StoreError, conn, idempotent_unit, time, unit_of_work,
@@ -59,7 +59,7 @@ pub struct NewPurchase {
 }
 
 /// What the engine decided the purchase earns. The engine decides under the member's wallet
-/// lock (the store calls its [`Decide`] with the member and the rule usage read there), so
+/// lock (the store calls its [`EarnDecision`] with the member and what it read there), so
 /// the tier and the limits it decided on are the ones the purchase commits under.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EarnPlan {
@@ -72,6 +72,18 @@ pub struct EarnPlan {
     pub pending_until: Option<Timestamp>,
     /// The referral rule fired: pay the referrer and mark the referral used.
     pub referral: Option<rules::ReferralPayout>,
+}
+
+/// How a member's purchase decides what it earns: `decide` runs under the member's wallet
+/// lock with the member, the usage of the limited rules and, when `reads_statistics`, the
+/// member's statistics (without this purchase), all read under that lock in the statement
+/// that reads the member. Read before the lock, two purchases racing could both see the
+/// statistics without the other, and a rule on them (a fifth-purchase bonus) fire twice.
+#[derive(Clone, Copy)]
+pub struct EarnDecision<'a> {
+    pub decide: &'a (dyn Fn(&Member, &RuleUsage, Option<&MemberStats>) -> EarnPlan + Send + Sync),
+    /// Whether `decide` reads the statistics (a purchase rule uses `member.statistics`).
+    pub reads_statistics: bool,
 }
 
 /// A member's tier after a posting.
@@ -456,7 +468,7 @@ async fn posting_read(
     program: &Program,
     member_id: &str,
 ) -> Result<PostingRead, StoreError> {
-    let (extra, params) = posting_columns(program, ctx, &Default::default());
+    let (extra, params) = posting_columns(program, ctx, &Default::default(), false);
     let sql = format!("SELECT 1 AS one{extra}");
     let query = sqlx::query(&sql).bind(ctx.tenant.0).bind(member_id);
     let row = crate::batch::bind_all(query, &params)
@@ -482,6 +494,7 @@ fn posting_columns(
     program: &Program,
     ctx: LedgerCtx,
     periods: &std::collections::BTreeMap<String, String>,
+    reads_statistics: bool,
 ) -> (String, Vec<Param>) {
     let (metric_sql, start) = tier_metric_query(program, ctx);
     let account = "(SELECT ea.id FROM accounts ea WHERE ea.tenant_id = $1 AND ea.member_id = $2)";
@@ -513,8 +526,13 @@ fn posting_columns(
     let extra = format!(
         ", ({metric_sql}) AS tier_metric, ({expiring}) AS expiring, ({usage}) AS rule_usage, \
          ({}) AS next_transfer_id, \
-         (SELECT MAX(pv.version) FROM program_versions pv WHERE pv.tenant_id = $1) AS program_version",
-        ledger::next_transfer_id_sql(ctx.backend)
+         (SELECT MAX(pv.version) FROM program_versions pv WHERE pv.tenant_id = $1) AS program_version{}",
+        ledger::next_transfer_id_sql(ctx.backend),
+        if reads_statistics {
+            stats::stats_columns(ctx.backend)
+        } else {
+            ""
+        }
     );
     (extra, params)
 }
@@ -618,7 +636,7 @@ impl Store {
         program: &Program,
         program_version: Option<i64>,
         purchase: &NewPurchase,
-        decide: Decide<'_, EarnPlan>,
+        decide: EarnDecision<'_>,
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<PurchaseReceipt>, StoreError> {
@@ -724,7 +742,7 @@ impl Store {
         program: &Program,
         purchase_id: &str,
         member_id: &str,
-        decide: Decide<'_, EarnPlan>,
+        decide: EarnDecision<'_>,
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<PurchaseReceipt>, StoreError> {
@@ -922,7 +940,7 @@ async fn post_purchase_in(
     program: &Program,
     program_version: Option<i64>,
     purchase: &NewPurchase,
-    decide: Decide<'_, EarnPlan>,
+    decide: EarnDecision<'_>,
 ) -> Result<PurchaseReceipt, StoreError> {
     if purchase.currency != program.currency.code {
         return Err(Rejection::WrongCurrency {
@@ -961,7 +979,7 @@ async fn post_purchase_in(
     // soonest, an id for the earning transfer) and the program's current version.
     // With them, how often each limited rule already fired in its current period.
     let periods = rules::limit_periods(program, TriggerKind::Purchase, purchase.occurred_at);
-    let (extra, params) = posting_columns(program, ctx, &periods);
+    let (extra, params) = posting_columns(program, ctx, &periods, decide.reads_statistics);
     let (mut wallet, member, row) =
         lock_wallet_with_member_and(c, ctx, member_id, &extra, &params, Some(claim)).await?;
     let current: Option<i64> = row.try_get("program_version")?;
@@ -978,7 +996,12 @@ async fn post_purchase_in(
     // Decide here, under the lock: the tier and the usage read with it are what this
     // purchase commits under, so a rule's limit holds however many purchases race.
     let usage = rule_usage_from(&row)?;
-    let plan = decide(&member, &usage);
+    let statistics = if decide.reads_statistics {
+        stats::stats_from(&row, member_id)?
+    } else {
+        None
+    };
+    let plan = (decide.decide)(&member, &usage, statistics.as_ref());
     let points = plan.points.max(0);
     if ledger::expire_due(c, ctx, &mut wallet).await? > 0 {
         // Lots expired (and expiry transfers took ids): read again.
@@ -1358,7 +1381,7 @@ async fn attach_in(
     program: &Program,
     purchase_id: &str,
     member_id: &str,
-    decide: Decide<'_, EarnPlan>,
+    decide: EarnDecision<'_>,
 ) -> Result<PurchaseReceipt, StoreError> {
     let loaded = load_purchase(c, ctx, purchase_id, true).await?;
     let purchase = &loaded.purchase;
@@ -1378,7 +1401,12 @@ async fn attach_in(
     }
     let periods = rules::limit_periods(program, TriggerKind::Purchase, purchase.occurred_at);
     let usage = rules::usage_in(c, ctx.tenant, member_id, &periods).await?;
-    let earn = decide(&member, &usage);
+    let statistics = if decide.reads_statistics {
+        stats::member_stats_in(c, ctx.backend, ctx.tenant, member_id).await?
+    } else {
+        None
+    };
+    let earn = (decide.decide)(&member, &usage, statistics.as_ref());
     ledger::expire_due(c, ctx, &mut wallet).await?;
     // Earn on what was kept: what was refunded before attaching never earned.
     let eligible_refunded: i64 = sqlx::query(

@@ -764,6 +764,93 @@ fn to_stats(
     })
 }
 
+/// Columns to read a member's statistics with another statement whose `$1` is the tenant and
+/// `$2` the member: the row as a JSON array (`member_stats`, NULL before the first purchase)
+/// and its categories as a JSON array of `[category, spend, purchases]`
+/// (`member_categories`). [`stats_from`] turns them into [`MemberStats`].
+pub(crate) fn stats_columns(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            ", (SELECT json_array(first_purchase_at, last_purchase_at, first_purchase_day, last_purchase_day, \
+             purchases, purchase_days, spend_minor, first_day_spend_minor, repeat_spend_minor, updated_at) \
+             FROM member_stats ms WHERE ms.tenant_id = $1 AND ms.member_id = $2) AS member_stats, \
+             (SELECT json_group_array(json_array(category, spend_minor, purchases)) \
+             FROM member_category_spend mc WHERE mc.tenant_id = $1 AND mc.member_id = $2) AS member_categories"
+        }
+        Backend::Postgres => {
+            ", (SELECT CAST(json_build_array(first_purchase_at, last_purchase_at, first_purchase_day, last_purchase_day, \
+             purchases, purchase_days, spend_minor, first_day_spend_minor, repeat_spend_minor, updated_at) AS TEXT) \
+             FROM member_stats ms WHERE ms.tenant_id = $1 AND ms.member_id = $2) AS member_stats, \
+             (SELECT CAST(COALESCE(json_agg(json_build_array(category, spend_minor, purchases)), '[]') AS TEXT) \
+             FROM member_category_spend mc WHERE mc.tenant_id = $1 AND mc.member_id = $2) AS member_categories"
+        }
+    }
+}
+
+/// The statistics in a row read with [`stats_columns`]; `None` while the member has no
+/// counted purchase.
+pub(crate) fn stats_from(
+    row: &sqlx::any::AnyRow,
+    member_id: &str,
+) -> Result<Option<MemberStats>, StoreError> {
+    let Some(text) = row.try_get::<Option<String>, _>("member_stats")? else {
+        return Ok(None);
+    };
+    let [
+        first_at,
+        last_at,
+        first_day,
+        last_day,
+        purchases,
+        purchase_days,
+        spend,
+        first_day_spend,
+        repeat_spend,
+        updated_at,
+    ]: [i64; 10] = serde_json::from_str(&text)?;
+    if purchases <= 0 {
+        return Ok(None);
+    }
+    let text: String = row.try_get("member_categories")?;
+    let categories: Vec<(String, i64, i64)> = serde_json::from_str(&text)?;
+    let stats = StatsRow {
+        first_at,
+        last_at,
+        first_day,
+        last_day,
+        purchases,
+        purchase_days,
+        spend,
+        first_day_spend,
+        repeat_spend,
+        categories: categories
+            .into_iter()
+            .map(|(category, spend, purchases)| (category, (spend, purchases)))
+            .collect(),
+    };
+    Ok(Some(to_stats(
+        member_id,
+        &stats,
+        time::from_db(updated_at)?,
+    )?))
+}
+
+/// A member's statistics read in the caller's transaction (under its locks).
+pub(crate) async fn member_stats_in(
+    c: &mut Conn,
+    backend: Backend,
+    tenant: TenantId,
+    member_id: &str,
+) -> Result<Option<MemberStats>, StoreError> {
+    let sql = format!("SELECT 1 AS one{}", stats_columns(backend));
+    let row = sqlx::query(&sql)
+        .bind(tenant.0)
+        .bind(member_id)
+        .fetch_one(conn(c))
+        .await?;
+    stats_from(&row, member_id)
+}
+
 impl Store {
     /// A member's statistics; `None` while they have no counted purchase.
     pub async fn member_stats(
@@ -771,46 +858,8 @@ impl Store {
         tenant: TenantId,
         member_id: &str,
     ) -> Result<Option<MemberStats>, StoreError> {
-        // One read (it runs before a purchase whose rules read the statistics): the row, and
-        // its categories as a JSON array of `[category, spend, purchases]`.
-        let categories = match self.backend() {
-            Backend::Sqlite => {
-                "SELECT json_group_array(json_array(category, spend_minor, purchases)) \
-                 FROM member_category_spend mc WHERE mc.tenant_id = $1 AND mc.member_id = $2"
-            }
-            Backend::Postgres => {
-                "SELECT CAST(COALESCE(json_agg(json_build_array(category, spend_minor, purchases)), '[]') AS TEXT) \
-                 FROM member_category_spend mc WHERE mc.tenant_id = $1 AND mc.member_id = $2"
-            }
-        };
-        let sql = format!(
-            "SELECT {STATS_COLUMNS}, ({categories}) AS categories FROM member_stats \
-             WHERE tenant_id = $1 AND member_id = $2"
-        );
-        let Some(row) = sqlx::query(&sql)
-            .bind(tenant.0)
-            .bind(member_id)
-            .fetch_optional(self.pool())
-            .await?
-        else {
-            return Ok(None);
-        };
-        let mut stats = row_from(&row)?;
-        if stats.purchases <= 0 {
-            return Ok(None);
-        }
-        let text: String = row.try_get("categories")?;
-        let categories: Vec<(String, i64, i64)> = serde_json::from_str(&text)?;
-        stats.categories = categories
-            .into_iter()
-            .map(|(category, spend, purchases)| (category, (spend, purchases)))
-            .collect();
-        let updated_at: i64 = row.try_get("updated_at")?;
-        Ok(Some(to_stats(
-            member_id,
-            &stats,
-            time::from_db(updated_at)?,
-        )?))
+        let mut c = self.pool().acquire().await?;
+        member_stats_in(&mut c, self.backend(), tenant, member_id).await
     }
 
     /// Recomputes every member's statistics of a tenant from the purchase history (days in

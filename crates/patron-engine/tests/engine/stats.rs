@@ -194,6 +194,166 @@ async fn a_rule_reads_member_statistics_purchases() {
     }
 }
 
+/// A rule on the member's statistics fires on exactly one of purchases that race: the
+/// statistics are read with the member under the wallet lock, so each purchase sees every one
+/// that committed before it (read before the lock, several would see the same count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_third_purchase_bonus_fires_once_however_many_purchases_race() {
+    let source = format!(
+        "{}\n[[rules]]\nid = \"third\"\nname = \"Third visit\"\nkind = \"product\"\ncategories = [\"general\"]\n\
+         points = 100\nwhen = \"member.statistics.purchases == 2\"\n",
+        plain_program()
+    );
+    for club in clubs(&source).await {
+        let l = club.label();
+        let member = club.enroll("m1").await;
+        club.buy("d1", &member, "1", 1000).await;
+        club.buy("d2", &member, "1", 1000).await;
+        let tasks: Vec<_> = (0..8)
+            .map(|n| {
+                let (engine, tenant) = (club.engine.clone(), club.tenant.clone());
+                let request =
+                    purchase_request(&format!("race-{n}"), Some(&member), "1", 1000, "USD");
+                tokio::spawn(async move { engine.post_purchase(&tenant, &request, None).await })
+            })
+            .collect();
+        let mut bonuses = 0;
+        for task in tasks {
+            let receipt = task.await.unwrap().unwrap().value;
+            bonuses += receipt
+                .rules
+                .iter()
+                .filter(|r| r.rule_id == "third")
+                .count();
+        }
+        assert_eq!(bonuses, 1, "[{l}] the third purchase's bonus, once");
+        let stats = club
+            .engine
+            .member_stats(&club.tenant, &member)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stats.purchases, 10, "[{l}]");
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}
+
+/// An anonymous purchase attached to a member earns as it would have when posted for them:
+/// the rules see the member's statistics (without it).
+#[tokio::test]
+async fn an_attached_purchase_sees_the_members_statistics() {
+    let source = format!(
+        "{}\n[[rules]]\nid = \"third\"\nname = \"Third visit\"\nkind = \"product\"\ncategories = [\"general\"]\n\
+         points = 100\nwhen = \"member.statistics.purchases == 2\"\n",
+        plain_program()
+    );
+    for club in clubs(&source).await {
+        let l = club.label();
+        let member = club.enroll("m1").await;
+        club.buy("d1", &member, "1", 1000).await;
+        club.buy("d2", &member, "1", 1000).await;
+        let anonymous = club
+            .engine
+            .post_purchase(
+                &club.tenant,
+                &purchase_request("anon", None, "1", 1000, "USD"),
+                None,
+            )
+            .await
+            .unwrap()
+            .value;
+        let attached = club
+            .engine
+            .attach_purchase(&club.tenant, &anonymous.purchase_id, &member, None)
+            .await
+            .unwrap()
+            .value;
+        assert!(
+            attached.rules.iter().any(|r| r.rule_id == "third"),
+            "[{l}] {attached:?}"
+        );
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}
+
+/// Rules see the member's segments as `member.segments` (the RFV segment and the rule
+/// segments of the last `segments` run): a purchase rule, an event rule and the receipt of
+/// a preview all fire for a member in the segment, and not before the job put them there.
+#[tokio::test]
+async fn rules_for_a_segment_fire_for_its_members_only() {
+    let source = format!(
+        "{}\n[[segments]]\nid = \"regulars\"\nname = \"Regulars\"\ncondition = \"member.statistics.purchases >= 2\"\n\
+         \n[[rules]]\nid = \"regular_bonus\"\nname = \"Regulars' bonus\"\nkind = \"product\"\ncategories = [\"general\"]\n\
+         points = 30\nwhen = \"'regulars' in member.segments\"\n\
+         \n[[rules]]\nid = \"regular_review\"\nname = \"Regulars' review\"\nkind = \"event\"\nevent = \"review_written\"\n\
+         points = 5\nwhen = \"'regulars' in member.segments\"\n",
+        plain_program()
+    );
+    let review = |member: &str| patron_engine::EventRequest {
+        member_id: member.into(),
+        event_type: "review_written".into(),
+        occurred_at: None,
+        properties: serde_json::Map::new(),
+    };
+    for club in clubs(&source).await {
+        let l = club.label();
+        let member = club.enroll("m1").await;
+        let other = club.enroll("m2").await;
+        let fired = |rules: &[patron_store::rules::RuleAward], id: &str| {
+            rules.iter().any(|rule| rule.rule_id == id)
+        };
+        club.buy("d1", &member, "1", 1000).await;
+        let second = club.buy("d2", &member, "1", 1000).await;
+        assert!(
+            !fired(&second.rules, "regular_bonus"),
+            "[{l}] not yet in the segment"
+        );
+        let event = club
+            .engine
+            .post_event(&club.tenant, &review(&member), None)
+            .await
+            .unwrap()
+            .value;
+        assert!(!fired(&event.rules, "regular_review"), "[{l}] {event:?}");
+
+        club.engine.run_segments(&club.tenant, None).await.unwrap();
+        assert!(
+            club.engine
+                .member_segments(&club.tenant, &member)
+                .await
+                .unwrap()
+                .contains(&"regulars".to_owned()),
+            "[{l}]"
+        );
+        let preview = club
+            .engine
+            .preview_purchase(
+                &club.tenant,
+                &purchase_request("d3", Some(&member), "1", 1000, "USD"),
+            )
+            .await
+            .unwrap();
+        assert!(fired(&preview.rules, "regular_bonus"), "[{l}] {preview:?}");
+        let third = club.buy("d3", &member, "1", 1000).await;
+        assert!(fired(&third.rules, "regular_bonus"), "[{l}] {third:?}");
+        assert_eq!(third.points, 10 + 30, "[{l}]");
+        let event = club
+            .engine
+            .post_event(&club.tenant, &review(&member), None)
+            .await
+            .unwrap()
+            .value;
+        assert!(fired(&event.rules, "regular_review"), "[{l}] {event:?}");
+        // Someone outside the segment gets neither.
+        let outsider = club.buy("o1", &other, "1", 1000).await;
+        assert!(!fired(&outsider.rules, "regular_bonus"), "[{l}]");
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}
+
 // ---- The property: incremental statistics = a rebuild from history. ----
 
 const CASES: u32 = 16;
