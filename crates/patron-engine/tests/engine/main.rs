@@ -20,4 +20,5 @@ mod segments;
 mod smoke;
 mod stats;
 mod tiers;
+mod tls;
 mod writer;
