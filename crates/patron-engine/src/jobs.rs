@@ -272,6 +272,12 @@ pub struct JobRunReport {
 }
 
 impl Engine {
+    /// The job queue of the whole deployment now (every tenant): due jobs waiting for a
+    /// worker and failed ones (the `/metrics` gauges).
+    pub async fn job_queue(&self) -> Result<patron_store::jobs::JobQueue, EngineError> {
+        Ok(self.store.job_queue(self.now()).await?)
+    }
+
     /// Ensures the current occurrence of every kind exists for the tenant (insert-if-absent by
     /// key), and for the kinds that catch up, every day missed since the last one scheduled
     /// (at most [`CATCH_UP_DAYS_MAX`]). Answers how many jobs were new.

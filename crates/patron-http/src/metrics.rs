@@ -26,6 +26,7 @@ pub struct Metrics {
     postings: Family<OperationLabels, Counter>,
     rule_failures: Family<RouteLabels, Counter>,
     job_queue_depth: Gauge,
+    jobs_failed: Gauge,
 }
 
 /// Counts the earning rules the engine skipped because an expression failed at run time
@@ -49,6 +50,7 @@ impl Metrics {
         let postings = Family::<OperationLabels, Counter>::default();
         let rule_failures = Family::<RouteLabels, Counter>::default();
         let job_queue_depth = Gauge::default();
+        let jobs_failed = Gauge::default();
         registry.register(
             "patron_http_requests",
             "HTTP requests answered, by method, route template and status",
@@ -69,12 +71,16 @@ impl Metrics {
             "Earning rules skipped because an expression failed at run time, by rule id",
             rule_failures.clone(),
         );
-        // The job table arrives with the job runner (a later issue); until then nothing is
-        // ever queued and the gauge stays 0.
+        // Read from the jobs table when /metrics is scraped (every tenant).
         registry.register(
             "patron_job_queue_depth",
-            "Jobs waiting to run",
+            "Jobs due and waiting for a worker (pending and due, or running with an expired lease)",
             job_queue_depth.clone(),
+        );
+        registry.register(
+            "patron_jobs_failed",
+            "Jobs that failed their last allowed attempt (patron jobs list --state failed)",
+            jobs_failed.clone(),
         );
         Metrics {
             registry,
@@ -83,6 +89,7 @@ impl Metrics {
             postings,
             rule_failures,
             job_queue_depth,
+            jobs_failed,
         }
     }
 
@@ -110,8 +117,10 @@ impl Metrics {
             .inc();
     }
 
-    pub fn set_job_queue_depth(&self, depth: i64) {
-        self.job_queue_depth.set(depth);
+    /// The job gauges, as read from the jobs table.
+    pub fn set_job_queue(&self, due: i64, failed: i64) {
+        self.job_queue_depth.set(due);
+        self.jobs_failed.set(failed);
     }
 
     /// The OpenMetrics text exposition of every metric.

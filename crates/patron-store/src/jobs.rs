@@ -40,6 +40,21 @@ pub struct NewJob {
     pub max_attempts: i64,
 }
 
+/// Which jobs a worker may claim at `$1`: pending ones whose time has come, and running ones
+/// whose worker's lease expired.
+const DUE: &str =
+    "((state = 'pending' AND run_at <= $1) OR (state = 'running' AND locked_until <= $1))";
+
+/// The job queue at an instant ([`Store::job_queue`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobQueue {
+    /// Jobs due and waiting for a worker (pending and due, or running with an expired lease).
+    pub due: i64,
+    /// Jobs that failed their last allowed attempt and wait for an operator (`patron jobs
+    /// run-now` runs one again).
+    pub failed: i64,
+}
+
 /// A stored job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -176,7 +191,7 @@ impl Store {
             .bind(now_db)
             .execute(conn(&mut tx))
             .await?;
-            let due = "((state = 'pending' AND run_at <= $1) OR (state = 'running' AND locked_until <= $1))";
+            let due = DUE;
             let row = match scope {
                 ClaimScope::AnyDue => {
                     sqlx::query(&format!(
@@ -221,6 +236,22 @@ impl Store {
             Ok(Some(job))
         }
         .await
+        })
+    }
+
+    /// The job queue of the whole deployment (every tenant) at `now`, for monitoring.
+    pub async fn job_queue(&self, now: Timestamp) -> Result<JobQueue, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN {DUE} THEN 1 ELSE 0 END), 0) AS BIGINT) AS due, \
+             CAST(COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed \
+             FROM jobs WHERE state IN ('pending', 'running', 'failed')"
+        ))
+        .bind(time::to_db(now))
+        .fetch_one(self.pool())
+        .await?;
+        Ok(JobQueue {
+            due: row.try_get("due")?,
+            failed: row.try_get("failed")?,
         })
     }
 

@@ -72,8 +72,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    // The job table arrives with the job runner; nothing is queued before it.
-    state.metrics().set_job_queue_depth(0);
+    // The job gauges are read now; if the database does not answer, the scrape still gets
+    // every other metric (and the gauges keep their last value), and the log says why.
+    match state.engine().job_queue().await {
+        Ok(queue) => state.metrics().set_job_queue(queue.due, queue.failed),
+        Err(error) => tracing::warn!(%error, "/metrics: the job queue could not be read"),
+    }
     match state.metrics().render() {
         Ok(text) => (
             [(

@@ -259,6 +259,69 @@ async fn metrics_count_requests_by_route_and_ledger_postings() {
             Some(1.0)
         );
         assert_eq!(metric_value(text, "patron_job_queue_depth"), Some(0.0));
+        assert_eq!(metric_value(text, "patron_jobs_failed"), Some(0.0));
+
+        // The job gauges are read from the jobs table: two jobs due (one then claimed by a
+        // worker that fails it for good), one not yet due.
+        let store = &club.db.store;
+        let now = club.engine.now();
+        let job = |key: &str, minutes: i64, max_attempts: i64| patron_store::jobs::NewJob {
+            kind: "expiry".into(),
+            key: key.into(),
+            run_at: now + jiff::SignedDuration::from_mins(minutes),
+            max_attempts,
+        };
+        store
+            .schedule_jobs(
+                club.tenant.id,
+                &[
+                    job("expiry:due", -60, 3),
+                    job("expiry:doomed", -30, 1),
+                    job("expiry:later", 60, 3),
+                ],
+                now,
+            )
+            .await
+            .unwrap();
+        let gauges = |text: &str| {
+            (
+                metric_value(text, "patron_job_queue_depth"),
+                metric_value(text, "patron_jobs_failed"),
+            )
+        };
+        let text = api
+            .send("GET", "/metrics", None, None, Body::None)
+            .await
+            .text;
+        assert_eq!(gauges(&text), (Some(2.0), Some(0.0)), "{text}");
+        let claimed = store
+            .claim_job(
+                patron_store::jobs::ClaimScope::Key(club.tenant.id, "expiry:doomed"),
+                "test-worker",
+                now,
+                jiff::SignedDuration::from_mins(5),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let text = api
+            .send("GET", "/metrics", None, None, Body::None)
+            .await
+            .text;
+        assert_eq!(
+            gauges(&text),
+            (Some(1.0), Some(0.0)),
+            "running, its lease alive"
+        );
+        store
+            .fail_job(claimed.id, "test-worker", now, "boom", None)
+            .await
+            .unwrap();
+        let text = api
+            .send("GET", "/metrics", None, None, Body::None)
+            .await
+            .text;
+        assert_eq!(gauges(&text), (Some(1.0), Some(1.0)), "{text}");
         club.stop().await;
     }
 }
