@@ -31,13 +31,12 @@ use patron_domain::{contact, earning};
 use patron_store::idempotency::{Claim, DOCUMENT_KEY_PREFIX, Idempotent};
 use patron_store::members::{Lookup, Member, NewMember, Profile};
 use patron_store::purchases::{
-    EarnDecision, NewPurchase, NewRefund, PurchaseLine, PurchaseReceipt, RefundReceipt,
+    MemberReads, NewPurchase, NewRefund, PurchaseLine, PurchaseReceipt, RefundReceipt,
 };
 use patron_store::redemptions::{
     AdjustmentReceipt, Balance, NewRedemption, Redemption, TransferReceipt,
 };
 use patron_store::rules::{EventReceipt, NewEvent, RuleGrant};
-use patron_store::stats::MemberStats;
 use patron_store::tenants::{Tenant, TenantId};
 use patron_store::{Rejection, Store};
 use sha2::{Digest, Sha256};
@@ -800,27 +799,23 @@ impl Engine {
             &hash,
         ));
         let now = self.now();
-        // `member.statistics` for the rules (without this purchase) are read with the member
-        // under the wallet lock, and only when a purchase rule reads them.
-        let segments = rules::read_segments(
-            &self.store,
-            tenant.id,
-            program,
-            TriggerKind::Purchase,
-            purchase.member_id.as_deref(),
-        )
-        .await?;
+        // `member.statistics` (without this purchase) and `member.segments` for the rules are
+        // read with the member under the wallet lock, and only when a purchase rule reads them.
         let failures = rules::Failures::default();
-        let decide = |member: &Member, usage: &RuleUsage, stats: Option<&MemberStats>| {
-            let (plan, failed) =
-                rules::earn_plan_with(program, member, stats, &segments, &purchase, now, usage);
+        let decide = |member: &Member, usage: &RuleUsage, reads: &MemberReads| {
+            let (plan, failed) = rules::earn_plan_with(
+                program,
+                member,
+                reads.statistics.as_ref(),
+                &reads.segments,
+                &purchase,
+                now,
+                usage,
+            );
             failures.set(failed);
             plan
         };
-        let decide = EarnDecision {
-            decide: &decide,
-            reads_statistics: rules::purchase_rules_read_statistics(program),
-        };
+        let decide = rules::earn_decision(program, &decide);
         let result = self
             .store
             .post_purchase(
@@ -1052,26 +1047,22 @@ impl Engine {
         };
         let now = self.now();
         let failures = rules::Failures::default();
-        // Earns as it would have when posted: the rules see the member's statistics
-        // (without this purchase), read under the wallet lock, and segments.
-        let segments = rules::read_segments(
-            &self.store,
-            tenant.id,
-            &program,
-            TriggerKind::Purchase,
-            Some(member_id),
-        )
-        .await?;
-        let decide = |member: &Member, usage: &RuleUsage, stats: Option<&MemberStats>| {
-            let (plan, failed) =
-                rules::earn_plan_with(&program, member, stats, &segments, &draft, now, usage);
+        // Earns as it would have when posted: the rules see the member's statistics (without
+        // this purchase) and segments, read under the wallet lock.
+        let decide = |member: &Member, usage: &RuleUsage, reads: &MemberReads| {
+            let (plan, failed) = rules::earn_plan_with(
+                &program,
+                member,
+                reads.statistics.as_ref(),
+                &reads.segments,
+                &draft,
+                now,
+                usage,
+            );
             failures.set(failed);
             plan
         };
-        let decide = EarnDecision {
-            decide: &decide,
-            reads_statistics: rules::purchase_rules_read_statistics(&program),
-        };
+        let decide = rules::earn_decision(&program, &decide);
         let result = self
             .store
             .attach_purchase(

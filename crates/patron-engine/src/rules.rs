@@ -19,7 +19,7 @@ use patron_domain::rules::{
 };
 use patron_domain::rust_decimal::Decimal;
 use patron_store::members::Member;
-use patron_store::purchases::{EarnPlan, NewPurchase};
+use patron_store::purchases::{EarnDecision, EarnPlan, MemberReads, NewPurchase};
 use patron_store::rules::{ReferralPayout, RuleAward, RuleGrant};
 use patron_store::stats::{self, MemberStats};
 
@@ -322,6 +322,20 @@ pub(crate) fn purchase_rules_read_statistics(program: &Program) -> bool {
     rules_read_member(program, TriggerKind::Purchase, "statistics")
 }
 
+/// A purchase's decision for the store: `decide`, and which of the member's statistics and
+/// segments the program's purchase rules read (the store reads them with the member, under
+/// the wallet lock, only then).
+pub(crate) fn earn_decision<'a>(
+    program: &Program,
+    decide: &'a (dyn Fn(&Member, &RuleUsage, &MemberReads) -> EarnPlan + Send + Sync),
+) -> EarnDecision<'a> {
+    EarnDecision {
+        decide,
+        reads_statistics: purchase_rules_read_statistics(program),
+        reads_segments: rules_read_member(program, TriggerKind::Purchase, "segments"),
+    }
+}
+
 /// Whether any rule of `kind` reads `member.<field>` (or `member` as a whole).
 pub(crate) fn rules_read_member(program: &Program, kind: TriggerKind, field: &str) -> bool {
     program.rules_for(kind).any(|rule| {
@@ -332,8 +346,9 @@ pub(crate) fn rules_read_member(program: &Program, kind: TriggerKind, field: &st
 
 /// The segments the rules of `kind` see as `member.segments`: the member's RFV segment in
 /// the latest run and the rule segments they are in, read only when such a rule reads them
-/// (empty otherwise). Segments change only when the `segments` job runs, not with the
-/// purchase or event being decided, so they are read before its unit of work.
+/// (empty otherwise). For events, occasions and previews: segments change only when the
+/// `segments` job runs, not with what is being decided, so they are read before its unit of
+/// work (a purchase reads them with the member instead, in its one read).
 pub(crate) async fn read_segments(
     store: &patron_store::Store,
     tenant: patron_store::tenants::TenantId,

@@ -23,6 +23,7 @@ use crate::ledger::{self, LedgerCtx, NewTransfer, Wallet, code};
 use crate::members::{Member, lock_wallet_with_member, lock_wallet_with_member_and};
 use crate::redemptions::{Balance, EXPIRING_LISTED_MAX, balance_in, balance_of};
 use crate::rules::{self, RuleAward};
+use crate::segments;
 use crate::stats::{self, MemberStats};
 use crate::tenants::TenantId;
 use crate::{
@@ -75,15 +76,27 @@ pub struct EarnPlan {
 }
 
 /// How a member's purchase decides what it earns: `decide` runs under the member's wallet
-/// lock with the member, the usage of the limited rules and, when `reads_statistics`, the
-/// member's statistics (without this purchase), all read under that lock in the statement
-/// that reads the member. Read before the lock, two purchases racing could both see the
-/// statistics without the other, and a rule on them (a fifth-purchase bonus) fire twice.
+/// lock with the member, the usage of the limited rules and what else the rules read
+/// ([`MemberReads`]), all read under that lock in the statement that reads the member. Read
+/// before the lock, two purchases racing could both see the statistics without the other,
+/// and a rule on them (a fifth-purchase bonus) fire twice.
 #[derive(Clone, Copy)]
 pub struct EarnDecision<'a> {
-    pub decide: &'a (dyn Fn(&Member, &RuleUsage, Option<&MemberStats>) -> EarnPlan + Send + Sync),
+    pub decide: &'a (dyn Fn(&Member, &RuleUsage, &MemberReads) -> EarnPlan + Send + Sync),
     /// Whether `decide` reads the statistics (a purchase rule uses `member.statistics`).
     pub reads_statistics: bool,
+    /// Whether `decide` reads the segments (a purchase rule uses `member.segments`).
+    pub reads_segments: bool,
+}
+
+/// What a purchase's rules read about the member besides the member row, read only when
+/// they do ([`EarnDecision`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberReads {
+    /// The member's statistics without this purchase; `None` before their first.
+    pub statistics: Option<MemberStats>,
+    /// The member's RFV segment of the latest run and their rule segments.
+    pub segments: Vec<String>,
 }
 
 /// A member's tier after a posting.
@@ -468,7 +481,7 @@ async fn posting_read(
     program: &Program,
     member_id: &str,
 ) -> Result<PostingRead, StoreError> {
-    let (extra, params) = posting_columns(program, ctx, &Default::default(), false);
+    let (extra, params) = posting_columns(program, ctx, &Default::default(), None);
     let sql = format!("SELECT 1 AS one{extra}");
     let query = sqlx::query(&sql).bind(ctx.tenant.0).bind(member_id);
     let row = crate::batch::bind_all(query, &params)
@@ -494,7 +507,7 @@ fn posting_columns(
     program: &Program,
     ctx: LedgerCtx,
     periods: &std::collections::BTreeMap<String, String>,
-    reads_statistics: bool,
+    reads: Option<EarnDecision<'_>>,
 ) -> (String, Vec<Param>) {
     let (metric_sql, start) = tier_metric_query(program, ctx);
     let account = "(SELECT ea.id FROM accounts ea WHERE ea.tenant_id = $1 AND ea.member_id = $2)";
@@ -526,12 +539,15 @@ fn posting_columns(
     let extra = format!(
         ", ({metric_sql}) AS tier_metric, ({expiring}) AS expiring, ({usage}) AS rule_usage, \
          ({}) AS next_transfer_id, \
-         (SELECT MAX(pv.version) FROM program_versions pv WHERE pv.tenant_id = $1) AS program_version{}",
+         (SELECT MAX(pv.version) FROM program_versions pv WHERE pv.tenant_id = $1) AS program_version{}{}",
         ledger::next_transfer_id_sql(ctx.backend),
-        if reads_statistics {
-            stats::stats_columns(ctx.backend)
-        } else {
-            ""
+        match reads {
+            Some(reads) if reads.reads_statistics => stats::stats_columns(ctx.backend),
+            _ => "",
+        },
+        match reads {
+            Some(reads) if reads.reads_segments => segments::segments_column(ctx.backend),
+            _ => String::new(),
         }
     );
     (extra, params)
@@ -979,7 +995,7 @@ async fn post_purchase_in(
     // soonest, an id for the earning transfer) and the program's current version.
     // With them, how often each limited rule already fired in its current period.
     let periods = rules::limit_periods(program, TriggerKind::Purchase, purchase.occurred_at);
-    let (extra, params) = posting_columns(program, ctx, &periods, decide.reads_statistics);
+    let (extra, params) = posting_columns(program, ctx, &periods, Some(decide));
     let (mut wallet, member, row) =
         lock_wallet_with_member_and(c, ctx, member_id, &extra, &params, Some(claim)).await?;
     let current: Option<i64> = row.try_get("program_version")?;
@@ -996,12 +1012,19 @@ async fn post_purchase_in(
     // Decide here, under the lock: the tier and the usage read with it are what this
     // purchase commits under, so a rule's limit holds however many purchases race.
     let usage = rule_usage_from(&row)?;
-    let statistics = if decide.reads_statistics {
-        stats::stats_from(&row, member_id)?
-    } else {
-        None
+    let reads = MemberReads {
+        statistics: if decide.reads_statistics {
+            stats::stats_from(&row, member_id)?
+        } else {
+            None
+        },
+        segments: if decide.reads_segments {
+            segments::segments_from(&row)?
+        } else {
+            Vec::new()
+        },
     };
-    let plan = (decide.decide)(&member, &usage, statistics.as_ref());
+    let plan = (decide.decide)(&member, &usage, &reads);
     let points = plan.points.max(0);
     if ledger::expire_due(c, ctx, &mut wallet).await? > 0 {
         // Lots expired (and expiry transfers took ids): read again.
@@ -1401,12 +1424,19 @@ async fn attach_in(
     }
     let periods = rules::limit_periods(program, TriggerKind::Purchase, purchase.occurred_at);
     let usage = rules::usage_in(c, ctx.tenant, member_id, &periods).await?;
-    let statistics = if decide.reads_statistics {
-        stats::member_stats_in(c, ctx.backend, ctx.tenant, member_id).await?
-    } else {
-        None
+    let reads = MemberReads {
+        statistics: if decide.reads_statistics {
+            stats::member_stats_in(c, ctx.backend, ctx.tenant, member_id).await?
+        } else {
+            None
+        },
+        segments: if decide.reads_segments {
+            segments::member_segments_in(c, ctx.backend, ctx.tenant, member_id).await?
+        } else {
+            Vec::new()
+        },
     };
-    let earn = (decide.decide)(&member, &usage, statistics.as_ref());
+    let earn = (decide.decide)(&member, &usage, &reads);
     ledger::expire_due(c, ctx, &mut wallet).await?;
     // Earn on what was kept: what was refunded before attaching never earned.
     let eligible_refunded: i64 = sqlx::query(

@@ -26,7 +26,7 @@ use sqlx::query::Query;
 use crate::bulk::placeholders;
 use crate::stats::day_number;
 use crate::tenants::TenantId;
-use crate::{Store, StoreError, time, unit_of_work};
+use crate::{Backend, Store, StoreError, time, unit_of_work};
 
 /// Rows per multi-row statement, and members per read page.
 const ROWS_PER_STATEMENT: usize = 200;
@@ -900,23 +900,8 @@ impl Store {
         tenant: TenantId,
         member_id: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let mut segments = Vec::new();
-        if let Some(run) = self.rfv_run(tenant, None).await?
-            && let Some(row) = self.rfv_member(tenant, run.id, member_id).await?
-        {
-            segments.push(row.segment);
-        }
-        let rows = sqlx::query(
-            "SELECT segment_id FROM segment_members WHERE tenant_id = $1 AND member_id = $2 ORDER BY segment_id",
-        )
-        .bind(tenant.0)
-        .bind(member_id)
-        .fetch_all(self.pool())
-        .await?;
-        for row in rows {
-            segments.push(row.try_get("segment_id")?);
-        }
-        Ok(segments)
+        let mut c = self.pool().acquire().await?;
+        member_segments_in(&mut c, self.backend(), tenant, member_id).await
     }
 
     /// A member's events, oldest first.
@@ -990,4 +975,49 @@ fn rfv_row_from(row: &sqlx::any::AnyRow) -> Result<RfvRow, StoreError> {
         m: row.try_get("m")?,
         segment: row.try_get("segment")?,
     })
+}
+
+/// A column to read a member's segments with another statement whose `$1` is the tenant and
+/// `$2` the member (`member_segments`: a JSON array of `[order, code]`, the RFV segment of the
+/// latest complete run first); [`segments_from`] reads it.
+pub(crate) fn segments_column(backend: Backend) -> String {
+    let rows = "SELECT 0 AS o, rm.segment AS s FROM rfv_members rm \
+         WHERE rm.tenant_id = $1 AND rm.member_id = $2 AND rm.run_id = (SELECT rr.id FROM rfv_runs rr \
+         WHERE rr.tenant_id = $1 AND rr.completed_at IS NOT NULL ORDER BY rr.as_of_day DESC, rr.id DESC LIMIT 1) \
+         UNION ALL SELECT 1 AS o, sm.segment_id AS s FROM segment_members sm \
+         WHERE sm.tenant_id = $1 AND sm.member_id = $2";
+    match backend {
+        Backend::Sqlite => format!(
+            ", (SELECT json_group_array(json_array(o, s)) FROM ({rows}) x) AS member_segments"
+        ),
+        Backend::Postgres => format!(
+            ", (SELECT CAST(COALESCE(json_agg(json_build_array(o, s)), '[]') AS TEXT) FROM ({rows}) x) \
+             AS member_segments"
+        ),
+    }
+}
+
+/// The segments in a row read with [`segments_column`]: the RFV segment, then the rule
+/// segments by code.
+pub(crate) fn segments_from(row: &sqlx::any::AnyRow) -> Result<Vec<String>, StoreError> {
+    let text: String = row.try_get("member_segments")?;
+    let mut pairs: Vec<(i64, String)> = serde_json::from_str(&text)?;
+    pairs.sort();
+    Ok(pairs.into_iter().map(|(_, code)| code).collect())
+}
+
+/// A member's segments read in the caller's transaction.
+pub(crate) async fn member_segments_in(
+    c: &mut crate::Conn,
+    backend: Backend,
+    tenant: TenantId,
+    member_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let sql = format!("SELECT 1 AS one{}", segments_column(backend));
+    let row = sqlx::query(&sql)
+        .bind(tenant.0)
+        .bind(member_id)
+        .fetch_one(crate::conn(c))
+        .await?;
+    segments_from(&row)
 }
