@@ -802,17 +802,27 @@ impl Store {
         for row in due {
             let purchase_id: String = row.try_get("id")?;
             let member_id: Option<String> = row.try_get("member_id")?;
-            let Some(member_id) = member_id else { continue };
+            if member_id.is_none() {
+                continue;
+            }
             let ctx = LedgerCtx {
                 tenant,
                 backend: self.backend(),
                 now,
             };
             let done = unit_of_work!(self, |tx| async {
+                // The purchase row first, then its member's wallet: the order of a refund and
+                // of an attach, which lock the purchase they change before the wallet. The
+                // other order let a refund racing this job deadlock on PostgreSQL (one of the
+                // two was then retried).
+                let loaded = load_purchase(&mut tx, ctx, &purchase_id, true).await?;
+                let Some(member_id) = loaded.purchase.member_id.clone() else {
+                    return Ok(false);
+                };
                 let mut wallet = ledger::lock_wallets(&mut tx, ctx, &[member_id.as_str()])
                     .await?
                     .remove(0);
-                activate_in(&mut tx, ctx, program, &mut wallet, &purchase_id).await
+                activate_in(&mut tx, ctx, program, &mut wallet, loaded).await
             }
             .await)?;
             if done {
@@ -823,17 +833,17 @@ impl Store {
     }
 }
 
-/// Posts the pending earning of one purchase whose window has closed (wallet locked).
-/// Returns false when someone else resolved it first.
-pub(crate) async fn activate_in(
+/// Posts the pending earning of one purchase whose window has closed (`loaded` read under
+/// its row lock, then the wallet locked). Returns false when someone else resolved it first.
+async fn activate_in(
     c: &mut Conn,
     ctx: LedgerCtx,
     program: &Program,
     wallet: &mut Wallet,
-    purchase_id: &str,
+    loaded: PurchaseRow,
 ) -> Result<bool, StoreError> {
-    let loaded = load_purchase(c, ctx, purchase_id, true).await?;
     let purchase = &loaded.purchase;
+    let purchase_id = purchase.id.as_str();
     let (Some(transfer_id), "pending", Some(until)) = (
         loaded.earn_transfer_id,
         purchase.earn_state.as_str(),
