@@ -194,17 +194,21 @@ async fn a_rule_reads_member_statistics_purchases() {
     }
 }
 
+/// The plain program with a 100-point bonus on a member's third purchase.
+fn third_visit_program() -> String {
+    format!(
+        "{}\n[[rules]]\nid = \"third\"\nname = \"Third visit\"\nkind = \"product\"\ncategories = [\"general\"]\n\
+         points = 100\nwhen = \"member.statistics.purchases == 2\"\n",
+        plain_program()
+    )
+}
+
 /// A rule on the member's statistics fires on exactly one of purchases that race: the
 /// statistics are read with the member under the wallet lock, so each purchase sees every one
 /// that committed before it (read before the lock, several would see the same count).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_third_purchase_bonus_fires_once_however_many_purchases_race() {
-    let source = format!(
-        "{}\n[[rules]]\nid = \"third\"\nname = \"Third visit\"\nkind = \"product\"\ncategories = [\"general\"]\n\
-         points = 100\nwhen = \"member.statistics.purchases == 2\"\n",
-        plain_program()
-    );
-    for club in clubs(&source).await {
+    for club in clubs(&third_visit_program()).await {
         let l = club.label();
         let member = club.enroll("m1").await;
         club.buy("d1", &member, "1", 1000).await;
@@ -243,12 +247,7 @@ async fn a_third_purchase_bonus_fires_once_however_many_purchases_race() {
 /// the rules see the member's statistics (without it).
 #[tokio::test]
 async fn an_attached_purchase_sees_the_members_statistics() {
-    let source = format!(
-        "{}\n[[rules]]\nid = \"third\"\nname = \"Third visit\"\nkind = \"product\"\ncategories = [\"general\"]\n\
-         points = 100\nwhen = \"member.statistics.purchases == 2\"\n",
-        plain_program()
-    );
-    for club in clubs(&source).await {
+    for club in clubs(&third_visit_program()).await {
         let l = club.label();
         let member = club.enroll("m1").await;
         club.buy("d1", &member, "1", 1000).await;
