@@ -592,16 +592,11 @@ impl Engine {
             } else {
                 Trigger::Anniversary
             };
-            let segments = rules::read_segments(
-                &self.store,
-                tenant.id,
-                program,
-                trigger_kind,
-                Some(member_id),
-            )
-            .await?;
+            let reads =
+                rules::read_member(&self.store, tenant.id, program, trigger_kind, member_id)
+                    .await?;
             let decide = |member: &Member, usage: &patron_domain::rules::RuleUsage| -> RuleGrant {
-                let (grant, failed) = rules::grant(program, member, &segments, trigger, now, usage);
+                let (grant, failed) = rules::grant(program, member, &reads, trigger, now, usage);
                 failures.set(failed);
                 grant
             };

@@ -483,8 +483,14 @@ impl Engine {
         // The join gift: the enrollment rules, credited in the same unit of work.
         let failures = rules::Failures::default();
         let decide = |member: &Member, usage: &RuleUsage| {
-            let (grant, failed) =
-                rules::grant(&program, member, &[], Trigger::Enrollment, now, usage);
+            let (grant, failed) = rules::grant(
+                &program,
+                member,
+                &MemberReads::default(),
+                Trigger::Enrollment,
+                now,
+                usage,
+            );
             failures.set(failed);
             grant
         };
@@ -887,24 +893,19 @@ impl Engine {
                 purchase.occurred_at,
             )
             .await?;
-        let stats = if rules::purchase_rules_read_statistics(&program) {
-            self.store.member_stats(tenant.id, &member.id).await?
-        } else {
-            None
-        };
-        let segments = rules::read_segments(
+        let reads = rules::read_member(
             &self.store,
             tenant.id,
             &program,
             TriggerKind::Purchase,
-            Some(&member.id),
+            &member.id,
         )
         .await?;
         let (plan, failures) = rules::earn_plan_with(
             &program,
             &member,
-            stats.as_ref(),
-            &segments,
+            reads.statistics.as_ref(),
+            &reads.segments,
             &purchase,
             now,
             &usage,
@@ -1107,24 +1108,18 @@ impl Engine {
             request_hash: hash,
         };
         let facts = rules::event_facts(&request.event_type, occurred_at, &request.properties);
-        let segments = rules::read_segments(
+        let reads = rules::read_member(
             &self.store,
             tenant.id,
             &program,
             TriggerKind::Event,
-            Some(&request.member_id),
+            &request.member_id,
         )
         .await?;
         let failures = rules::Failures::default();
         let decide = |member: &Member, usage: &RuleUsage| {
-            let (grant, failed) = rules::grant(
-                &program,
-                member,
-                &segments,
-                Trigger::Event(&facts),
-                now,
-                usage,
-            );
+            let (grant, failed) =
+                rules::grant(&program, member, &reads, Trigger::Event(&facts), now, usage);
             failures.set(failed);
             grant
         };

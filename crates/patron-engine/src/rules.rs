@@ -247,7 +247,7 @@ fn evaluate(
 /// What a purchase earns for `member`: the base and the purchase rules, and when the points
 /// post. Also answers the rules that failed. `stats` are the member's statistics
 /// (`member.statistics`) as read under the wallet lock: they do not include the purchase
-/// being decided; `segments` the member's segments (`member.segments`, [`read_segments`]).
+/// being decided; `segments` the member's segments (`member.segments`).
 pub(crate) fn earn_plan_with(
     program: &Program,
     member: &Member,
@@ -282,12 +282,20 @@ pub(crate) fn earn_plan_with(
 pub(crate) fn grant(
     program: &Program,
     member: &Member,
-    segments: &[String],
+    reads: &MemberReads,
     trigger: Trigger<'_>,
     now: Timestamp,
     usage: &RuleUsage,
 ) -> (RuleGrant, Vec<RuleFailure>) {
-    let evaluation = evaluate(program, member, trigger, now, usage, None, segments);
+    let evaluation = evaluate(
+        program,
+        member,
+        trigger,
+        now,
+        usage,
+        reads.statistics.as_ref(),
+        &reads.segments,
+    );
     let grant = RuleGrant {
         points: evaluation.total_points,
         awards: member_awards(&evaluation, member, program),
@@ -344,22 +352,28 @@ pub(crate) fn rules_read_member(program: &Program, kind: TriggerKind, field: &st
     })
 }
 
-/// The segments the rules of `kind` see as `member.segments`: the member's RFV segment in
-/// the latest run and the rule segments they are in, read only when such a rule reads them
-/// (empty otherwise). For events, occasions and previews: segments change only when the
-/// `segments` job runs, not with what is being decided, so they are read before its unit of
-/// work (a purchase reads them with the member instead, in its one read).
-pub(crate) async fn read_segments(
+/// What the rules of `kind` read about a member besides the member row
+/// (`member.statistics`, `member.segments`), read only when such a rule reads it. For events,
+/// birthdays, anniversaries and previews, read before their unit of work: segments change only
+/// when the `segments` job runs and statistics only with purchases, not with what is being
+/// decided (a purchase reads both with the member instead, in its one read under the lock).
+pub(crate) async fn read_member(
     store: &patron_store::Store,
     tenant: patron_store::tenants::TenantId,
     program: &Program,
     kind: TriggerKind,
-    member_id: Option<&str>,
-) -> Result<Vec<String>, patron_store::StoreError> {
-    match member_id {
-        Some(member_id) if rules_read_member(program, kind, "segments") => {
-            store.member_segments(tenant, member_id).await
-        }
-        _ => Ok(Vec::new()),
-    }
+    member_id: &str,
+) -> Result<MemberReads, patron_store::StoreError> {
+    Ok(MemberReads {
+        statistics: if rules_read_member(program, kind, "statistics") {
+            store.member_stats(tenant, member_id).await?
+        } else {
+            None
+        },
+        segments: if rules_read_member(program, kind, "segments") {
+            store.member_segments(tenant, member_id).await?
+        } else {
+            Vec::new()
+        },
+    })
 }

@@ -353,6 +353,44 @@ async fn rules_for_a_segment_fire_for_its_members_only() {
     }
 }
 
+/// Event rules see `member.statistics` too (they used to see a member with no purchases).
+#[tokio::test]
+async fn an_event_rule_reads_the_members_statistics() {
+    let source = format!(
+        "{}\n[[rules]]\nid = \"loyal_review\"\nname = \"Loyal reviewer\"\nkind = \"event\"\nevent = \"review_written\"\n\
+         points = 5\nwhen = \"member.statistics.purchases >= 2 && member.statistics.spend >= 20.0\"\n",
+        plain_program()
+    );
+    let review = |member: &str| patron_engine::EventRequest {
+        member_id: member.into(),
+        event_type: "review_written".into(),
+        occurred_at: None,
+        properties: serde_json::Map::new(),
+    };
+    for club in clubs(&source).await {
+        let l = club.label();
+        let member = club.enroll("m1").await;
+        club.buy("d1", &member, "1", 1000).await;
+        let early = club
+            .engine
+            .post_event(&club.tenant, &review(&member), None)
+            .await
+            .unwrap()
+            .value;
+        assert_eq!(early.points, 0, "[{l}] one purchase: not yet");
+        club.buy("d2", &member, "1", 1000).await;
+        let later = club
+            .engine
+            .post_event(&club.tenant, &review(&member), None)
+            .await
+            .unwrap()
+            .value;
+        assert_eq!(later.points, 5, "[{l}] {later:?}");
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}
+
 // ---- The property: incremental statistics = a rebuild from history. ----
 
 const CASES: u32 = 16;
