@@ -194,6 +194,16 @@ async fn a_rule_reads_member_statistics_purchases() {
     }
 }
 
+/// A `review_written` event for `member`, with no properties.
+fn review(member: &str) -> patron_engine::EventRequest {
+    patron_engine::EventRequest {
+        member_id: member.into(),
+        event_type: "review_written".into(),
+        occurred_at: None,
+        properties: serde_json::Map::new(),
+    }
+}
+
 /// The plain program with a 100-point bonus on a member's third purchase.
 fn third_visit_program() -> String {
     format!(
@@ -290,12 +300,6 @@ async fn rules_for_a_segment_fire_for_its_members_only() {
          points = 5\nwhen = \"'regulars' in member.segments\"\n",
         plain_program()
     );
-    let review = |member: &str| patron_engine::EventRequest {
-        member_id: member.into(),
-        event_type: "review_written".into(),
-        occurred_at: None,
-        properties: serde_json::Map::new(),
-    };
     for club in clubs(&source).await {
         let l = club.label();
         let member = club.enroll("m1").await;
@@ -361,12 +365,6 @@ async fn an_event_rule_reads_the_members_statistics() {
          points = 5\nwhen = \"member.statistics.purchases >= 2 && member.statistics.spend >= 20.0\"\n",
         plain_program()
     );
-    let review = |member: &str| patron_engine::EventRequest {
-        member_id: member.into(),
-        event_type: "review_written".into(),
-        occurred_at: None,
-        properties: serde_json::Map::new(),
-    };
     for club in clubs(&source).await {
         let l = club.label();
         let member = club.enroll("m1").await;
