@@ -37,30 +37,69 @@ impl TestDatabase {
     }
 
     /// Closes the pool and removes the database (the SQLite file, or the PostgreSQL schema).
-    pub async fn cleanup(self) {
+    /// Dropping a `TestDatabase` does the same; this is the polite way, which closes the
+    /// pool's connections first.
+    pub async fn cleanup(mut self) {
         self.store.close().await;
-        if let Some(path) = &self.sqlite_path {
+        self.remove_sqlite_files();
+        if let Some((admin, schema)) = self.schema_to_drop() {
+            drop_schema(&admin, &schema).await;
+        }
+    }
+
+    fn remove_sqlite_files(&mut self) {
+        if let Some(path) = self.sqlite_path.take() {
             for suffix in ["", "-wal", "-shm"] {
                 let mut p = path.clone().into_os_string();
                 p.push(suffix);
                 let _ = std::fs::remove_file(p);
             }
         }
-        if let (Some(admin), Some(schema)) = (&self.admin_url, &self.schema)
-            && let Ok(store) = Store::connect(
-                admin,
-                StoreOptions {
-                    max_connections: 1,
-                    ..StoreOptions::default()
-                },
-            )
-            .await
-        {
-            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .execute(store.pool())
-                .await;
-            store.close().await;
-        }
+    }
+
+    /// The schema still to drop, at most once.
+    fn schema_to_drop(&mut self) -> Option<(String, String)> {
+        let admin = self.admin_url.take()?;
+        Some((admin, self.schema.clone()?))
+    }
+}
+
+/// A test that ends without `cleanup` (most do, and a failing one always does) still leaves
+/// nothing behind: the schema is dropped from a short-lived thread of its own, since `Drop`
+/// cannot wait on the test's runtime.
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        self.remove_sqlite_files();
+        let Some((admin, schema)) = self.schema_to_drop() else {
+            return;
+        };
+        let dropper = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(drop_schema(&admin, &schema));
+            }
+        });
+        let _ = dropper.join();
+    }
+}
+
+async fn drop_schema(admin_url: &str, schema: &str) {
+    let options = StoreOptions {
+        max_connections: 1,
+        ..StoreOptions::default()
+    };
+    if let Ok(store) = Store::connect(admin_url, options).await {
+        // A connection of the test's pool may still be closing its transaction; wait for it
+        // a little, never forever.
+        let _ = sqlx::query("SET lock_timeout = '10s'")
+            .execute(store.pool())
+            .await;
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(store.pool())
+            .await;
+        store.close().await;
     }
 }
 
