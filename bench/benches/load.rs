@@ -4,15 +4,24 @@
 //! send time, so a server that falls behind cannot hide its queue (no coordinated omission).
 //!
 //! `cargo bench -p patron-bench --bench load`; `PATRON_LOAD_RATE` (default 500 requests/s),
-//! `PATRON_LOAD_SECONDS` (default 10); `RUST_LOG=sqlx::query=debug` logs every statement; PostgreSQL when `PATRON_BENCH_POSTGRES_URL` or
-//! `PATRON_TEST_POSTGRES_URL` is set.
+//! `PATRON_LOAD_SECONDS` (default 10); `PATRON_LOAD_WARM_UP` (default 500: untimed purchases
+//! before the run, then PostgreSQL's `ANALYZE`; 0 for a database created seconds before);
+//! `PATRON_LOAD_WARM_SECONDS` (default 1: untimed purchases over HTTP at the same rate
+//! first, so the server's pool is open and its statements prepared; 0 for a cold server);
+//! `PATRON_LOAD_DUMP=FILE` appends each request's latency in schedule order (one run after
+//! another, each ended by `END`), to see when in a run the slow ones fell;
+//! `RUST_LOG=sqlx::query=debug` logs every statement; PostgreSQL when
+//! `PATRON_BENCH_POSTGRES_URL` or `PATRON_TEST_POSTGRES_URL` is set;
+//! `PATRON_BENCH_EXPERIMENT_SQL` (see `patron_bench::experiment`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use patron_engine::keys::Scope;
-use patron_engine::{Engine, EnrollRequest, ProfileFields, SystemClock};
+use patron_engine::{
+    Engine, EnrollRequest, ProfileFields, PurchaseLineRequest, PurchaseRequest, SystemClock,
+};
 use patron_http::ServerConfig;
 use patron_store::testing::TestDatabase;
 
@@ -67,6 +76,18 @@ where
         latencies.push(latency);
     }
     let elapsed = start.elapsed();
+    if let Ok(path) = std::env::var("PATRON_LOAD_DUMP") {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        for (i, latency) in latencies.iter().enumerate() {
+            writeln!(file, "{i} {:.3}", latency.as_secs_f64() * 1000.0).unwrap();
+        }
+        writeln!(file, "END").unwrap();
+    }
     latencies.sort_unstable();
     Stats {
         sent: total,
@@ -85,8 +106,12 @@ async fn run(db: &TestDatabase, label: &str, rate: u64, seconds: u64) {
         .await
         .unwrap();
     let total = (rate * seconds) as usize;
-    let mut members = Vec::with_capacity(total);
-    for i in 0..total {
+    // The server's own warm-up over HTTP, not timed: its pool opens its connections and
+    // prepares its statements, as a server that has been running has.
+    let warm_seconds = env_u64("PATRON_LOAD_WARM_SECONDS", 1);
+    let warm_requests = (rate * warm_seconds) as usize;
+    let mut members = Vec::with_capacity(total + warm_requests);
+    for i in 0..total + warm_requests {
         let request = EnrollRequest {
             profile: ProfileFields {
                 external_id: Some(format!("load-{i}")),
@@ -104,6 +129,50 @@ async fn run(db: &TestDatabase, label: &str, rate: u64, seconds: u64) {
                 .value
                 .id,
         );
+    }
+
+    // Warm-up, not timed: a club with some history and, on PostgreSQL, the statistics a
+    // running database has (`settle_statistics`). `PATRON_LOAD_WARM_UP=0` measures a
+    // database created seconds before instead.
+    let warm_up = env_u64("PATRON_LOAD_WARM_UP", 500) as usize;
+    for i in 0..warm_up {
+        let request = EnrollRequest {
+            profile: ProfileFields {
+                external_id: Some(format!("warm-{i}")),
+                ..ProfileFields::default()
+            },
+            channel: "pos".into(),
+            card_number: None,
+            consents: vec![],
+        };
+        let member = engine
+            .enroll(&tenant, &request, None)
+            .await
+            .unwrap()
+            .value
+            .id;
+        let purchase = PurchaseRequest {
+            document_id: format!("warm-doc-{i}"),
+            member_id: Some(member),
+            store_id: "store-1".into(),
+            channel: "pos".into(),
+            occurred_at: None,
+            currency: "USD".into(),
+            lines: vec![PurchaseLineRequest {
+                sku: "latte".into(),
+                category: "coffee".into(),
+                quantity: "1".into(),
+                unit_price_minor: 475,
+                discount_minor: 0,
+            }],
+        };
+        engine
+            .post_purchase(&tenant, &purchase, None)
+            .await
+            .unwrap();
+    }
+    if warm_up > 0 {
+        patron_bench::settle_statistics(&db.store).await.unwrap();
     }
 
     // The server gets its own runtime and threads, like a separate process would.
@@ -139,8 +208,7 @@ async fn run(db: &TestDatabase, label: &str, rate: u64, seconds: u64) {
         .build()
         .unwrap();
     let base = format!("http://{address}");
-    let health = open_loop(rate, seconds, |_| client.get(format!("{base}/healthz"))).await;
-    let purchases = open_loop(rate, seconds, |i| {
+    let post = |i: usize| {
         let body = serde_json::json!({
             "document_id": format!("load-doc-{i}"),
             "member_id": members[i],
@@ -149,9 +217,18 @@ async fn run(db: &TestDatabase, label: &str, rate: u64, seconds: u64) {
             "currency": "USD",
             "lines": [{"sku": "latte", "category": "coffee", "quantity": "1", "unit_price_minor": 475}]
         });
-        client.post(format!("{base}/v1/purchases")).bearer_auth(&secret).header("Idempotency-Key", format!("load-{i}")).json(&body)
-    })
-    .await;
+        client
+            .post(format!("{base}/v1/purchases"))
+            .bearer_auth(&secret)
+            .header("Idempotency-Key", format!("load-{i}"))
+            .json(&body)
+    };
+    if warm_seconds > 0 {
+        let warm = open_loop(rate, warm_seconds, |i| post(total + i)).await;
+        assert_eq!(warm.ok, warm.sent, "the warm-up purchases succeed");
+    }
+    let health = open_loop(rate, seconds, |_| client.get(format!("{base}/healthz"))).await;
+    let purchases = open_loop(rate, seconds, post).await;
     let _ = stop.send(());
     server.join().unwrap();
 
@@ -200,6 +277,7 @@ async fn main() {
     match url {
         Ok(url) => {
             let pg = patron_store::testing::postgres_at(&url).await;
+            patron_bench::experiment(&pg.store).await.unwrap();
             run(&pg, "PostgreSQL", rate, seconds).await;
             pg.cleanup().await;
         }

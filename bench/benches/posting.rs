@@ -111,7 +111,7 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
             .await
             .unwrap();
     }
-    settle_statistics(&store).await;
+    patron_bench::settle_statistics(&store).await.unwrap();
 
     let (mut raw, mut posted) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
@@ -184,7 +184,7 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
             .await
             .unwrap();
     }
-    settle_statistics(&store).await;
+    patron_bench::settle_statistics(&store).await.unwrap();
     let mut with_rules_times = Vec::new();
     for round in 0..ROUNDS {
         with_rules_times.push(
@@ -284,14 +284,6 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
 /// Untimed purchases per club before the timed rounds.
 const WARM_UP: usize = 200;
 
-/// `ANALYZE` on PostgreSQL (see the warm-up); SQLite plans each statement once per
-/// connection from its schema and needs nothing.
-async fn settle_statistics(store: &patron_store::Store) {
-    if store.backend() == patron_store::Backend::Postgres {
-        sqlx::query("ANALYZE").execute(store.pool()).await.unwrap();
-    }
-}
-
 async fn postgres() -> Option<TestDatabase> {
     let url = std::env::var("PATRON_BENCH_POSTGRES_URL")
         .or_else(|_| std::env::var("PATRON_TEST_POSTGRES_URL"))
@@ -317,6 +309,7 @@ async fn main() {
     match postgres().await {
         Some(pg) => {
             assert_eq!(pg.backend(), Backend::Postgres);
+            patron_bench::experiment(&pg.store).await.unwrap();
             rows.extend(run(&pg, "PostgreSQL", purchases, members).await);
             pg.cleanup().await;
         }

@@ -52,3 +52,27 @@ pub fn coffee_programs() -> (String, String) {
     }
     (base, with_rules)
 }
+
+/// `ANALYZE` on PostgreSQL after a warm-up: the statistics autovacuum keeps for a running
+/// database. Without them PostgreSQL plans the purchase's reads on freshly created, near-empty
+/// tables, caches those plans per connection, and keeps them while the tables grow during the
+/// run (until autovacuum's first `ANALYZE`, up to a minute later on a real server): the
+/// bench would measure an empty database's first seconds rather than the code. SQLite plans
+/// each statement from its schema and needs nothing.
+pub async fn settle_statistics(store: &patron_store::Store) -> Result<(), sqlx::Error> {
+    if store.backend() == patron_store::Backend::Postgres {
+        sqlx::query("ANALYZE").execute(store.pool()).await?;
+    }
+    Ok(())
+}
+
+/// `PATRON_BENCH_EXPERIMENT_SQL`, when set: SQL run on a bench's PostgreSQL schema right after
+/// its migrations, for A/B experiments on the schema (BENCHMARKS.md names the ones made, such
+/// as dropping foreign keys). Nothing when unset.
+pub async fn experiment(store: &patron_store::Store) -> Result<(), sqlx::Error> {
+    if let Ok(sql) = std::env::var("PATRON_BENCH_EXPERIMENT_SQL") {
+        sqlx::raw_sql(&sql).execute(store.pool()).await?;
+        eprintln!("PATRON_BENCH_EXPERIMENT_SQL applied");
+    }
+    Ok(())
+}
