@@ -3,7 +3,9 @@
 //!
 //! `cargo bench -p patron-bench --bench posting` (PostgreSQL too when
 //! `PATRON_BENCH_POSTGRES_URL` or `PATRON_TEST_POSTGRES_URL` is set). Sizes:
-//! `PATRON_BENCH_PURCHASES` (default 2000), `PATRON_BENCH_MEMBERS` (default 5000).
+//! `PATRON_BENCH_PURCHASES` (default 2000), `PATRON_BENCH_MEMBERS` (default 5000),
+//! `PATRON_BENCH_WARM_UP` (untimed purchases per club before the rounds, default 200);
+//! `PATRON_BENCH_EXPERIMENT_SQL` (see `patron_bench::experiment`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -104,7 +106,7 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
     // reads on freshly created, near-empty tables, caches those plans, and keeps them while
     // the tables grow during the run (a tier-metric read then scans the whole club's
     // purchases), which measures the bench's empty start rather than the code.
-    for i in 0..WARM_UP {
+    for i in 0..warm_up() {
         let request = purchase(format!("w-{i}"), &member_ids[i % member_ids.len()]);
         engine
             .post_purchase(&tenant, &request, Some(&format!("wk-{i}")))
@@ -177,7 +179,7 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
                 .id,
         );
     }
-    for i in 0..WARM_UP {
+    for i in 0..warm_up() {
         let request = purchase(format!("rw-{i}"), &ruled_members[i % ruled_members.len()]);
         engine
             .post_purchase(&ruled, &request, Some(&format!("rwk-{i}")))
@@ -282,7 +284,9 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
 }
 
 /// Untimed purchases per club before the timed rounds.
-const WARM_UP: usize = 200;
+fn warm_up() -> usize {
+    env_usize("PATRON_BENCH_WARM_UP", 200)
+}
 
 async fn postgres() -> Option<TestDatabase> {
     let url = std::env::var("PATRON_BENCH_POSTGRES_URL")
