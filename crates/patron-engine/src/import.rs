@@ -132,6 +132,9 @@ impl crate::Engine {
         }
         self.flush_import(tenant, &mut batch, &mut lines, &mut report)
             .await?;
+        if report.imported > 0 {
+            self.store().refresh_member_statistics().await?;
+        }
         progress(report.rows);
         report.rejected.sort_by_key(|e| e.line);
         Ok(report)

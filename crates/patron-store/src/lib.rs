@@ -186,6 +186,19 @@ impl Store {
         migrate::current(self).await
     }
 
+    /// After a bulk load of members: PostgreSQL's `ANALYZE` of the tables it filled, so the
+    /// statements that follow are planned for the tables as they now are rather than as
+    /// autovacuum last saw them (docs/CONFIG.md, "PostgreSQL's statistics"). Nothing on
+    /// SQLite, whose planner does not rely on gathered statistics.
+    pub async fn refresh_member_statistics(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("ANALYZE members, accounts, cards, consents")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite (take the write lock now, so
     /// a read-then-write unit of work cannot deadlock on the upgrade), a plain `BEGIN` on
     /// PostgreSQL (row locks are taken with `FOR UPDATE`).

@@ -262,3 +262,37 @@ async fn an_import_that_duplicates_existing_members_reports_them_and_imports_the
         club.db.cleanup().await;
     }
 }
+
+/// A bulk load leaves PostgreSQL's statistics current (docs/CONFIG.md, "PostgreSQL's
+/// statistics"): the planner knows the members it just received, without waiting for
+/// autovacuum.
+#[tokio::test]
+async fn an_import_refreshes_postgresqls_statistics() {
+    for club in clubs(&program(0, NEVER, "within_balance", "forfeit")).await {
+        if club.db.backend() != patron_store::Backend::Postgres {
+            continue;
+        }
+        let mut csv = String::from("external_id,name\n");
+        for i in 0..300 {
+            csv.push_str(&format!("stat-{i},Member {i}\n"));
+        }
+        let report = import(&club, &csv).await.unwrap();
+        assert_eq!(report.imported, 300);
+        // The club's system accounts are counted with the wallets.
+        for (table, at_least) in [("members", 300), ("accounts", 300)] {
+            let row = sqlx::query(
+                "SELECT CAST(reltuples AS BIGINT) AS n FROM pg_class \
+                 WHERE relname = $1 AND relnamespace = current_schema()::regnamespace",
+            )
+            .bind(table)
+            .fetch_one(club.db.store.pool())
+            .await
+            .unwrap();
+            let analyzed: i64 = sqlx::Row::try_get(&row, "n").unwrap();
+            assert!(
+                analyzed >= at_least,
+                "{table}: the planner counts {analyzed} rows after the import"
+            );
+        }
+    }
+}
