@@ -191,6 +191,19 @@ pub fn plan_clawback(input: &ClawbackInput) -> ClawbackPlan {
     plan
 }
 
+/// The mode a refund's clawback takes on one account. Under `Unlimited` a clawback may take
+/// the balance below zero, a debt the member's later earnings settle (LEDGER.md). A closed
+/// account (its member left the club) never earns again, so a debt there could never be
+/// settled: its clawback stops at its balance, as under `WithinBalance`, and the rest is
+/// forgiven. (Under the `forfeit` exit policy that balance is zero; under
+/// `keep_until_expiry` the kept points are clawed back as far as they go.)
+pub fn mode_for_account(mode: ClawbackMode, account_open: bool) -> ClawbackMode {
+    match (mode, account_open) {
+        (ClawbackMode::Unlimited, false) => ClawbackMode::WithinBalance,
+        (mode, _) => mode,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -295,6 +308,46 @@ mod tests {
         });
         assert_eq!(plan.claw_back, 50);
         assert!(plan.may_go_negative);
+    }
+
+    #[test]
+    fn a_closed_account_is_never_taken_into_debt() {
+        assert_eq!(
+            mode_for_account(ClawbackMode::Unlimited, false),
+            ClawbackMode::WithinBalance
+        );
+        for mode in [
+            ClawbackMode::OnlyPending,
+            ClawbackMode::WithinBalance,
+            ClawbackMode::Unlimited,
+        ] {
+            assert_eq!(
+                mode_for_account(mode, true),
+                mode,
+                "open accounts keep the policy"
+            );
+        }
+        assert_eq!(
+            mode_for_account(ClawbackMode::OnlyPending, false),
+            ClawbackMode::OnlyPending
+        );
+        let forfeited = plan_clawback(&ClawbackInput {
+            spendable_balance: 0,
+            ..input(
+                mode_for_account(ClawbackMode::Unlimited, false),
+                EarnState::Posted,
+            )
+        });
+        assert_eq!((forfeited.claw_back, forfeited.forgiven), (0, 50));
+        assert!(!forfeited.may_go_negative);
+        let kept = plan_clawback(&ClawbackInput {
+            spendable_balance: 30,
+            ..input(
+                mode_for_account(ClawbackMode::Unlimited, false),
+                EarnState::Posted,
+            )
+        });
+        assert_eq!((kept.claw_back, kept.forgiven), (30, 20));
     }
 
     #[test]

@@ -625,12 +625,25 @@ fn with_new_lot(
     expiring
 }
 
-fn mode(policy: &ReturnPolicy) -> ClawbackMode {
-    match policy {
+/// The clawback mode for a refund's earning on `member_id`'s wallet, locked by the caller:
+/// the program's return policy, except that a member who left the club is never taken into
+/// debt (`clawback::mode_for_account`). Their status is read only when it can matter.
+pub(crate) async fn clawback_mode(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    member_id: &str,
+) -> Result<ClawbackMode, StoreError> {
+    let mode = match program.returns {
         ReturnPolicy::OnlyPending => ClawbackMode::OnlyPending,
         ReturnPolicy::WithinBalance => ClawbackMode::WithinBalance,
         ReturnPolicy::Unlimited => ClawbackMode::Unlimited,
+    };
+    if mode != ClawbackMode::Unlimited {
+        return Ok(mode);
     }
+    let open = crate::members::still_member(c, ctx.tenant, member_id).await?;
+    Ok(clawback::mode_for_account(mode, open))
 }
 
 fn parse_quantity(text: &str) -> Result<Decimal, StoreError> {
@@ -1258,13 +1271,14 @@ async fn refund_in(
     if let Some(wallet) = wallet.as_mut() {
         ledger::expire_due(c, ctx, wallet).await?;
         if purchase.points > 0 && (earn_state == "pending" || earn_state == "posted") {
+            let mode = clawback_mode(c, ctx, program, &wallet.member_id).await?;
             let state = if earn_state == "pending" {
                 EarnState::Pending
             } else {
                 EarnState::Posted
             };
             let plan = clawback::plan_clawback(&ClawbackInput {
-                mode: mode(&program.returns),
+                mode,
                 state,
                 earned: purchase.points,
                 original_amount: purchase.eligible_minor,

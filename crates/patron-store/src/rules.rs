@@ -576,8 +576,7 @@ pub(crate) async fn claw_back_referral(
     eligible_refunded_before: i64,
     eligible_refund_minor: i64,
 ) -> Result<(), StoreError> {
-    use patron_domain::clawback::{self, ClawbackInput, ClawbackMode, EarnState};
-    use patron_domain::program::ReturnPolicy;
+    use patron_domain::clawback::{self, ClawbackInput, EarnState};
     let row = sqlx::query(
         "SELECT member_id, referrer_id, referrer_points, settled_points FROM referral_rewards \
          WHERE tenant_id = $1 AND purchase_id = $2",
@@ -600,12 +599,9 @@ pub(crate) async fn claw_back_referral(
         .await?
         .remove(0);
     ledger::expire_due(c, ctx, &mut wallet).await?;
+    let mode = crate::purchases::clawback_mode(c, ctx, program, &referrer_id).await?;
     let plan = clawback::plan_clawback(&ClawbackInput {
-        mode: match program.returns {
-            ReturnPolicy::OnlyPending => ClawbackMode::OnlyPending,
-            ReturnPolicy::WithinBalance => ClawbackMode::WithinBalance,
-            ReturnPolicy::Unlimited => ClawbackMode::Unlimited,
-        },
+        mode,
         state: EarnState::Posted,
         earned,
         original_amount: original_eligible_minor,

@@ -905,3 +905,65 @@ fn a_patch_with_null_clears_and_a_missing_field_keeps() {
     assert_eq!(patch.email, Some(Some("a@b.co".to_string())));
     assert_eq!(patch.phone, None, "absent means keep");
 }
+
+/// Under the `unlimited` return policy a refund may take a wallet into debt, which later
+/// earnings settle. A member who left never earns again: a refund of their purchase after
+/// the exit claws back only what their closed account still holds, and forgives the rest.
+#[tokio::test]
+async fn a_refund_after_an_exit_never_leaves_a_debt_on_the_closed_account() {
+    for exit in ["forfeit", "keep_until_expiry"] {
+        for club in clubs(&program(0, NEVER, "unlimited", exit)).await {
+            let member = club.enroll("leaver").await;
+            let bought = club.buy("doc-exit-1", &member, "1", 3000).await;
+            assert_eq!(
+                (bought.points, bought.points_state.as_str()),
+                (30, "posted")
+            );
+            club.redeem(&member, 10).await.unwrap();
+            club.engine
+                .exit_member(&club.tenant, &member, "privacy-officer", None)
+                .await
+                .unwrap();
+            let refund = club
+                .refund(&bought.purchase_id, "ret-exit-1", None)
+                .await
+                .unwrap();
+            let (clawed, forgiven) = match exit {
+                "forfeit" => (0, 30),
+                _ => (20, 10),
+            };
+            assert_eq!(
+                (
+                    refund.amount_minor,
+                    refund.clawed_back_points,
+                    refund.forgiven_points
+                ),
+                (3000, clawed, forgiven),
+                "[{}] {exit}",
+                club.label()
+            );
+            let balance = club.balance(&member).await;
+            assert_eq!(
+                (balance.available, balance.debt),
+                (0, 0),
+                "[{}] {exit}: no debt",
+                club.label()
+            );
+            club.verify().await;
+
+            // The same refund for a member still in the club does take the wallet into debt.
+            let stays = club.enroll("stays").await;
+            let bought = club.buy("doc-exit-2", &stays, "1", 3000).await;
+            club.redeem(&stays, 10).await.unwrap();
+            let refund = club
+                .refund(&bought.purchase_id, "ret-exit-2", None)
+                .await
+                .unwrap();
+            assert_eq!((refund.clawed_back_points, refund.forgiven_points), (30, 0));
+            let balance = club.balance(&stays).await;
+            assert_eq!((balance.available, balance.debt), (0, 10));
+            club.verify().await;
+            club.db.cleanup().await;
+        }
+    }
+}

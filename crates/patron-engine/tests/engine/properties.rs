@@ -616,6 +616,13 @@ impl Case<'_> {
                             forgiven = delta - clawed;
                             model.consume(m, clawed);
                         }
+                        // A member who left is never taken into debt: their closed account
+                        // gives back what it holds (clawback::mode_for_account).
+                        ReturnPolicy::Unlimited if model.members[m].exited => {
+                            clawed = delta.min(model.spendable(m).max(0));
+                            forgiven = delta - clawed;
+                            model.consume(m, clawed);
+                        }
                         ReturnPolicy::Unlimited => {
                             clawed = delta;
                             let (_, shortfall) = model.consume(m, clawed);
