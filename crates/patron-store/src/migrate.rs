@@ -65,6 +65,12 @@ const SQLITE: &[Migration] = &[
         name: "tier_floors",
         sql: include_str!("../migrations/sqlite/0010_tier_floors.sql"),
     },
+    // 11 is PostgreSQL's alone.
+    Migration {
+        version: 12,
+        name: "member_purchases_covering",
+        sql: include_str!("../migrations/sqlite/0012_member_purchases_covering.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -123,6 +129,11 @@ const POSTGRES: &[Migration] = &[
         version: 11,
         name: "transfer_ids",
         sql: include_str!("../migrations/postgres/0011_transfer_ids.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "member_purchases_covering",
+        sql: include_str!("../migrations/postgres/0012_member_purchases_covering.sql"),
     },
 ];
 
