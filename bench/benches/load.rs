@@ -19,9 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use patron_engine::keys::Scope;
-use patron_engine::{
-    Engine, EnrollRequest, ProfileFields, PurchaseLineRequest, PurchaseRequest, SystemClock,
-};
+use patron_engine::{Engine, PurchaseLineRequest, PurchaseRequest, SystemClock};
 use patron_http::ServerConfig;
 use patron_store::testing::TestDatabase;
 
@@ -112,22 +110,10 @@ async fn run(db: &TestDatabase, label: &str, rate: u64, seconds: u64) {
     let warm_requests = (rate * warm_seconds) as usize;
     let mut members = Vec::with_capacity(total + warm_requests);
     for i in 0..total + warm_requests {
-        let request = EnrollRequest {
-            profile: ProfileFields {
-                external_id: Some(format!("load-{i}")),
-                ..ProfileFields::default()
-            },
-            channel: "pos".into(),
-            card_number: None,
-            consents: vec![],
-        };
         members.push(
-            engine
-                .enroll(&tenant, &request, None)
+            patron_bench::enroll_at_pos(&engine, &tenant, format!("load-{i}"))
                 .await
-                .unwrap()
-                .value
-                .id,
+                .unwrap(),
         );
     }
 
@@ -136,21 +122,9 @@ async fn run(db: &TestDatabase, label: &str, rate: u64, seconds: u64) {
     // database created seconds before instead.
     let warm_up = env_u64("PATRON_LOAD_WARM_UP", 500) as usize;
     for i in 0..warm_up {
-        let request = EnrollRequest {
-            profile: ProfileFields {
-                external_id: Some(format!("warm-{i}")),
-                ..ProfileFields::default()
-            },
-            channel: "pos".into(),
-            card_number: None,
-            consents: vec![],
-        };
-        let member = engine
-            .enroll(&tenant, &request, None)
+        let member = patron_bench::enroll_at_pos(&engine, &tenant, format!("warm-{i}"))
             .await
-            .unwrap()
-            .value
-            .id;
+            .unwrap();
         let purchase = PurchaseRequest {
             document_id: format!("warm-doc-{i}"),
             member_id: Some(member),

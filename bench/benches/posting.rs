@@ -11,9 +11,7 @@
 use std::sync::Arc;
 
 use patron_bench::{coffee_programs, median, rate, time};
-use patron_engine::{
-    Engine, EnrollRequest, ManualClock, ProfileFields, PurchaseLineRequest, PurchaseRequest,
-};
+use patron_engine::{Engine, ManualClock, PurchaseLineRequest, PurchaseRequest};
 use patron_store::Backend;
 use patron_store::testing::TestDatabase;
 
@@ -82,22 +80,10 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
     }
     let mut member_ids = Vec::new();
     for i in 0..50 {
-        let request = EnrollRequest {
-            profile: ProfileFields {
-                external_id: Some(format!("bench-{i}")),
-                ..ProfileFields::default()
-            },
-            channel: "pos".into(),
-            card_number: None,
-            consents: vec![],
-        };
         member_ids.push(
-            engine
-                .enroll(&tenant, &request, None)
+            patron_bench::enroll_at_pos(&engine, &tenant, format!("bench-{i}"))
                 .await
-                .unwrap()
-                .value
-                .id,
+                .unwrap(),
         );
     }
 
@@ -161,22 +147,10 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
         .unwrap();
     let mut ruled_members = Vec::new();
     for i in 0..50 {
-        let request = EnrollRequest {
-            profile: ProfileFields {
-                external_id: Some(format!("ruled-{i}")),
-                ..ProfileFields::default()
-            },
-            channel: "pos".into(),
-            card_number: None,
-            consents: vec![],
-        };
         ruled_members.push(
-            engine
-                .enroll(&ruled, &request, None)
+            patron_bench::enroll_at_pos(&engine, &ruled, format!("ruled-{i}"))
                 .await
-                .unwrap()
-                .value
-                .id,
+                .unwrap(),
         );
     }
     for i in 0..warm_up() {

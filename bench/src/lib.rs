@@ -76,3 +76,21 @@ pub async fn experiment(store: &patron_store::Store) -> Result<(), sqlx::Error> 
     }
     Ok(())
 }
+
+/// Enrolls a member at the till with only an external id, and returns their id.
+pub async fn enroll_at_pos(
+    engine: &patron_engine::Engine,
+    tenant: &patron_store::tenants::Tenant,
+    external_id: String,
+) -> Result<String, patron_engine::EngineError> {
+    let request = patron_engine::EnrollRequest {
+        profile: patron_engine::ProfileFields {
+            external_id: Some(external_id),
+            ..patron_engine::ProfileFields::default()
+        },
+        channel: "pos".into(),
+        card_number: None,
+        consents: vec![],
+    };
+    Ok(engine.enroll(tenant, &request, None).await?.value.id)
+}

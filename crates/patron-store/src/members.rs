@@ -306,24 +306,6 @@ pub(crate) async fn lock_wallet_with_member_and(
     Ok((wallet, member, row))
 }
 
-/// Whether the member is still in the club (not exited), read inside the caller's unit of
-/// work. An unknown member counts as not in it.
-pub(crate) async fn still_member(
-    tx: &mut Conn,
-    tenant: TenantId,
-    id: &str,
-) -> Result<bool, StoreError> {
-    let row = sqlx::query("SELECT status FROM members WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant.0)
-        .bind(id)
-        .fetch_optional(conn(tx))
-        .await?;
-    Ok(match row {
-        Some(row) => row.try_get::<String, _>("status")? != "exited",
-        None => false,
-    })
-}
-
 pub(crate) async fn member_in_tx(
     tx: &mut Conn,
     tenant: TenantId,

@@ -644,8 +644,8 @@ pub(crate) async fn clawback_mode(
     if mode != ClawbackMode::Unlimited {
         return Ok(mode);
     }
-    let open = crate::members::still_member(c, ctx.tenant, member_id).await?;
-    Ok(clawback::mode_for_account(mode, open))
+    let member = crate::members::member_in_tx(c, ctx.tenant, member_id).await?;
+    Ok(clawback::mode_for_account(mode, member.is_active()))
 }
 
 fn parse_quantity(text: &str) -> Result<Decimal, StoreError> {

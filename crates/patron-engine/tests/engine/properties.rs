@@ -609,21 +609,17 @@ impl Case<'_> {
                             model.purchases[p].earn = Earn::Voided;
                         }
                     }
-                    Earn::Posted => match model.program.returns {
-                        ReturnPolicy::OnlyPending => forgiven = delta,
-                        ReturnPolicy::WithinBalance => {
+                    Earn::Posted => match (model.program.returns, model.members[m].exited) {
+                        (ReturnPolicy::OnlyPending, _) => forgiven = delta,
+                        // A member who left is never taken into debt: under `unlimited`
+                        // their closed account gives back what it holds, as under
+                        // `within_balance` (clawback::mode_for_account).
+                        (ReturnPolicy::WithinBalance, _) | (ReturnPolicy::Unlimited, true) => {
                             clawed = delta.min(model.spendable(m).max(0));
                             forgiven = delta - clawed;
                             model.consume(m, clawed);
                         }
-                        // A member who left is never taken into debt: their closed account
-                        // gives back what it holds (clawback::mode_for_account).
-                        ReturnPolicy::Unlimited if model.members[m].exited => {
-                            clawed = delta.min(model.spendable(m).max(0));
-                            forgiven = delta - clawed;
-                            model.consume(m, clawed);
-                        }
-                        ReturnPolicy::Unlimited => {
+                        (ReturnPolicy::Unlimited, false) => {
                             clawed = delta;
                             let (_, shortfall) = model.consume(m, clawed);
                             model.members[m].debt += shortfall;
