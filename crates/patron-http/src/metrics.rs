@@ -1,6 +1,6 @@
 //! Prometheus metrics, served as text on `/metrics`: requests by route template and status,
 //! latency by route, successful ledger postings by operation, earning rules that failed at run
-//! time by rule, and the job queue depth.
+//! time by rule, the job queue depth, and how PostgreSQL's member purchases were posted.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -27,6 +27,7 @@ pub struct Metrics {
     rule_failures: Family<RouteLabels, Counter>,
     job_queue_depth: Gauge,
     jobs_failed: Gauge,
+    purchase_paths: Family<OperationLabels, Counter>,
 }
 
 /// Counts the earning rules the engine skipped because an expression failed at run time
@@ -82,8 +83,18 @@ impl Metrics {
             "Jobs that failed their last allowed attempt (patron jobs list --state failed)",
             jobs_failed.clone(),
         );
+        // Copied from the store's counters when /metrics is scraped.
+        let purchase_paths = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "patron_purchase_paths",
+            "Member purchases posted on PostgreSQL, by path: optimistic (committed in two \
+             statements) or locked_fallback (handed to the locked path by a concurrent unit of \
+             work on the wallet, a replay, points due to expire, a debt or a referral)",
+            purchase_paths.clone(),
+        );
         Metrics {
             registry,
+            purchase_paths,
             requests,
             latency,
             postings,
@@ -121,6 +132,20 @@ impl Metrics {
     pub fn set_job_queue(&self, due: i64, failed: i64) {
         self.job_queue_depth.set(due);
         self.jobs_failed.set(failed);
+    }
+
+    /// The purchase paths, as the store counted them since this process started.
+    pub fn set_purchase_paths(&self, paths: patron_store::PurchasePaths) {
+        for (path, value) in [
+            ("optimistic", paths.optimistic),
+            ("locked_fallback", paths.locked_fallbacks),
+        ] {
+            let counter = self.purchase_paths.get_or_create(&[("path", path)]);
+            let seen = counter.get();
+            if value > seen {
+                counter.inc_by(value - seen);
+            }
+        }
     }
 
     /// The OpenMetrics text exposition of every metric.

@@ -369,6 +369,7 @@ impl Problem {
             StoreError::Conflict(_)
             | StoreError::ProgramChanged { .. }
             | StoreError::ClaimTaken
+            | StoreError::TakeLockedPath
             | StoreError::Config(_)
             | StoreError::Database(_)
             | StoreError::Corrupt(_)

@@ -80,6 +80,19 @@ pub(crate) struct Batch {
     /// What a unique violation of the batch means to the caller, if it can only mean one
     /// thing (a purchase's document id): answered as this rejection.
     unique_violation: Option<Rejection>,
+    /// PostgreSQL's optimistic purchase path: the wallet whose `lock_version` must still be
+    /// what the path read (see [`Batch::guard_wallet`]).
+    guard: Option<WalletGuard>,
+}
+
+/// A condition on a batch: the wallet `account_id` still has `lock_version = version`, and the
+/// batch adds one to it (migration 13).
+#[derive(Debug, Clone, Copy)]
+struct WalletGuard {
+    account_id: i64,
+    version: i64,
+    /// The statement that updates the wallet under the condition, once there is one.
+    statement: Option<usize>,
 }
 
 impl Batch {
@@ -102,10 +115,76 @@ impl Batch {
         self.unique_violation = Some(rejection);
     }
 
+    /// Drops what [`Batch::on_unique_violation`] said: a unique violation is an error again.
+    pub(crate) fn forget_unique_violation(&mut self) {
+        self.unique_violation = None;
+    }
+
+    /// Makes the batch conditional (PostgreSQL only): it commits only if no unit of work took
+    /// the lock of the wallet `account_id` since its `lock_version` was read as `version`, and
+    /// raises a serialization failure (40001), which rolls every statement back, otherwise.
+    /// The statement that updates the wallet's totals carries the condition
+    /// ([`Batch::wallet_condition`]); without one, the batch gets a statement of its own.
+    pub(crate) fn guard_wallet(&mut self, account_id: i64, version: i64) {
+        self.guard = Some(WalletGuard {
+            account_id,
+            version,
+            statement: None,
+        });
+    }
+
+    /// For a statement about to update wallet `account_id`'s row in this batch: the SQL to
+    /// add to its `SET` list and to its `WHERE` clause (with the placeholder `$next`) and the
+    /// value to bind there, when the batch is guarded on this wallet ([`Batch::guard_wallet`]);
+    /// the statement must be the next one pushed.
+    pub(crate) fn wallet_condition(
+        &mut self,
+        account_id: i64,
+        next: usize,
+    ) -> Option<(&'static str, String, Param)> {
+        let guard = self.guard.as_mut()?;
+        if guard.account_id != account_id || guard.statement.is_some() {
+            return None;
+        }
+        guard.statement = Some(self.statements.len());
+        Some((
+            ", lock_version = lock_version + 1",
+            format!(" AND lock_version = ${next} RETURNING id"),
+            guard.version.into(),
+        ))
+    }
+
     /// The statements so far, leaving this batch empty (to send them before a read that
     /// must see them).
     pub(crate) fn take(&mut self) -> Batch {
         std::mem::take(self)
+    }
+
+    /// The statement to send, once a guarded batch has its condition: `None` for an empty,
+    /// unguarded batch; a batch of one unguarded statement as it is.
+    fn finish(&mut self, backend: Backend) -> Option<String> {
+        if let Some(guard) = self.guard {
+            debug_assert_eq!(backend, Backend::Postgres, "only PostgreSQL guards a batch");
+            if guard.statement.is_none() {
+                // Nothing in the batch updates the wallet: a statement of its own does.
+                self.guard = Some(WalletGuard {
+                    statement: Some(self.statements.len()),
+                    ..guard
+                });
+                self.push(
+                    "UPDATE accounts SET lock_version = lock_version + 1 \
+                     WHERE id = $1 AND lock_version = $2 RETURNING id",
+                    vec![guard.account_id.into(), guard.version.into()],
+                );
+            }
+        } else if self.statements.is_empty() {
+            return None;
+        }
+        Some(if self.statements.len() == 1 && self.guard.is_none() {
+            self.statements[0].clone()
+        } else {
+            self.sql(backend)
+        })
     }
 
     /// The one statement the batch is sent as.
@@ -120,7 +199,12 @@ impl Batch {
                     }
                     sql.push_str(&format!("w{i} AS ({statement})"));
                 }
-                sql.push_str(" SELECT 1");
+                match self.guard.and_then(|guard| guard.statement) {
+                    Some(i) => sql.push_str(&format!(
+                        " SELECT patron_wallet_unchanged(EXISTS (SELECT 1 FROM w{i}))"
+                    )),
+                    None => sql.push_str(" SELECT 1"),
+                }
                 sql
             }
         }
@@ -128,14 +212,9 @@ impl Batch {
 
     /// Sends the batch in the caller's transaction. An empty batch sends nothing; a batch of
     /// one statement is sent as it is.
-    pub(crate) async fn run(self, c: &mut Conn, backend: Backend) -> Result<(), StoreError> {
-        if self.statements.is_empty() {
+    pub(crate) async fn run(mut self, c: &mut Conn, backend: Backend) -> Result<(), StoreError> {
+        let Some(sql) = self.finish(backend) else {
             return Ok(());
-        }
-        let sql = if self.statements.len() == 1 {
-            self.statements[0].clone()
-        } else {
-            self.sql(backend)
         };
         let sent = bind_all(sqlx::query(&sql), &self.params)
             .execute(conn(c))
@@ -192,6 +271,7 @@ pub(crate) fn renumber(sql: &str, offset: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -224,5 +304,49 @@ mod tests {
             "WITH w0 AS (INSERT INTO a (x) VALUES ($1)), w1 AS (UPDATE b SET y = $2 WHERE id = $3) SELECT 1"
         );
         assert_eq!(batch.params.len(), 3);
+    }
+
+    #[test]
+    fn a_guarded_batch_updates_the_wallet_under_its_version_and_checks_it() {
+        // The wallet's own update carries the condition.
+        let mut batch = Batch::new();
+        batch.guard_wallet(7, 41);
+        batch.push("INSERT INTO a (x) VALUES ($1)", vec![1.into()]);
+        let (set, condition, version) = batch.wallet_condition(7, 2).unwrap();
+        batch.push(
+            &format!("UPDATE accounts SET n = n + $1{set} WHERE id = 7{condition}"),
+            vec![5.into(), version],
+        );
+        // Only once, and only for that wallet.
+        assert!(batch.wallet_condition(7, 1).is_none());
+        assert!(batch.wallet_condition(8, 1).is_none());
+        assert_eq!(
+            batch.finish(Backend::Postgres).unwrap(),
+            "WITH w0 AS (INSERT INTO a (x) VALUES ($1)), w1 AS (UPDATE accounts SET n = n + $2, \
+             lock_version = lock_version + 1 WHERE id = 7 AND lock_version = $3 RETURNING id) \
+             SELECT patron_wallet_unchanged(EXISTS (SELECT 1 FROM w1))"
+        );
+        assert_eq!(batch.params, vec![1.into(), 5.into(), 41.into()]);
+
+        // Without one, a statement of its own does, even for a batch of one statement.
+        let mut batch = Batch::new();
+        batch.guard_wallet(7, 41);
+        batch.push("INSERT INTO a (x) VALUES ($1)", vec![1.into()]);
+        assert_eq!(
+            batch.finish(Backend::Postgres).unwrap(),
+            "WITH w0 AS (INSERT INTO a (x) VALUES ($1)), w1 AS (UPDATE accounts SET \
+             lock_version = lock_version + 1 WHERE id = $2 AND lock_version = $3 RETURNING id) \
+             SELECT patron_wallet_unchanged(EXISTS (SELECT 1 FROM w1))"
+        );
+        assert_eq!(batch.params, vec![1.into(), 7.into(), 41.into()]);
+
+        // Unguarded: nothing to send, or one statement as it is.
+        assert_eq!(Batch::new().finish(Backend::Postgres), None);
+        let mut batch = Batch::new();
+        batch.push("INSERT INTO a (x) VALUES ($1)", vec![1.into()]);
+        assert_eq!(
+            batch.finish(Backend::Postgres).unwrap(),
+            "INSERT INTO a (x) VALUES ($1)"
+        );
     }
 }

@@ -116,6 +116,11 @@ pub enum StoreError {
     /// runner answers with the stored response (`idempotency::run_folded`).
     #[error("an idempotency key of the request is taken")]
     ClaimTaken,
+    /// Inside the store only: PostgreSQL's optimistic purchase path met what it leaves to the
+    /// locked path (a key already claimed, points due to expire, a debt, a referral, or a
+    /// concurrent unit of work on the wallet); nothing was written, and the locked path runs.
+    #[error("the purchase takes the locked path")]
+    TakeLockedPath,
     /// The caller's check, run inside the unit of work on what it read there, found the
     /// request invalid (e.g. a profile change that, merged with the stored profile, breaks a
     /// limit). Nothing was written and nothing is stored: like a malformed request refused

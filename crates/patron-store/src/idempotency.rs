@@ -22,6 +22,13 @@
 //! [`run_folded`] (the purchase: the claim goes with the wallet's lock, as a multi-statement
 //! call on SQLite and a data-modifying CTE on PostgreSQL, where the insert waits for a
 //! concurrent identical request exactly as on its own).
+//!
+//! PostgreSQL's optimistic purchase path ([`run_optimistic`]) has no transaction to claim in
+//! first: it checks in its read that no key is taken, and inserts the keys with the stored
+//! answer in the one statement that commits the work. A key taken in between (by an
+//! identical request, or another one under the same key) fails that insert with a unique
+//! violation, which rolls the whole statement back, and the purchase takes the locked path,
+//! which replays or refuses as above.
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -104,9 +111,27 @@ fn claim_sql(
     response: &str,
     first: usize,
 ) -> (String, Vec<Param>) {
+    let (sql, params) = insert_keys_sql(tenant, claims, now, response);
+    (
+        crate::batch::renumber(
+            &format!("{sql} ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key"),
+            first - 1,
+        ),
+        params,
+    )
+}
+
+/// The insert of `claims` with `response` as their stored answer, with `$1..`, and its values:
+/// a key already stored makes it fail with a unique violation.
+fn insert_keys_sql(
+    tenant: TenantId,
+    claims: &[Claim],
+    now: Timestamp,
+    response: &str,
+) -> (String, Vec<Param>) {
     let sql = format!(
         "INSERT INTO idempotency_keys (tenant_id, key, operation, request_hash, response, created_at) \
-         VALUES {} ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key",
+         VALUES {}",
         placeholders(claims.len(), 6)
     );
     let mut params = Vec::with_capacity(claims.len() * 6);
@@ -120,7 +145,7 @@ fn claim_sql(
             time::to_db(now).into(),
         ]);
     }
-    (crate::batch::renumber(&sql, first - 1), params)
+    (sql, params)
 }
 
 /// Claims `claims` with `response` as their stored answer (`""` while the work runs), in one
@@ -284,6 +309,17 @@ impl FoldedClaim<'_> {
         }
     }
 
+    /// The keys to claim.
+    pub(crate) fn claims(&self) -> &[Claim] {
+        self.claims
+    }
+
+    /// The optimistic path ([`run_optimistic`]): the body found none of the keys taken, and
+    /// the runner claims them all with the answer, in the statement that commits the work.
+    pub(crate) fn defer(&mut self) {
+        self.claimed = Some(self.claims.iter().map(|c| c.key.clone()).collect());
+    }
+
     /// Claims now, in a statement of its own (for a unit whose path has no statement to carry
     /// it).
     pub(crate) async fn claim_now(&mut self, tx: &mut AnyConnection) -> Result<(), StoreError> {
@@ -347,6 +383,59 @@ where
         outcome: Ok(value),
         replayed: false,
     })
+}
+
+/// [`run_folded`] for PostgreSQL's optimistic purchase path, on a connection outside any
+/// transaction. `body` only reads (one statement, without locks), finds none of the keys
+/// taken, says so with [`FoldedClaim::defer`] and guards its tail on the wallet it read
+/// ([`Batch::guard_wallet`]). The tail then goes out with the claim of every key, their stored
+/// answer included, as one statement that commits on its own: all of it or nothing.
+///
+/// What the path leaves to the locked one comes back as [`StoreError::TakeLockedPath`] with
+/// nothing written: the body's own refusals, a unique violation (a key or the document
+/// claimed since the read: the locked path replays or refuses it) and a serialization failure
+/// (the wallet's guard, or PostgreSQL's own).
+pub(crate) async fn run_optimistic<T, F>(
+    c: &mut AnyConnection,
+    tenant: TenantId,
+    claims: &[Claim],
+    now: Timestamp,
+    body: F,
+) -> Result<Idempotent<T>, StoreError>
+where
+    T: Serialize,
+    F: AsyncFnOnce(&mut AnyConnection, &mut Batch, &mut FoldedClaim<'_>) -> Result<T, StoreError>,
+{
+    let mut folded = FoldedClaim {
+        tenant,
+        claims,
+        now,
+        claimed: None,
+    };
+    let mut tail = Batch::new();
+    let value = body(c, &mut tail, &mut folded).await?;
+    if folded.claimed.is_none() {
+        return Err(StoreError::Corrupt(
+            "an optimistic unit of work ran without deferring its claim".into(),
+        ));
+    }
+    if !claims.is_empty() {
+        let response = serde_json::to_string(&Stored::Ok { value: &value })?;
+        let (sql, params) = insert_keys_sql(tenant, claims, now, &response);
+        tail.push(&sql, params);
+    }
+    // A unique violation here is not the body's rejection: see above.
+    tail.forget_unique_violation();
+    match tail.run(c, crate::Backend::Postgres).await {
+        Ok(()) => Ok(Idempotent {
+            outcome: Ok(value),
+            replayed: false,
+        }),
+        Err(error) if error.is_unique_violation() || error.is_retryable() => {
+            Err(StoreError::TakeLockedPath)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// The end of an idempotent unit of work: a business rejection that rolled the unit back is

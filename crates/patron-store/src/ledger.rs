@@ -69,6 +69,13 @@ impl Wallet {
     pub fn debt(&self) -> i64 {
         (-self.spendable()).max(0)
     }
+
+    /// Whether [`expire_due`] may have points to expire at `now` (false: it has nothing to do
+    /// and sends no query).
+    pub(crate) fn may_expire_at(&self, now: Timestamp) -> bool {
+        self.inactivity_expires_at.is_some_and(|at| at <= now)
+            || self.next_expiry_at.is_some_and(|at| at <= now)
+    }
 }
 
 /// One transfer as members and operators see it.
@@ -151,6 +158,23 @@ pub(crate) async fn create_wallet(
     Ok(row.try_get("id")?)
 }
 
+/// The statement that locks the wallet of member `member` of tenant `tenant` (placeholders or
+/// expressions) and returns its [`WALLET_COLUMNS`]. On PostgreSQL taking the lock is an
+/// `UPDATE` that counts it in `lock_version`, which is how the optimistic purchase path knows
+/// that no unit of work held the lock between its read and its write (migration 13); on
+/// SQLite, where `BEGIN IMMEDIATE` already made the transaction the only writer, a read.
+pub(crate) fn lock_wallet_sql(backend: Backend, tenant: &str, member: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!(
+            "SELECT {WALLET_COLUMNS} FROM accounts WHERE tenant_id = {tenant} AND member_id = {member}"
+        ),
+        Backend::Postgres => format!(
+            "UPDATE accounts SET lock_version = lock_version + 1 \
+             WHERE tenant_id = {tenant} AND member_id = {member} RETURNING {WALLET_COLUMNS}"
+        ),
+    }
+}
+
 /// Locks the wallets of these members, in member-id order so two units of work that lock the
 /// same pair cannot deadlock, and returns them in the order asked.
 pub(crate) async fn lock_wallets(
@@ -163,10 +187,7 @@ pub(crate) async fn lock_wallets(
     sorted.dedup();
     let mut locked = Vec::with_capacity(sorted.len());
     for member_id in sorted {
-        let sql = format!(
-            "SELECT {WALLET_COLUMNS} FROM accounts WHERE tenant_id = $1 AND member_id = $2{}",
-            ctx.backend.for_update()
-        );
+        let sql = lock_wallet_sql(ctx.backend, "$1", "$2");
         let row = sqlx::query(&sql)
             .bind(ctx.tenant.0)
             .bind(member_id)
@@ -385,21 +406,34 @@ pub(crate) fn apply_totals_in(batch: &mut Batch, wallet: &mut Wallet, delta: Tot
         Some((at, deadline)) => (Some(time::to_db(at)), deadline.map(time::to_db)),
         None => (None, None),
     };
+    let mut params: Vec<crate::batch::Param> = vec![
+        delta.credits_posted.into(),
+        delta.debits_posted.into(),
+        delta.credits_pending.into(),
+        delta.debits_pending.into(),
+        wallet.account_id.into(),
+        i64::from(delta.activity.is_some()).into(),
+        last_activity.into(),
+        inactivity.into(),
+    ];
+    // On the optimistic purchase path this statement also checks and counts the wallet's
+    // lock version (`Batch::guard_wallet`).
+    let (bump, condition) = match batch.wallet_condition(wallet.account_id, params.len() + 1) {
+        Some((bump, condition, version)) => {
+            params.push(version);
+            (bump, condition)
+        }
+        None => ("", String::new()),
+    };
     batch.push(
-        "UPDATE accounts SET credits_posted = credits_posted + $1, debits_posted = debits_posted + $2, \
-         credits_pending = credits_pending + $3, debits_pending = debits_pending + $4, \
-         last_activity_at = CASE WHEN $6 = 1 THEN $7 ELSE last_activity_at END, \
-         inactivity_expires_at = CASE WHEN $6 = 1 THEN $8 ELSE inactivity_expires_at END WHERE id = $5",
-        vec![
-            delta.credits_posted.into(),
-            delta.debits_posted.into(),
-            delta.credits_pending.into(),
-            delta.debits_pending.into(),
-            wallet.account_id.into(),
-            i64::from(delta.activity.is_some()).into(),
-            last_activity.into(),
-            inactivity.into(),
-        ],
+        &format!(
+            "UPDATE accounts SET credits_posted = credits_posted + $1, debits_posted = debits_posted + $2, \
+             credits_pending = credits_pending + $3, debits_pending = debits_pending + $4, \
+             last_activity_at = CASE WHEN $6 = 1 THEN $7 ELSE last_activity_at END, \
+             inactivity_expires_at = CASE WHEN $6 = 1 THEN $8 ELSE inactivity_expires_at END{bump} \
+             WHERE id = $5{condition}"
+        ),
+        params,
     );
     wallet.credits_posted += delta.credits_posted;
     wallet.debits_posted += delta.debits_posted;
@@ -1017,11 +1051,11 @@ pub(crate) async fn expire_due(
     ctx: LedgerCtx,
     wallet: &mut Wallet,
 ) -> Result<i64, StoreError> {
-    let inactive = wallet.inactivity_expires_at.is_some_and(|at| at <= ctx.now);
     // Most units of work find nothing due: the wallet's read said so, without a query.
-    if !inactive && wallet.next_expiry_at.is_none_or(|at| at > ctx.now) {
+    if !wallet.may_expire_at(ctx.now) {
         return Ok(0);
     }
+    let inactive = wallet.inactivity_expires_at.is_some_and(|at| at <= ctx.now);
     // Only the due lots are read: this runs before every unit of work on the wallet, and a
     // member's history of lots grows without bound.
     let rows = sqlx::query(

@@ -105,6 +105,22 @@ pub struct Store {
     /// connections race for the file lock keeps them out of SQLite's busy handler (which
     /// sleeps in steps of up to 100 ms), and lets queued units share a commit (`writer`).
     writer: Option<Arc<writer::Writer>>,
+    /// How this process's member purchases were posted on PostgreSQL.
+    purchase_paths: Arc<PathCounters>,
+}
+
+#[derive(Debug, Default)]
+struct PathCounters {
+    optimistic: std::sync::atomic::AtomicU64,
+    locked_fallbacks: std::sync::atomic::AtomicU64,
+}
+
+/// How the purchases this process posted on PostgreSQL went (see `Store::post_purchase`):
+/// committed by the optimistic path, or handed to the locked path. Counts since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurchasePaths {
+    pub optimistic: u64,
+    pub locked_fallbacks: u64,
 }
 
 impl Store {
@@ -165,7 +181,27 @@ impl Store {
             pool,
             backend,
             writer,
+            purchase_paths: Arc::default(),
         })
+    }
+
+    /// How this process's purchases were posted on PostgreSQL ([`PurchasePaths`]).
+    pub fn purchase_paths(&self) -> PurchasePaths {
+        use std::sync::atomic::Ordering::Relaxed;
+        PurchasePaths {
+            optimistic: self.purchase_paths.optimistic.load(Relaxed),
+            locked_fallbacks: self.purchase_paths.locked_fallbacks.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn count_purchase_path(&self, optimistic: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let counter = if optimistic {
+            &self.purchase_paths.optimistic
+        } else {
+            &self.purchase_paths.locked_fallbacks
+        };
+        counter.fetch_add(1, Relaxed);
     }
 
     pub fn backend(&self) -> Backend {

@@ -210,28 +210,22 @@ pub(crate) async fn lock_wallet_with_member_and(
                 .await?
                 .remove(0),
             Some(claim) => {
-                let (with, mut all) = match carried {
+                // The lock (`ledger::lock_wallet_sql`) with the claim's keys in its RETURNING.
+                let lock = crate::ledger::lock_wallet_sql(
+                    ctx.backend,
+                    &format!("${}", claim_params + 1),
+                    &format!("${}", claim_params + 2),
+                );
+                let (sql, mut all) = match carried {
                     Some((sql, params)) => (
                         format!(
-                            "WITH c AS ({sql}) SELECT {}, \
-                             (SELECT CAST(COALESCE(json_agg(key), '[]') AS TEXT) FROM c) AS claimed_keys",
-                            crate::ledger::WALLET_COLUMNS
+                            "WITH c AS ({sql}) {lock}, \
+                             (SELECT CAST(COALESCE(json_agg(key), '[]') AS TEXT) FROM c) AS claimed_keys"
                         ),
                         params,
                     ),
-                    None => (
-                        format!(
-                            "SELECT {}, '[]' AS claimed_keys",
-                            crate::ledger::WALLET_COLUMNS
-                        ),
-                        Vec::new(),
-                    ),
+                    None => (format!("{lock}, '[]' AS claimed_keys"), Vec::new()),
                 };
-                let sql = format!(
-                    "{with} FROM accounts WHERE tenant_id = ${} AND member_id = ${} FOR UPDATE",
-                    claim_params + 1,
-                    claim_params + 2
-                );
                 all.push(ctx.tenant.0.into());
                 all.push(member_id.into());
                 let row = crate::batch::bind_all(sqlx::query(&sql), &all)
@@ -255,13 +249,7 @@ pub(crate) async fn lock_wallet_with_member_and(
         let member = member_from_row(&row)?;
         return Ok((wallet, member, row));
     }
-    let select = format!(
-        "SELECT {MEMBER_COLUMNS}, a.id AS account_id, a.credits_posted, a.debits_posted, \
-         a.credits_pending, a.debits_pending, a.last_activity_at, a.inactivity_expires_at, \
-         (SELECT MIN(l.expires_at) FROM lots l WHERE l.account_id = a.id AND l.remaining > 0) AS next_expiry_at{extra} \
-         FROM accounts a JOIN members m ON m.tenant_id = a.tenant_id AND m.id = a.member_id \
-         WHERE a.tenant_id = $1 AND a.member_id = $2"
-    );
+    let select = member_with_wallet_sql(extra);
     let (sql, mut all) = match carried {
         Some((claim_sql, claim_values)) => (
             format!(
@@ -291,7 +279,24 @@ pub(crate) async fn lock_wallet_with_member_and(
         claim.record(keys)?;
     }
     let row = found.ok_or_else(not_found)?;
-    let member = member_from_row(&row)?;
+    let (wallet, member) = member_with_wallet_from(&row)?;
+    Ok((wallet, member, row))
+}
+
+/// The member `$2` of tenant `$1` joined with their wallet, and `extra` columns.
+fn member_with_wallet_sql(extra: &str) -> String {
+    format!(
+        "SELECT {MEMBER_COLUMNS}, a.id AS account_id, a.credits_posted, a.debits_posted, \
+         a.credits_pending, a.debits_pending, a.last_activity_at, a.inactivity_expires_at, \
+         (SELECT MIN(l.expires_at) FROM lots l WHERE l.account_id = a.id AND l.remaining > 0) AS next_expiry_at{extra} \
+         FROM accounts a JOIN members m ON m.tenant_id = a.tenant_id AND m.id = a.member_id \
+         WHERE a.tenant_id = $1 AND a.member_id = $2"
+    )
+}
+
+/// The wallet and the member in a row of [`member_with_wallet_sql`].
+fn member_with_wallet_from(row: &AnyRow) -> Result<(crate::ledger::Wallet, Member), StoreError> {
+    let member = member_from_row(row)?;
     let wallet = crate::ledger::Wallet {
         account_id: row.try_get("account_id")?,
         member_id: member.id.clone(),
@@ -303,7 +308,60 @@ pub(crate) async fn lock_wallet_with_member_and(
         inactivity_expires_at: time::opt_from_db(row.try_get("inactivity_expires_at")?)?,
         next_expiry_at: time::opt_from_db(row.try_get("next_expiry_at")?)?,
     };
-    Ok((wallet, member, row))
+    Ok((wallet, member))
+}
+
+/// What PostgreSQL's optimistic purchase path reads, in one statement and without a lock: the
+/// member, their wallet with its `lock_version` (migration 13), the `extra` columns of
+/// [`lock_wallet_with_member_and`], and whether any of `keys` is already claimed.
+pub(crate) struct OptimisticRead {
+    pub wallet: crate::ledger::Wallet,
+    pub lock_version: i64,
+    pub member: Member,
+    pub row: AnyRow,
+    pub keys_taken: bool,
+}
+
+/// Reads [`OptimisticRead`] (placeholders as in [`lock_wallet_with_member_and`]). One
+/// statement, so one snapshot: the write that follows is valid only while `lock_version` is
+/// unchanged, and `Batch::guard_wallet` makes it so.
+pub(crate) async fn read_member_with_wallet_and(
+    c: &mut Conn,
+    ctx: crate::ledger::LedgerCtx,
+    member_id: &str,
+    extra: &str,
+    params: &[Param],
+    keys: &[Claim],
+) -> Result<OptimisticRead, StoreError> {
+    let first = params.len() + 3;
+    let list = (0..keys.len().max(1))
+        .map(|i| format!("${}", first + i))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = member_with_wallet_sql(&format!(
+        ", a.lock_version, EXISTS (SELECT 1 FROM idempotency_keys k \
+         WHERE k.tenant_id = $1 AND k.key IN ({list})) AS keys_taken{extra}"
+    ));
+    let mut all: Vec<Param> = vec![ctx.tenant.0.into(), member_id.into()];
+    all.extend(params.iter().cloned());
+    match keys {
+        [] => all.push(Param::Text(None)),
+        keys => all.extend(keys.iter().map(|claim| Param::from(&claim.key))),
+    }
+    let row = crate::batch::bind_all(sqlx::query(&sql), &all)
+        .fetch_optional(conn(c))
+        .await?
+        .ok_or_else(|| Rejection::MemberNotFound {
+            member_id: member_id.to_string(),
+        })?;
+    let (wallet, member) = member_with_wallet_from(&row)?;
+    Ok(OptimisticRead {
+        wallet,
+        lock_version: row.try_get("lock_version")?,
+        member,
+        keys_taken: row.try_get("keys_taken")?,
+        row,
+    })
 }
 
 pub(crate) async fn member_in_tx(

@@ -135,6 +135,12 @@ const POSTGRES: &[Migration] = &[
         name: "member_purchases_covering",
         sql: include_str!("../migrations/postgres/0012_member_purchases_covering.sql"),
     },
+    // PostgreSQL only: the optimistic purchase path's guard (see the file).
+    Migration {
+        version: 13,
+        name: "wallet_lock_version",
+        sql: include_str!("../migrations/postgres/0013_wallet_lock_version.sql"),
+    },
 ];
 
 fn migrations(backend: Backend) -> &'static [Migration] {

@@ -676,6 +676,46 @@ impl Store {
             backend: self.backend(),
             now,
         };
+        // PostgreSQL first tries the optimistic path: two statements without a transaction
+        // around them (one read, then every write in one statement that commits on its own)
+        // instead of five round trips (BEGIN, the claim with the wallet's lock, the member's
+        // read after the lock, the writes, COMMIT). A concurrent unit of work on the wallet,
+        // a replay, points due to expire, a debt or a referral make it give way, having
+        // written nothing, to the locked path below (BENCHMARKS.md, seventh session).
+        if self.backend() == Backend::Postgres {
+            let mut c = self.pool().acquire().await?;
+            let result = idempotency::run_optimistic(
+                &mut c,
+                tenant,
+                claims,
+                now,
+                async |c: &mut Conn, tail: &mut Batch, claim: &mut FoldedClaim<'_>| {
+                    post_purchase_in(
+                        c,
+                        tail,
+                        claim,
+                        Path::Optimistic,
+                        ctx,
+                        program,
+                        program_version,
+                        purchase,
+                        decide,
+                    )
+                    .await
+                },
+            )
+            .await;
+            drop(c);
+            match result {
+                Err(StoreError::TakeLockedPath) => self.count_purchase_path(false),
+                result => {
+                    if matches!(&result, Ok(done) if !done.replayed && done.outcome.is_ok()) {
+                        self.count_purchase_path(true);
+                    }
+                    return idempotency::settle(self, tenant, claims, now, result).await;
+                }
+            }
+        }
         // The claim rides on the purchase's first statement (`run_folded`).
         let result = unit_of_work!(self, |tx| async {
             idempotency::run_folded(
@@ -689,6 +729,7 @@ impl Store {
                         c,
                         tail,
                         claim,
+                        Path::Locked,
                         ctx,
                         program,
                         program_version,
@@ -972,11 +1013,23 @@ fn push_purchase_rows(
     }
 }
 
+/// How a purchase is posted (see [`Store::post_purchase`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// In a transaction, under the wallet's lock: every case, on both backends.
+    Locked,
+    /// PostgreSQL's common case, without a transaction around it: one read, then one
+    /// statement with every write, guarded on the wallet's `lock_version`. Whatever it does
+    /// not cover is [`StoreError::TakeLockedPath`], before anything is written.
+    Optimistic,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn post_purchase_in(
     c: &mut Conn,
     tail: &mut Batch,
     claim: &mut FoldedClaim<'_>,
+    path: Path,
     ctx: LedgerCtx,
     program: &Program,
     program_version: Option<i64>,
@@ -996,7 +1049,11 @@ async fn post_purchase_in(
         document_id: purchase.document_id.clone(),
     });
     let Some(member_id) = purchase.member_id.as_deref() else {
-        claim.claim_now(c).await?;
+        match path {
+            Path::Locked => claim.claim_now(c).await?,
+            // The claim goes with the rows; a key taken makes the statement fail.
+            Path::Optimistic => claim.defer(),
+        }
         push_purchase_rows(tail, ctx, purchase, &NO_EARNING);
         return Ok(PurchaseReceipt {
             purchase_id: purchase.id.clone(),
@@ -1021,8 +1078,32 @@ async fn post_purchase_in(
     // With them, how often each limited rule already fired in its current period.
     let periods = rules::limit_periods(program, TriggerKind::Purchase, purchase.occurred_at);
     let (extra, params) = posting_columns(program, ctx, &periods, Some(decide));
-    let (mut wallet, member, row) =
-        lock_wallet_with_member_and(c, ctx, member_id, &extra, &params, Some(claim)).await?;
+    let (mut wallet, member, row) = match path {
+        Path::Locked => {
+            lock_wallet_with_member_and(c, ctx, member_id, &extra, &params, Some(claim)).await?
+        }
+        Path::Optimistic => {
+            // The same read, unlocked, with the wallet's lock version: the tail commits only
+            // if it is still the same, that is if no unit of work took the lock since, so
+            // everything decided below on this read holds when it commits.
+            let read = crate::members::read_member_with_wallet_and(
+                c,
+                ctx,
+                member_id,
+                &extra,
+                &params,
+                claim.claims(),
+            )
+            .await?;
+            // A replay, or lots to expire first (writes before the purchase's): locked.
+            if read.keys_taken || read.wallet.may_expire_at(ctx.now) {
+                return Err(StoreError::TakeLockedPath);
+            }
+            claim.defer();
+            tail.guard_wallet(read.wallet.account_id, read.lock_version);
+            (read.wallet, read.member, read.row)
+        }
+    };
     let current: Option<i64> = row.try_get("program_version")?;
     if program_version.is_some_and(|expected| current != Some(expected)) {
         return Err(StoreError::ProgramChanged { current });
@@ -1063,6 +1144,9 @@ async fn post_purchase_in(
     // a second wallet) or a wallet in debt (whose lot settles the debt) take the longer way:
     // writes first, then the reads.
     if plan.referral.is_some() || wallet.debt() > 0 {
+        if path == Path::Optimistic {
+            return Err(StoreError::TakeLockedPath);
+        }
         read = None;
     }
     let transfer_id = match &read {

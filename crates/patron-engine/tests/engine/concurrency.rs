@@ -266,3 +266,109 @@ async fn nothing_is_spent_from_a_member_after_they_left() {
         club.db.cleanup().await;
     }
 }
+
+/// PostgreSQL's optimistic purchase path reads the member without a lock; when a unit of work
+/// that holds the wallet's lock commits between that read and the purchase's write (here one
+/// that upgrades the member to gold, held open by hand), the write must not commit what it
+/// decided on the stale read. It gives way to the locked path, which earns at the new tier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_whose_wallet_changed_after_its_read_is_posted_again_under_the_lock() {
+    use sqlx::{Executor, Row};
+    for club in clubs(&COFFEE).await {
+        if club.db.backend() != patron_store::Backend::Postgres {
+            club.db.cleanup().await;
+            continue;
+        }
+        let store = club.engine.store().clone();
+        let member = club.enroll("m-1").await;
+        let before = store.purchase_paths();
+        let first = club
+            .engine
+            .post_purchase(
+                &club.tenant,
+                &purchase_request("doc-1", Some(&member), "1", 500, "USD"),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(first.value.points, 10, "a regular earns 10 beans for $5");
+        let after_first = store.purchase_paths();
+        assert_eq!(
+            after_first.optimistic,
+            before.optimistic + 1,
+            "an uncontended purchase commits on the optimistic path"
+        );
+
+        // Another unit of work takes the wallet's lock (as `ledger::lock_wallets` does) and
+        // upgrades the member, and stays open.
+        let mut held = store.pool().acquire().await.unwrap();
+        held.execute("BEGIN").await.unwrap();
+        sqlx::query("UPDATE accounts SET lock_version = lock_version + 1 WHERE member_id = $1")
+            .bind(&member)
+            .execute(&mut *held)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE members SET tier = 'gold' WHERE id = $1")
+            .bind(&member)
+            .execute(&mut *held)
+            .await
+            .unwrap();
+        let xid: String = sqlx::query("SELECT CAST(pg_current_xact_id() AS TEXT) AS x")
+            .fetch_one(&mut *held)
+            .await
+            .unwrap()
+            .get("x");
+
+        let purchase = tokio::spawn({
+            let (engine, tenant, member) =
+                (club.engine.clone(), club.tenant.clone(), member.clone());
+            async move {
+                engine
+                    .post_purchase(
+                        &tenant,
+                        &purchase_request("doc-2", Some(&member), "1", 500, "USD"),
+                        None,
+                    )
+                    .await
+            }
+        });
+        // Wait until the purchase has read (at the old tier) and its write waits for the
+        // held lock: a lock wait on the held transaction's id.
+        let mut observer = store.pool().acquire().await.unwrap();
+        let mut waited = 0;
+        loop {
+            let waiting: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'transactionid' \
+                 AND NOT granted AND CAST(transactionid AS TEXT) = $1",
+            )
+            .bind(&xid)
+            .fetch_one(&mut *observer)
+            .await
+            .unwrap()
+            .get("n");
+            if waiting > 0 {
+                break;
+            }
+            waited += 1;
+            assert!(waited < 3000, "the purchase never waited for the held lock");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        held.execute("COMMIT").await.unwrap();
+        drop((held, observer));
+
+        let second = purchase.await.unwrap().unwrap();
+        assert_eq!(
+            second.value.points, 12,
+            "the purchase earned at the tier committed before it (gold: 10 × 1.25)"
+        );
+        let after = store.purchase_paths();
+        assert_eq!(
+            after.locked_fallbacks,
+            after_first.locked_fallbacks + 1,
+            "the optimistic write gave way"
+        );
+        assert_eq!(club.balance(&member).await.available, 22);
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}

@@ -65,7 +65,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus metrics
 ///
 /// Requests by route template and status, latency by route, ledger postings, job queue depth,
-/// in the OpenMetrics text format.
+/// PostgreSQL's purchase paths, in the OpenMetrics text format.
 #[utoipa::path(
     get, path = "/metrics", tag = "operations", operation_id = "metrics",
     responses((status = 200, description = "Metrics", body = String,
@@ -78,6 +78,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         Ok(queue) => state.metrics().set_job_queue(queue.due, queue.failed),
         Err(error) => tracing::warn!(%error, "/metrics: the job queue could not be read"),
     }
+    state
+        .metrics()
+        .set_purchase_paths(state.engine().store().purchase_paths());
     match state.metrics().render() {
         Ok(text) => (
             [(

@@ -260,6 +260,23 @@ async fn metrics_count_requests_by_route_and_ledger_postings() {
         );
         assert_eq!(metric_value(text, "patron_job_queue_depth"), Some(0.0));
         assert_eq!(metric_value(text, "patron_jobs_failed"), Some(0.0));
+        // PostgreSQL posted the purchase optimistically and gave its replay to the locked path
+        // (which answers replays); SQLite has only the locked path.
+        let paths = match club.db.backend() {
+            patron_store::Backend::Postgres => (Some(1.0), Some(1.0)),
+            patron_store::Backend::Sqlite => (Some(0.0), Some(0.0)),
+        };
+        assert_eq!(
+            (
+                metric_value(text, "patron_purchase_paths_total{path=\"optimistic\"}"),
+                metric_value(
+                    text,
+                    "patron_purchase_paths_total{path=\"locked_fallback\"}"
+                ),
+            ),
+            paths,
+            "{text}"
+        );
 
         // The job gauges are read from the jobs table: two jobs due (one then claimed by a
         // worker that fails it for good), one not yet due.
