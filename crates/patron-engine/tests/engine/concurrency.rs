@@ -372,3 +372,62 @@ async fn a_purchase_whose_wallet_changed_after_its_read_is_posted_again_under_th
         club.db.cleanup().await;
     }
 }
+
+/// Purchases (on PostgreSQL mostly on the optimistic path, which takes no lock until it
+/// writes) racing with redemptions (which hold the wallet's lock) on one member: no update is
+/// lost in either direction, no redemption overspends, and the ledger verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn purchases_racing_redemptions_on_one_wallet_lose_nothing() {
+    for club in clubs(&COFFEE).await {
+        let member = club.enroll("m-1").await;
+        club.grant(&member, 100).await;
+        let before = club.available(&member).await;
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|n| {
+                let (engine, tenant, member) =
+                    (club.engine.clone(), club.tenant.clone(), member.clone());
+                tokio::spawn(async move {
+                    if n % 2 == 0 {
+                        let request =
+                            purchase_request(&format!("doc-{n}"), Some(&member), "1", 500, "USD");
+                        engine
+                            .post_purchase(&tenant, &request, None)
+                            .await
+                            .map(|receipt| receipt.value.points)
+                    } else {
+                        let request = RedeemRequest {
+                            points: 15,
+                            hold: false,
+                            hold_minutes: None,
+                            description: None,
+                        };
+                        match engine.redeem(&tenant, &member, &request, None).await {
+                            Ok(redemption) => Ok(-redemption.value.points),
+                            Err(patron_engine::EngineError::Rejected(
+                                Rejection::InsufficientPoints { .. },
+                            )) => Ok(0),
+                            Err(other) => Err(other),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut net = 0;
+        for task in tasks {
+            net += task
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("[{}] a call failed: {e}", club.label()));
+        }
+        let after = club.balance(&member).await;
+        assert_eq!(
+            after.available,
+            before + net,
+            "[{}] every earning and every redemption counted once",
+            club.label()
+        );
+        assert!(after.available >= 0 && after.debt == 0, "[{}]", club.label());
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}
