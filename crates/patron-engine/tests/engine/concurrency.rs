@@ -426,7 +426,11 @@ async fn purchases_racing_redemptions_on_one_wallet_lose_nothing() {
             "[{}] every earning and every redemption counted once",
             club.label()
         );
-        assert!(after.available >= 0 && after.debt == 0, "[{}]", club.label());
+        assert!(
+            after.available >= 0 && after.debt == 0,
+            "[{}]",
+            club.label()
+        );
         club.verify().await;
         club.db.cleanup().await;
     }
