@@ -1,6 +1,6 @@
 //! Prometheus metrics, served as text on `/metrics`: requests by route template and status,
 //! latency by route, successful ledger postings by operation, earning rules that failed at run
-//! time by rule, the job queue depth, and how PostgreSQL's member purchases were posted.
+//! time by rule, the job queue depth, and how PostgreSQL's purchases were posted.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -87,8 +87,8 @@ impl Metrics {
         let purchase_paths = Family::<OperationLabels, Counter>::default();
         registry.register(
             "patron_purchase_paths",
-            "Member purchases posted on PostgreSQL, by path: optimistic (committed in two \
-             statements) or locked_fallback (handed to the locked path by a concurrent unit of \
+            "Purchases (a member's or anonymous) posted on PostgreSQL, by path: optimistic \
+             (committed without a transaction: two statements, one when anonymous) or locked_fallback (handed to the locked path by a concurrent unit of \
              work on the wallet, a replay, points due to expire, a debt or a referral)",
             purchase_paths.clone(),
         );

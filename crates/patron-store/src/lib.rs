@@ -105,7 +105,7 @@ pub struct Store {
     /// connections race for the file lock keeps them out of SQLite's busy handler (which
     /// sleeps in steps of up to 100 ms), and lets queued units share a commit (`writer`).
     writer: Option<Arc<writer::Writer>>,
-    /// How this process's member purchases were posted on PostgreSQL.
+    /// How this process's purchases were posted on PostgreSQL.
     purchase_paths: Arc<PathCounters>,
 }
 
