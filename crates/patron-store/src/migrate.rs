@@ -165,6 +165,7 @@ pub(crate) async fn run(store: &Store) -> Result<MigrationReport, StoreError> {
         let mut conn = store.pool().acquire().await?;
         conn.execute(CREATE_TABLE).await?;
     }
+    refuse_newer_schema(store).await?;
     for migration in migrations(store.backend()) {
         let mut tx = store.begin_write().await?;
         let done = sqlx::query("SELECT version FROM patron_migrations WHERE version = $1")
@@ -198,6 +199,29 @@ pub(crate) async fn run(store: &Store) -> Result<MigrationReport, StoreError> {
         applied,
         current_version,
     })
+}
+
+/// Refuses a database that a newer Patron migrated: this binary would run on a schema whose
+/// rules it does not know (since migration 13, a PostgreSQL process that locks a wallet
+/// without counting the lock breaks the optimistic purchase path of the newer ones).
+async fn refuse_newer_schema(store: &Store) -> Result<(), StoreError> {
+    let known = migrations(store.backend())
+        .last()
+        .map(|m| m.version)
+        .unwrap_or(0);
+    let row =
+        sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM patron_migrations")
+            .fetch_one(store.pool())
+            .await?;
+    let found: i64 = row.try_get("v")?;
+    if found > known {
+        return Err(StoreError::Config(format!(
+            "the database was migrated by a newer Patron (schema version {found}; this binary \
+             knows up to {known}): run the newer version, or stop it and restore a backup \
+             taken before its migration"
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) async fn current(store: &Store) -> Result<bool, StoreError> {

@@ -11,6 +11,7 @@ mod jobs;
 mod ledger;
 mod members;
 mod metrics;
+mod migrations;
 mod properties;
 mod referrals;
 mod rejections;
