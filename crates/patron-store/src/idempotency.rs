@@ -289,7 +289,16 @@ pub(crate) struct FoldedClaim<'c> {
     claimed: Option<HashSet<String>>,
 }
 
-impl FoldedClaim<'_> {
+impl<'c> FoldedClaim<'c> {
+    fn new(tenant: TenantId, claims: &'c [Claim], now: Timestamp) -> Self {
+        FoldedClaim {
+            tenant,
+            claims,
+            now,
+            claimed: None,
+        }
+    }
+
     /// The claim's statement with its placeholders numbered from `$first`, and its values;
     /// `None` when there is nothing to claim. The caller runs it at the start of its first
     /// statement and gives the keys it returned to [`FoldedClaim::record`].
@@ -345,12 +354,7 @@ where
     T: Serialize + DeserializeOwned,
     F: AsyncFnOnce(&mut AnyConnection, &mut Batch, &mut FoldedClaim<'_>) -> Result<T, StoreError>,
 {
-    let mut folded = FoldedClaim {
-        tenant,
-        claims,
-        now,
-        claimed: None,
-    };
+    let mut folded = FoldedClaim::new(tenant, claims, now);
     let mut tail = Batch::new();
     let result = body(tx, &mut tail, &mut folded).await;
     let Some(claimed) = folded.claimed.take() else {
@@ -406,12 +410,7 @@ where
     T: Serialize,
     F: AsyncFnOnce(&mut AnyConnection, &mut Batch, &mut FoldedClaim<'_>) -> Result<T, StoreError>,
 {
-    let mut folded = FoldedClaim {
-        tenant,
-        claims,
-        now,
-        claimed: None,
-    };
+    let mut folded = FoldedClaim::new(tenant, claims, now);
     let mut tail = Batch::new();
     let value = body(c, &mut tail, &mut folded).await?;
     if folded.claimed.is_none() {

@@ -191,13 +191,9 @@ pub(crate) async fn run(store: &Store) -> Result<MigrationReport, StoreError> {
     // Members enrolled before 0009 (or by an import cut short before its codes were filled)
     // get their referral codes: random codes are made here, not in SQL.
     crate::members::fill_referral_codes(store, None).await?;
-    let current_version = migrations(store.backend())
-        .last()
-        .map(|m| m.version)
-        .unwrap_or(0);
     Ok(MigrationReport {
         applied,
-        current_version,
+        current_version: latest_known(store.backend()),
     })
 }
 
@@ -205,15 +201,8 @@ pub(crate) async fn run(store: &Store) -> Result<MigrationReport, StoreError> {
 /// rules it does not know (since migration 13, a PostgreSQL process that locks a wallet
 /// without counting the lock breaks the optimistic purchase path of the newer ones).
 async fn refuse_newer_schema(store: &Store) -> Result<(), StoreError> {
-    let known = migrations(store.backend())
-        .last()
-        .map(|m| m.version)
-        .unwrap_or(0);
-    let row =
-        sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM patron_migrations")
-            .fetch_one(store.pool())
-            .await?;
-    let found: i64 = row.try_get("v")?;
+    let known = latest_known(store.backend());
+    let found = applied_version(store).await?;
     if found > known {
         return Err(StoreError::Config(format!(
             "the database was migrated by a newer Patron (schema version {found}; this binary \
@@ -224,17 +213,22 @@ async fn refuse_newer_schema(store: &Store) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The newest migration this binary embeds for `backend`.
+fn latest_known(backend: Backend) -> i64 {
+    migrations(backend).last().map(|m| m.version).unwrap_or(0)
+}
+
+/// The newest migration applied to the database (0 for none; an error without the table).
+async fn applied_version(store: &Store) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM patron_migrations")
+        .fetch_one(store.pool())
+        .await?
+        .try_get("v")
+}
+
 pub(crate) async fn current(store: &Store) -> Result<bool, StoreError> {
-    let latest = migrations(store.backend())
-        .last()
-        .map(|m| m.version)
-        .unwrap_or(0);
-    let row =
-        sqlx::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) AS v FROM patron_migrations")
-            .fetch_one(store.pool())
-            .await;
-    match row {
-        Ok(row) => Ok(row.try_get::<i64, _>("v")? >= latest),
+    match applied_version(store).await {
+        Ok(version) => Ok(version >= latest_known(store.backend())),
         // No migrations table yet: not current.
         Err(sqlx::Error::Database(_)) => Ok(false),
         Err(e) => Err(e.into()),

@@ -676,6 +676,13 @@ impl Store {
             backend: self.backend(),
             now,
         };
+        let posting = Posting {
+            ctx,
+            program,
+            program_version,
+            purchase,
+            decide,
+        };
         // PostgreSQL first tries the optimistic path: two statements without a transaction
         // around them (one read, then every write in one statement that commits on its own)
         // instead of five round trips (BEGIN, the claim with the wallet's lock, the member's
@@ -690,18 +697,7 @@ impl Store {
                 claims,
                 now,
                 async |c: &mut Conn, tail: &mut Batch, claim: &mut FoldedClaim<'_>| {
-                    post_purchase_in(
-                        c,
-                        tail,
-                        claim,
-                        Path::Optimistic,
-                        ctx,
-                        program,
-                        program_version,
-                        purchase,
-                        decide,
-                    )
-                    .await
+                    post_purchase_in(c, tail, claim, Path::Optimistic, posting).await
                 },
             )
             .await;
@@ -725,18 +721,7 @@ impl Store {
                 claims,
                 now,
                 async |c: &mut Conn, tail: &mut Batch, claim: &mut FoldedClaim<'_>| {
-                    post_purchase_in(
-                        c,
-                        tail,
-                        claim,
-                        Path::Locked,
-                        ctx,
-                        program,
-                        program_version,
-                        purchase,
-                        decide,
-                    )
-                    .await
+                    post_purchase_in(c, tail, claim, Path::Locked, posting).await
                 },
             )
             .await
@@ -1024,18 +1009,30 @@ enum Path {
     Optimistic,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What [`post_purchase_in`] posts, the same on either path.
+#[derive(Clone, Copy)]
+struct Posting<'a> {
+    ctx: LedgerCtx,
+    program: &'a Program,
+    program_version: Option<i64>,
+    purchase: &'a NewPurchase,
+    decide: EarnDecision<'a>,
+}
+
 async fn post_purchase_in(
     c: &mut Conn,
     tail: &mut Batch,
     claim: &mut FoldedClaim<'_>,
     path: Path,
-    ctx: LedgerCtx,
-    program: &Program,
-    program_version: Option<i64>,
-    purchase: &NewPurchase,
-    decide: EarnDecision<'_>,
+    posting: Posting<'_>,
 ) -> Result<PurchaseReceipt, StoreError> {
+    let Posting {
+        ctx,
+        program,
+        program_version,
+        purchase,
+        decide,
+    } = posting;
     if purchase.currency != program.currency.code {
         return Err(Rejection::WrongCurrency {
             expected: program.currency.code.clone(),
