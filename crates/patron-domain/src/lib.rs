@@ -7,6 +7,7 @@
 //! HTTP. Time is always passed in (`jiff::Timestamp`), never read from a clock. Parsing a
 //! program from TOML text is allowed (it is a pure function of a string).
 
+pub mod calendar;
 pub mod card;
 pub mod clawback;
 pub mod contact;

@@ -21,6 +21,7 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned};
 use rust_decimal::{Decimal, RoundingStrategy};
 
+use crate::calendar::{Calendar, CalendarSystem};
 use crate::program::{ActivityPeriod, Targets};
 
 /// The most periods one report covers (400 days is more than a year of daily figures).
@@ -49,23 +50,23 @@ impl PeriodLength {
         PeriodLength::ALL.into_iter().find(|p| p.as_str() == text)
     }
 
-    /// The first day of the period that contains `date`.
-    pub fn align(self, date: Date) -> Date {
+    /// The first day of the period that contains `date` (months of the club's calendar).
+    pub fn align(self, date: Date, system: CalendarSystem) -> Date {
         match self {
             PeriodLength::Day => date,
             PeriodLength::Week => {
                 let back = i64::from(date.weekday().to_monday_zero_offset());
                 date.checked_sub(back.days()).unwrap_or(date)
             }
-            PeriodLength::Month => date.first_of_month(),
+            PeriodLength::Month => system.first_of_month(date).unwrap_or(date),
         }
     }
 
-    fn next(self, start: Date) -> Option<Date> {
+    fn next(self, start: Date, system: CalendarSystem) -> Option<Date> {
         match self {
             PeriodLength::Day => start.checked_add(1.day()).ok(),
             PeriodLength::Week => start.checked_add(1.week()).ok(),
-            PeriodLength::Month => start.checked_add(1.month()).ok(),
+            PeriodLength::Month => system.add_months(start, 1),
         }
     }
 }
@@ -109,25 +110,29 @@ pub fn start_of_day(date: Date, tz: &TimeZone) -> Option<Timestamp> {
     date.to_zoned(tz.clone()).ok().map(|z| z.timestamp())
 }
 
-/// The periods from the one containing `from` to the one containing `to`.
+/// The periods from the one containing `from` to the one containing `to`, in the club's zone
+/// and calendar (a Persian club's months run from the first of each Persian month).
 pub fn periods(
     length: PeriodLength,
     from: Date,
     to: Date,
-    tz: &TimeZone,
+    cal: &Calendar,
 ) -> Result<Vec<Period>, PeriodError> {
     if to < from {
         return Err(PeriodError::Reversed);
     }
+    let tz = &cal.tz;
     let mut periods = Vec::new();
-    let mut first = length.align(from);
+    let mut first = length.align(from, cal.system);
     while first <= to {
         if periods.len() == PERIODS_MAX {
             return Err(PeriodError::TooMany {
                 periods: PERIODS_MAX + 1,
             });
         }
-        let next = length.next(first).ok_or(PeriodError::OutOfRange)?;
+        let next = length
+            .next(first, cal.system)
+            .ok_or(PeriodError::OutOfRange)?;
         let start = start_of_day(first, tz).ok_or(PeriodError::OutOfRange)?;
         let end = start_of_day(next, tz).ok_or(PeriodError::OutOfRange)?;
         let last_day = next.yesterday().map_err(|_| PeriodError::OutOfRange)?;
@@ -143,22 +148,27 @@ pub fn periods(
 }
 
 /// The activity window that ends at `end`: `[end − one activity period, end)`, in calendar
-/// terms in `tz`.
+/// terms in the club's zone and calendar.
 pub fn activity_window(
     end: Timestamp,
     activity: ActivityPeriod,
-    tz: &TimeZone,
+    cal: &Calendar,
 ) -> Option<(Timestamp, Timestamp)> {
-    let zoned: Zoned = end.to_zoned(tz.clone());
-    let back = match activity {
-        ActivityPeriod::Day => 1.day(),
-        ActivityPeriod::Week => 1.week(),
-        ActivityPeriod::Month => 1.month(),
-        ActivityPeriod::Quarter => 3.months(),
-        ActivityPeriod::Year => 1.year(),
+    let months = match activity {
+        ActivityPeriod::Day | ActivityPeriod::Week => {
+            let zoned: Zoned = end.to_zoned(cal.tz.clone());
+            let back = if activity == ActivityPeriod::Day {
+                1.day()
+            } else {
+                1.week()
+            };
+            return Some((zoned.checked_sub(back).ok()?.timestamp(), end));
+        }
+        ActivityPeriod::Month => 1,
+        ActivityPeriod::Quarter => 3,
+        ActivityPeriod::Year => 12,
     };
-    let start = zoned.checked_sub(back).ok()?.timestamp();
-    Some((start, end))
+    Some((cal.add_months_at(end, -months)?, end))
 }
 
 /// `numerator / denominator` in percent, rounded to two decimal places; `None` when the
@@ -269,17 +279,25 @@ mod tests {
 
     use super::*;
 
-    fn ny() -> TimeZone {
-        TimeZone::get("America/New_York").unwrap()
+    fn ny() -> Calendar {
+        Calendar::gregorian(TimeZone::get("America/New_York").unwrap())
     }
+
+    const GREGORIAN: CalendarSystem = CalendarSystem::Gregorian;
 
     #[test]
     fn weeks_start_on_monday_and_months_on_the_first() {
         // 2026-03-04 is a Wednesday.
-        assert_eq!(PeriodLength::Week.align(date(2026, 3, 4)), date(2026, 3, 2));
-        assert_eq!(PeriodLength::Week.align(date(2026, 3, 8)), date(2026, 3, 2));
         assert_eq!(
-            PeriodLength::Month.align(date(2026, 3, 31)),
+            PeriodLength::Week.align(date(2026, 3, 4), GREGORIAN),
+            date(2026, 3, 2)
+        );
+        assert_eq!(
+            PeriodLength::Week.align(date(2026, 3, 8), GREGORIAN),
+            date(2026, 3, 2)
+        );
+        assert_eq!(
+            PeriodLength::Month.align(date(2026, 3, 31), GREGORIAN),
             date(2026, 3, 1)
         );
         assert!(week_starts_on(date(2026, 3, 2).weekday()));
@@ -323,11 +341,43 @@ mod tests {
     #[test]
     fn activity_windows_are_calendar_lengths_back_from_the_end() {
         let tz = ny();
-        let end = start_of_day(date(2026, 4, 1), &tz).unwrap();
+        let end = start_of_day(date(2026, 4, 1), &tz.tz).unwrap();
         let (start, _) = activity_window(end, ActivityPeriod::Month, &tz).unwrap();
-        assert_eq!(start, start_of_day(date(2026, 3, 1), &tz).unwrap());
+        assert_eq!(start, start_of_day(date(2026, 3, 1), &tz.tz).unwrap());
         let (start, _) = activity_window(end, ActivityPeriod::Quarter, &tz).unwrap();
-        assert_eq!(start, start_of_day(date(2026, 1, 1), &tz).unwrap());
+        assert_eq!(start, start_of_day(date(2026, 1, 1), &tz.tz).unwrap());
+    }
+
+    #[test]
+    fn a_persian_clubs_months_are_persian_months() {
+        let tehran = Calendar::new(
+            TimeZone::get("Asia/Tehran").unwrap(),
+            CalendarSystem::Persian,
+        );
+        // 1 April to 30 June 2025: from 12 Farvardin to 9 Tir 1404, four Persian months.
+        let months = periods(
+            PeriodLength::Month,
+            date(2025, 4, 1),
+            date(2025, 6, 30),
+            &tehran,
+        )
+        .unwrap();
+        let firsts: Vec<Date> = months.iter().map(|month| month.first_day).collect();
+        assert_eq!(
+            firsts,
+            [
+                date(2025, 3, 21),
+                date(2025, 4, 21),
+                date(2025, 5, 22),
+                date(2025, 6, 22)
+            ]
+        );
+        assert_eq!(months[0].last_day, date(2025, 4, 20));
+        assert_eq!(months[0].start.to_string(), "2025-03-20T20:30:00Z");
+        // A month of activity back from 1 Tir is back to 1 Khordad.
+        let end = start_of_day(date(2025, 6, 22), &tehran.tz).unwrap();
+        let (start, _) = activity_window(end, ActivityPeriod::Month, &tehran).unwrap();
+        assert_eq!(start, start_of_day(date(2025, 5, 22), &tehran.tz).unwrap());
     }
 
     #[test]

@@ -10,7 +10,6 @@
 
 use jiff::Timestamp;
 use jiff::civil::Weekday;
-use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 
 use crate::coupon::{CodeError, CodeFormat};
@@ -214,13 +213,13 @@ impl Reward {
     }
 
     /// The period the member limit counts over at `at` (lifetime when there is no limit).
-    pub fn limit_period(&self, at: Timestamp, tz: &TimeZone) -> LimitPeriod {
+    pub fn limit_period(&self, at: Timestamp, cal: &crate::calendar::Calendar) -> LimitPeriod {
         let limit = self.limit.unwrap_or(RuleLimit {
             count: u32::MAX,
             per: LimitPer::Lifetime,
             week_start: Weekday::Monday,
         });
-        limit_period(&limit, at, tz)
+        limit_period(&limit, at, cal)
     }
 }
 

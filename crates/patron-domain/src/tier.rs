@@ -7,10 +7,10 @@
 //! ([`window_end`]) plus the program's grace days, so a member is never demoted mid-period by a
 //! refund or a quiet month.
 
-use jiff::tz::TimeZone;
-use jiff::{Span, Timestamp, ToSpan};
+use jiff::Timestamp;
 use rust_decimal::Decimal;
 
+use crate::calendar::Calendar;
 use crate::expiry::start_of_day;
 use crate::program::{Localized, Tier, TierWindow, Tiers};
 
@@ -41,35 +41,34 @@ pub enum TierDecision {
 }
 
 /// The start of the qualification window containing `now`: `now` minus N civil months for a
-/// rolling window, 1 January 00:00 local time of `now`'s year for a calendar year, and `None`
-/// (no lower bound) for a lifetime window.
-pub fn window_start(window: &TierWindow, now: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+/// rolling window, the first day of `now`'s year (1 January; 1 Farvardin in the Persian
+/// calendar) at 00:00 local time for a calendar year, and `None` (no lower bound) for a
+/// lifetime window.
+pub fn window_start(window: &TierWindow, now: Timestamp, cal: &Calendar) -> Option<Timestamp> {
     match *window {
         TierWindow::Rolling { months } => {
-            let start = Span::new()
-                .try_months(i64::from(months))
-                .ok()
-                .and_then(|span| now.to_zoned(tz.clone()).checked_sub(span).ok());
+            let start = cal.add_months_at(now, -i64::from(months));
             // Before jiff's earliest date (year -9999) everything is in the window.
-            Some(start.map_or(Timestamp::MIN, |zoned| zoned.timestamp()))
+            Some(start.unwrap_or(Timestamp::MIN))
         }
         // `None` only at the very edge of jiff's range, where "no lower bound" is right.
         TierWindow::CalendarYear => {
-            start_of_day(now.to_zoned(tz.clone()).date().first_of_year(), tz)
+            start_of_day(cal.system.first_of_year(cal.date_of(now))?, &cal.tz)
         }
         TierWindow::Lifetime => None,
     }
 }
 
-/// The end of the qualification period containing `now`, when downgrades are applied: the next
-/// 1 January 00:00 local time for a calendar year. `None` for a rolling window (it slides: the
-/// caller re-checks continuously) and for a lifetime window (it never ends).
-pub fn window_end(window: &TierWindow, now: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+/// The end of the qualification period containing `now`, when downgrades are applied: the
+/// start of the next year of the club's calendar for a calendar year. `None` for a rolling
+/// window (it slides: the caller re-checks continuously) and for a lifetime window (it never
+/// ends).
+pub fn window_end(window: &TierWindow, now: Timestamp, cal: &Calendar) -> Option<Timestamp> {
     match *window {
         TierWindow::CalendarYear => {
-            let first = now.to_zoned(tz.clone()).date().first_of_year();
+            let first = cal.system.first_of_year(cal.date_of(now))?;
             // `None` past year 9999: the period does not end within jiff's range.
-            start_of_day(first.checked_add(1.year()).ok()?, tz)
+            start_of_day(cal.system.add_months(first, 12)?, &cal.tz)
         }
         TierWindow::Rolling { .. } | TierWindow::Lifetime => None,
     }
@@ -146,6 +145,7 @@ mod tests {
     use super::*;
     use crate::program::{DowngradePolicy, TierBasis};
     use jiff::civil::DateTime;
+    use jiff::tz::TimeZone;
     use proptest::prelude::*;
 
     fn level(code: &str, threshold: i64) -> Tier {
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn calendar_year_window_runs_from_local_new_year_to_the_next() {
-        let zone = TimeZone::get("America/New_York").unwrap();
+        let zone = Calendar::gregorian(TimeZone::get("America/New_York").unwrap());
         let now = at("2024-06-15T10:00", "America/New_York");
         let window = TierWindow::CalendarYear;
         assert_eq!(
@@ -289,8 +289,39 @@ mod tests {
     }
 
     #[test]
+    fn a_persian_calendar_year_runs_from_nowruz_to_nowruz() {
+        let zone = Calendar::new(
+            TimeZone::get("Asia/Tehran").unwrap(),
+            crate::calendar::CalendarSystem::Persian,
+        );
+        // 15 June 2025 is in 1404, which began on 21 March 2025 (1 Farvardin).
+        let now = at("2025-06-15T10:00", "Asia/Tehran");
+        let window = TierWindow::CalendarYear;
+        assert_eq!(
+            window_start(&window, now, &zone),
+            Some(at("2025-03-21T00:00", "Asia/Tehran"))
+        );
+        assert_eq!(
+            window_end(&window, now, &zone),
+            Some(at("2026-03-21T00:00", "Asia/Tehran"))
+        );
+        // 10 March 2025 is still 1403, which began on 20 March 2024.
+        let before_nowruz = at("2025-03-10T10:00", "Asia/Tehran");
+        assert_eq!(
+            window_start(&window, before_nowruz, &zone),
+            Some(at("2024-03-20T00:00", "Asia/Tehran"))
+        );
+        // A rolling month goes back a Persian month: 10 Ordibehesht − 1 = 10 Farvardin.
+        let rolling = TierWindow::Rolling { months: 1 };
+        assert_eq!(
+            window_start(&rolling, at("2025-04-30T12:00", "Asia/Tehran"), &zone),
+            Some(at("2025-03-30T12:00", "Asia/Tehran"))
+        );
+    }
+
+    #[test]
     fn rolling_window_goes_back_calendar_months_and_has_no_end() {
-        let zone = TimeZone::get("Asia/Tehran").unwrap();
+        let zone = Calendar::gregorian(TimeZone::get("Asia/Tehran").unwrap());
         let now = at("2025-03-31T12:00", "Asia/Tehran");
         let window = TierWindow::Rolling { months: 1 };
         assert_eq!(
@@ -309,21 +340,40 @@ mod tests {
     fn lifetime_window_has_no_bounds() {
         let now = at("2025-03-31T12:00", "UTC");
         assert_eq!(
-            window_start(&TierWindow::Lifetime, now, &TimeZone::UTC),
+            window_start(
+                &TierWindow::Lifetime,
+                now,
+                &Calendar::gregorian(TimeZone::UTC)
+            ),
             None
         );
-        assert_eq!(window_end(&TierWindow::Lifetime, now, &TimeZone::UTC), None);
+        assert_eq!(
+            window_end(
+                &TierWindow::Lifetime,
+                now,
+                &Calendar::gregorian(TimeZone::UTC)
+            ),
+            None
+        );
     }
 
     #[test]
     fn windows_at_the_edges_of_time_do_not_panic() {
         let rolling = TierWindow::Rolling { months: 120 };
         assert_eq!(
-            window_start(&rolling, Timestamp::MIN, &TimeZone::UTC),
+            window_start(
+                &rolling,
+                Timestamp::MIN,
+                &Calendar::gregorian(TimeZone::UTC)
+            ),
             Some(Timestamp::MIN)
         );
         assert_eq!(
-            window_end(&TierWindow::CalendarYear, Timestamp::MAX, &TimeZone::UTC),
+            window_end(
+                &TierWindow::CalendarYear,
+                Timestamp::MAX,
+                &Calendar::gregorian(TimeZone::UTC)
+            ),
             None
         );
     }
@@ -347,9 +397,12 @@ mod tests {
         }
 
         #[test]
-        fn the_calendar_window_contains_now(seconds in 0_i64..4_102_444_800) {
+        fn the_calendar_window_contains_now(
+            seconds in 0_i64..4_102_444_800,
+            system in prop::sample::select(crate::calendar::CalendarSystem::ALL.to_vec()),
+        ) {
             let now = Timestamp::from_second(seconds).unwrap();
-            let zone = TimeZone::get("Asia/Jerusalem").unwrap();
+            let zone = Calendar::new(TimeZone::get("Asia/Tehran").unwrap(), system);
             let start = window_start(&TierWindow::CalendarYear, now, &zone).unwrap();
             let end = window_end(&TierWindow::CalendarYear, now, &zone).unwrap();
             prop_assert!(start <= now && now < end);

@@ -13,7 +13,7 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use patron_domain::program::Program;
-use patron_domain::rules::{Trigger, TriggerKind, anniversary_years};
+use patron_domain::rules::{Trigger, TriggerKind, anniversary_years, is_birthday};
 use patron_store::jobs::{ClaimScope, Job, NewJob};
 use patron_store::members::Member;
 use patron_store::rules::RuleGrant;
@@ -556,14 +556,20 @@ impl Engine {
         if program.rules_for(trigger_kind).next().is_none() {
             return Ok("no rules of this kind".into());
         }
-        let tz = program.tz();
+        let cal = program.calendar();
         let members: Vec<String> = if kind == JobKind::Birthdays {
-            let mut days = vec![today.strftime("%m-%d").to_string()];
-            // Born on 29 February: celebrated on 28 February in other years.
-            if today.month() == 2 && today.day() == 28 && !today.in_leap_year() {
-                days.push("02-29".into());
-            }
-            self.store.members_born_on(tenant.id, &days).await?
+            let days = patron_domain::rules::birthday_candidates(today, cal.system);
+            self.store
+                .members_born_on(tenant.id, &days)
+                .await?
+                .into_iter()
+                .filter(|(_, birthday)| {
+                    birthday
+                        .parse::<Date>()
+                        .is_ok_and(|born| is_birthday(born, today, cal.system))
+                })
+                .map(|(id, _)| id)
+                .collect()
         } else {
             let mut ids = Vec::new();
             let mut after = String::new();
@@ -576,14 +582,19 @@ impl Engine {
                 after = last.clone();
                 ids.extend(
                     page.into_iter()
-                        .filter(|(_, enrolled)| anniversary_years(*enrolled, today, &tz).is_some())
+                        .filter(|(_, enrolled)| anniversary_years(*enrolled, today, &cal).is_some())
                         .map(|(id, _)| id),
                 );
             }
             ids
         };
-        // Once per member per year: the year is the source of the awards.
-        let source_id = today.year().to_string();
+        // Once per member per year of the club's calendar: the year is the source of the
+        // awards (a Persian birthday can fall twice in one Gregorian year, and never in another).
+        let source_id = cal
+            .system
+            .ymd(today)
+            .map_or(i32::from(today.year()), |ymd| ymd.year)
+            .to_string();
         let (mut granted, mut points) = (0, 0);
         for member_id in &members {
             let failures = rules::Failures::default();

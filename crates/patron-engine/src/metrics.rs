@@ -18,6 +18,7 @@ use patron_analytics::bgnbd::{self, BgNbdData, FitOptions};
 use patron_analytics::clv;
 use patron_analytics::gamma_gamma::{self, GammaGammaData};
 use patron_analytics::summary::CustomerSummary;
+use patron_domain::calendar::CalendarSystem;
 use patron_domain::metrics::{
     self, Metric, PeriodError, PeriodLength, Scored, activity_window, percent, score,
 };
@@ -103,6 +104,8 @@ pub struct PeriodMetrics {
 pub struct MetricsReport {
     pub period: PeriodLength,
     pub time_zone: String,
+    /// The calendar the months are counted in.
+    pub calendar: CalendarSystem,
     pub currency: String,
     pub cost_per_point: Decimal,
     pub activity_period: ActivityPeriod,
@@ -163,9 +166,9 @@ impl Engine {
             ));
         }
         let program = self.program(tenant).await?.program;
-        let tz = program.tz();
+        let cal = program.calendar();
         let periods =
-            metrics::periods(request.period, request.from, request.to, &tz).map_err(|error| {
+            metrics::periods(request.period, request.from, request.to, &cal).map_err(|error| {
                 let field = match error {
                     PeriodError::TooMany { .. } | PeriodError::Reversed => "to",
                     PeriodError::OutOfRange => "from",
@@ -177,9 +180,9 @@ impl Engine {
         for period in &periods {
             let out_of_range = || EngineError::invalid("from", "the dates are out of range");
             let (activity_start, _) =
-                activity_window(period.end, activity, &tz).ok_or_else(out_of_range)?;
+                activity_window(period.end, activity, &cal).ok_or_else(out_of_range)?;
             let (previous_activity_start, _) =
-                activity_window(activity_start, activity, &tz).ok_or_else(out_of_range)?;
+                activity_window(activity_start, activity, &cal).ok_or_else(out_of_range)?;
             windows.push(MetricWindow {
                 start: period.start,
                 end: period.end,
@@ -202,6 +205,7 @@ impl Engine {
         Ok(MetricsReport {
             period: request.period,
             time_zone: program.time_zone.clone(),
+            calendar: program.calendar,
             currency: program.currency.code.clone(),
             cost_per_point: program.cost_per_point,
             activity_period: activity,

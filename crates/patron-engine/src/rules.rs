@@ -272,7 +272,11 @@ pub(crate) fn earn_plan_with(
         points: evaluation.total_points,
         base_points: evaluation.base_points,
         awards: member_awards(&evaluation, member, program),
-        pending_until: expiry::pending_until(&program.pending, purchase.occurred_at, &program.tz()),
+        pending_until: expiry::pending_until(
+            &program.pending,
+            purchase.occurred_at,
+            &program.calendar(),
+        ),
         referral: referral_payout(program, &evaluation, facts.referral.as_ref()),
     };
     (plan, evaluation.failures)

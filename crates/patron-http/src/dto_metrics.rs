@@ -178,6 +178,9 @@ pub struct MetricsOut {
     pub period: String,
     /// The club's time zone, in which periods are calendar days, weeks and months.
     pub time_zone: String,
+    /// gregorian | persian: the calendar the club's months are counted in (a Persian club's
+    /// months run from the first of each Persian month). Dates are ISO dates either way.
+    pub calendar: String,
     pub currency: String,
     /// What one point costs the club, in major units (decimal text).
     pub cost_per_point: String,
@@ -204,6 +207,7 @@ impl From<MetricsReport> for MetricsOut {
         MetricsOut {
             period: r.period.as_str().to_owned(),
             time_zone: r.time_zone,
+            calendar: r.calendar.as_str().to_owned(),
             currency: r.currency,
             cost_per_point: r.cost_per_point.to_string(),
             activity_period: activity_word(r.activity_period).to_owned(),

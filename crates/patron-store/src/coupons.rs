@@ -222,7 +222,7 @@ fn period_start(program: &Program, per: LimitPer, now: Timestamp) -> Option<Time
         per,
         week_start: Weekday::Monday,
     };
-    limit_period(&limit, now, &program.tz()).start
+    limit_period(&limit, now, &program.calendar()).start
 }
 
 pub(crate) async fn insert_coupon(

@@ -466,29 +466,33 @@ impl Store {
     }
 
     /// Active members whose stored birthday (`YYYY-MM-DD`) ends with one of `month_days`
-    /// (`MM-DD`).
+    /// (`MM-DD`), with that birthday, ordered by id. The caller decides which of them have their
+    /// birthday today in the club's calendar.
     pub async fn members_born_on(
         &self,
         tenant: TenantId,
         month_days: &[String],
-    ) -> Result<Vec<String>, StoreError> {
-        let mut ids = Vec::new();
-        for month_day in month_days {
-            let rows = sqlx::query(
-                "SELECT id FROM members WHERE tenant_id = $1 AND status = 'active' AND birthday LIKE $2 \
-                 ORDER BY id",
-            )
-            .bind(tenant.0)
-            .bind(format!("%-{month_day}"))
-            .fetch_all(self.pool())
-            .await?;
-            for row in rows {
-                ids.push(row.try_get::<String, _>("id")?);
-            }
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        if month_days.is_empty() {
+            return Ok(Vec::new());
         }
-        ids.sort_unstable();
-        ids.dedup();
-        Ok(ids)
+        let any_day = (0..month_days.len())
+            .map(|i| format!("birthday LIKE ${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let sql = format!(
+            "SELECT id, birthday FROM members WHERE tenant_id = $1 AND status = 'active' \
+             AND ({any_day}) ORDER BY id"
+        );
+        let mut query = sqlx::query(&sql).bind(tenant.0);
+        for month_day in month_days {
+            query = query.bind(format!("%-{month_day}"));
+        }
+        let mut members = Vec::new();
+        for row in query.fetch_all(self.pool()).await? {
+            members.push((row.try_get("id")?, row.try_get("birthday")?));
+        }
+        Ok(members)
     }
 
     /// Grants an occasion without a purchase (birthday, anniversary) to one member, once per

@@ -263,11 +263,11 @@ async fn load_purchase(
 
 /// The earning instant a lot's expiry counts from, and the member-activity deadline.
 fn lot_expiry(program: &Program, earned_at: Timestamp) -> Option<Timestamp> {
-    expiry::lot_expires_at(&program.expiry, earned_at, &program.tz())
+    expiry::lot_expires_at(&program.expiry, earned_at, &program.calendar())
 }
 
 fn inactivity_deadline(program: &Program, at: Timestamp) -> Option<Timestamp> {
-    expiry::inactivity_expires_at(&program.expiry, at, &program.tz())
+    expiry::inactivity_expires_at(&program.expiry, at, &program.calendar())
 }
 
 /// Credits `points` to the wallet for a purchase: pending until `pending_until`, or posted at
@@ -324,7 +324,7 @@ async fn credit_earn(
 /// The query of the member's qualifying metric in the program's tier window, as of `now`
 /// (`$1` tenant, `$2` member, `$3` window start, `$4` now), and its `$3`.
 fn tier_metric_query(program: &Program, ctx: LedgerCtx) -> (String, i64) {
-    let start = tier::window_start(&program.tiers.window, ctx.now, &program.tz())
+    let start = tier::window_start(&program.tiers.window, ctx.now, &program.calendar())
         .map(time::to_db)
         .unwrap_or(i64::MIN);
     let expression = match program.tiers.basis {
@@ -589,7 +589,7 @@ fn metric_contribution(
     points: i64,
 ) -> i64 {
     // Compared as stored: in microseconds.
-    let start = tier::window_start(&program.tiers.window, ctx.now, &program.tz())
+    let start = tier::window_start(&program.tiers.window, ctx.now, &program.calendar())
         .map(time::to_db)
         .unwrap_or(i64::MIN);
     let at = time::to_db(purchase.occurred_at);

@@ -170,7 +170,7 @@ async fn active_wallet(
 }
 
 fn inactivity(program: &Program, at: Timestamp) -> Option<Timestamp> {
-    expiry::inactivity_expires_at(&program.expiry, at, &program.tz())
+    expiry::inactivity_expires_at(&program.expiry, at, &program.calendar())
 }
 
 /// Resolves a hold: capture `amount` (0 releases it).
@@ -533,7 +533,8 @@ impl Store {
                 .document("adjustment", adjustment_id)
                 .note(Some(reason));
                 let transfer_id = if points > 0 {
-                    let expires_at = expiry::lot_expires_at(&program.expiry, now, &program.tz());
+                    let expires_at =
+                        expiry::lot_expires_at(&program.expiry, now, &program.calendar());
                     ledger::credit_posted(
                         c,
                         ctx,

@@ -150,7 +150,7 @@ async fn counts(
     member_id: &str,
     lock: bool,
 ) -> Result<RewardCounts, StoreError> {
-    let period = reward.limit_period(ctx.now, &program.tz());
+    let period = reward.limit_period(ctx.now, &program.calendar());
     let redeemed = redeemed_in_period(c, ctx, member_id, &reward.id, &period.key).await?;
     let stock_left = match (&reward.kind, reward.stock) {
         (RewardKind::PartnerVoucher { pool }, _) => Some(pool_left(c, ctx, pool).await?),
@@ -283,7 +283,7 @@ impl Store {
                     let inactivity = patron_domain::expiry::inactivity_expires_at(
                         &program.expiry,
                         now,
-                        &program.tz(),
+                        &program.calendar(),
                     );
                     ledger::touch_activity(c, &mut wallet, now, inactivity).await?;
                     Some(debit.transfer_id)
@@ -374,7 +374,7 @@ impl Store {
                         })?
                     }
                 };
-                let period = reward.limit_period(now, &program.tz());
+                let period = reward.limit_period(now, &program.calendar());
                 sqlx::query(
                     "INSERT INTO reward_redemptions (tenant_id, id, member_id, reward_id, period_key, points, \
                      transfer_id, coupon_code, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

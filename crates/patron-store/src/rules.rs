@@ -59,13 +59,13 @@ pub(crate) fn limit_periods(
     trigger: TriggerKind,
     at: Timestamp,
 ) -> BTreeMap<String, String> {
-    let tz = program.tz();
+    let cal = program.calendar();
     program
         .rules_for(trigger)
         .filter_map(|rule| {
             rule.limit
                 .as_ref()
-                .map(|limit| (rule.id.clone(), limit_period(limit, at, &tz).key))
+                .map(|limit| (rule.id.clone(), limit_period(limit, at, &cal).key))
         })
         .collect()
 }
@@ -267,10 +267,10 @@ pub(crate) async fn credit_grant(
     let transfer = NewTransfer::posted(format!("{reason}:{document_id}"), 0, 0, points, reason)
         .member(&member_id)
         .document(document_type, document_id);
-    let tz = program.tz();
+    let cal = program.calendar();
     let activity = (
         ctx.now,
-        expiry::inactivity_expires_at(&program.expiry, ctx.now, &tz),
+        expiry::inactivity_expires_at(&program.expiry, ctx.now, &cal),
     );
     let id = ledger::credit_posted(
         c,
@@ -278,7 +278,7 @@ pub(crate) async fn credit_grant(
         wallet,
         "issuance",
         transfer,
-        expiry::lot_expires_at(&program.expiry, ctx.now, &tz),
+        expiry::lot_expires_at(&program.expiry, ctx.now, &cal),
         Some(activity),
     )
     .await?;

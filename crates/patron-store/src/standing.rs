@@ -138,13 +138,13 @@ impl Store {
             since: member.tier_since,
             floor: floor.as_ref(),
         };
-        let tz = program.tz();
-        let spans = tier::spans(&program.tiers, &tz, holding, now);
+        let cal = program.calendar();
+        let spans = tier::spans(&program.tiers, &cal, holding, now);
         let counted = count_spans(&mut c, tenant, program, member_id, &spans).await?;
         let metric = counted.first().map_or(0, |(_, metric)| *metric);
         let progress = tier::progress(&program.tiers, &member.tier, metric);
         let review = if member.is_active() {
-            tier::review(&program.tiers, &tz, holding, &counted, now)
+            tier::review(&program.tiers, &cal, holding, &counted, now)
         } else {
             None
         };
@@ -191,10 +191,10 @@ impl Store {
                     since: member.tier_since,
                     floor: floor.as_ref(),
                 };
-                let tz = program.tz();
-                let spans = tier::spans(&program.tiers, &tz, holding, now);
+                let cal = program.calendar();
+                let spans = tier::spans(&program.tiers, &cal, holding, now);
                 let counted = count_spans(&mut tx, tenant, program, member_id, &spans).await?;
-                let Some(to) = tier::target(&program.tiers, &tz, holding, &counted, now)
+                let Some(to) = tier::target(&program.tiers, &cal, holding, &counted, now)
                     .filter(|to| *to != member.tier)
                 else {
                     return Ok(None);

@@ -19,6 +19,7 @@ mod tests;
 use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 
+use crate::calendar::{Calendar, CalendarSystem};
 use crate::rules::EarningRule;
 
 pub use diagnostic::Diagnostic;
@@ -289,6 +290,9 @@ pub struct Program {
     pub currency: Currency,
     /// Canonical IANA time zone name, e.g. `"Asia/Tehran"`.
     pub time_zone: String,
+    /// The calendar months and years are counted in (expiry, tier years, rule limits,
+    /// birthdays, monthly reports): see [`crate::calendar`].
+    pub calendar: CalendarSystem,
     pub earning: Earning,
     pub pending: Pending,
     pub expiry: ExpiryPolicy,
@@ -380,6 +384,12 @@ impl Program {
     /// program with an invalid name gets UTC rather than a panic.
     pub fn tz(&self) -> TimeZone {
         TimeZone::get(&self.time_zone).unwrap_or(TimeZone::UTC)
+    }
+
+    /// The program's time zone with its calendar, for everything counted in days, months and
+    /// years.
+    pub fn calendar(&self) -> Calendar {
+        Calendar::new(self.tz(), self.calendar)
     }
 
     /// The reward with this id.

@@ -26,6 +26,7 @@ use super::{
     ExpiryRounding, ExpiryUnit, Locale, Localized, Pending, Program, ReturnPolicy, Rounding, Tier,
     TierBasis, TierWindow, Tiers,
 };
+use crate::calendar::CalendarSystem;
 
 // Limits: every list and number in the file is bounded (see docs/PROGRAM.md).
 const TEXT_CHARS_MAX: usize = 200;
@@ -157,9 +158,14 @@ struct Club {
     points_name: Option<Localized>,
     currency: Option<Currency>,
     time_zone: Option<String>,
+    calendar: Option<CalendarSystem>,
     cost_per_point: Option<Decimal>,
 }
 
+const CALENDARS: &[(&str, CalendarSystem)] = &[
+    ("gregorian", CalendarSystem::Gregorian),
+    ("persian", CalendarSystem::Persian),
+];
 const LOCALES: &[(&str, Locale)] = &[("fa", Locale::Fa), ("he", Locale::He), ("en", Locale::En)];
 const ROUNDINGS: &[(&str, Rounding)] = &[
     ("down", Rounding::Down),
@@ -264,6 +270,7 @@ impl<'s> Parser<'s> {
                 points_name: None,
                 currency: None,
                 time_zone: None,
+                calendar: None,
                 cost_per_point: None,
             },
         };
@@ -278,7 +285,7 @@ impl<'s> Parser<'s> {
         };
         let expiry = self
             .required_section(root, "expiry", "[expiry]\npolicy = \"never\"")
-            .and_then(|section| self.expiry(&section));
+            .and_then(|section| self.expiry(&section, club.calendar.unwrap_or_default()));
         let returns = self
             .required_section(root, "returns", "[returns]\npolicy = \"within_balance\"")
             .and_then(|section| {
@@ -356,6 +363,7 @@ impl<'s> Parser<'s> {
             points_name: club.points_name?,
             currency: club.currency?,
             time_zone: club.time_zone?,
+            calendar: club.calendar?,
             earning: earning?,
             pending: pending?,
             expiry: expiry?,
@@ -383,6 +391,7 @@ impl<'s> Parser<'s> {
                 "points_name",
                 "currency",
                 "time_zone",
+                "calendar",
                 "cost_per_point",
             ],
         );
@@ -411,6 +420,10 @@ impl<'s> Parser<'s> {
         let time_zone = self
             .required(section, "time_zone")
             .and_then(|entry| self.time_zone(&entry));
+        let calendar = match section.entry("calendar") {
+            Some(entry) => self.calendar(&entry),
+            None => Some(CalendarSystem::Gregorian),
+        };
         let cost_per_point = match section.entry("cost_per_point") {
             Some(entry) => self.decimal_in(&entry, Decimal::ZERO, Decimal::new(1_000_000_000, 0)),
             None => Some(Decimal::ZERO),
@@ -422,8 +435,28 @@ impl<'s> Parser<'s> {
             points_name,
             currency,
             time_zone,
+            calendar,
             cost_per_point,
         }
+    }
+
+    /// `[club] calendar`: the calendar the program's months and years are counted in.
+    fn calendar(&mut self, entry: &Entry<'_>) -> Option<CalendarSystem> {
+        if entry.item.as_str() == Some("hebrew") {
+            self.report(
+                entry.offset,
+                &entry.path,
+                format!("`{}`: the Hebrew calendar is not supported yet", entry.path),
+                Some(
+                    "its leap years have 13 months, so \"end of the quarter\" and monthly \
+                     limits need rules of their own; use \"gregorian\" (what Israeli \
+                     businesses usually count their periods in) or \"persian\""
+                        .to_owned(),
+                ),
+            );
+            return None;
+        }
+        self.choice(entry, CALENDARS)
     }
 
     fn locales(
@@ -630,7 +663,7 @@ impl<'s> Parser<'s> {
         })
     }
 
-    fn expiry(&mut self, section: &Section<'_>) -> Option<ExpiryPolicy> {
+    fn expiry(&mut self, section: &Section<'_>, calendar: CalendarSystem) -> Option<ExpiryPolicy> {
         const KEYS: &[&str] = &[
             "policy", "amount", "unit", "round_to", "month", "day", "months",
         ];
@@ -698,16 +731,25 @@ impl<'s> Parser<'s> {
                     .as_ref()
                     .and_then(|entry| self.integer_in(entry, 1..=31));
                 let (month, day, day_entry) = (month?, day?, day_entry?);
-                // Checked against a leap year so that 29 February is allowed.
-                let days_in_month = jiff::civil::Date::new(2000, i8::try_from(month).ok()?, 1)
-                    .map(|first| i64::from(first.days_in_month()))
-                    .unwrap_or(31);
+                // Checked against a leap year so that 29 February (30 Esfand) is allowed: in
+                // common years it falls on the month's last day.
+                let leap_year = match calendar {
+                    CalendarSystem::Gregorian => 2000,
+                    CalendarSystem::Persian => 1403,
+                };
+                let days_in_month = calendar
+                    .days_in_month(leap_year, i8::try_from(month).ok()?)
+                    .map_or(31, i64::from);
                 if day > days_in_month {
+                    let of = match calendar {
+                        CalendarSystem::Gregorian => "",
+                        CalendarSystem::Persian => " of the Persian calendar",
+                    };
                     self.report(
                         day_entry.offset,
                         &day_entry.path,
                         format!(
-                            "`{}` is {day}, but month {month} has only {days_in_month} days",
+                            "`{}` is {day}, but month {month}{of} has only {days_in_month} days",
                             day_entry.path
                         ),
                         None,

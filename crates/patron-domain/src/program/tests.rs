@@ -6,6 +6,7 @@
 use rust_decimal::Decimal;
 
 use super::*;
+use crate::calendar::CalendarSystem;
 
 const PERSIAN_RETAIL: &str = include_str!("../../../../examples/programs/persian-retail.toml");
 const ISRAELI_PHARMACY: &str = include_str!("../../../../examples/programs/israeli-pharmacy.toml");
@@ -972,6 +973,72 @@ fn a_key_of_another_expiry_policy_is_reported() {
     assert_eq!(
         diagnostic.hint.as_deref(),
         Some("remove it, or use policy = \"inactivity\"")
+    );
+}
+
+#[test]
+fn the_calendar_is_gregorian_unless_the_club_says_persian() {
+    assert_eq!(parse_ok(MINIMAL).calendar, CalendarSystem::Gregorian);
+    let persian = MINIMAL.replace(
+        "time_zone = \"UTC\"",
+        "time_zone = \"UTC\"\ncalendar = \"persian\"",
+    );
+    let program = parse_ok(&persian);
+    assert_eq!(program.calendar, CalendarSystem::Persian);
+    assert_eq!(program.calendar().system, CalendarSystem::Persian);
+    // 30 Esfand exists in leap years, so it is a valid fixed yearly date; 31 Mehr does not.
+    let esfand = persian.replace(
+        "[expiry]\npolicy = \"never\"",
+        "[expiry]\npolicy = \"fixed_yearly_date\"\nmonth = 12\nday = 30",
+    );
+    assert_eq!(
+        parse_ok(&esfand).expiry,
+        ExpiryPolicy::FixedYearlyDate { month: 12, day: 30 }
+    );
+    let mehr = persian.replace(
+        "[expiry]\npolicy = \"never\"",
+        "[expiry]\npolicy = \"fixed_yearly_date\"\nmonth = 7\nday = 31",
+    );
+    single_error(
+        &mehr,
+        "31",
+        "expiry.day",
+        "`expiry.day` is 31, but month 7 of the Persian calendar has only 30 days",
+    );
+}
+
+#[test]
+fn an_unsupported_calendar_is_refused_with_a_reason() {
+    let hebrew = MINIMAL.replace(
+        "time_zone = \"UTC\"",
+        "time_zone = \"UTC\"\ncalendar = \"hebrew\"",
+    );
+    let diagnostic = single_error(
+        &hebrew,
+        "\"hebrew\"",
+        "club.calendar",
+        "`club.calendar`: the Hebrew calendar is not supported yet",
+    );
+    assert!(
+        diagnostic
+            .hint
+            .as_deref()
+            .unwrap_or_default()
+            .contains("13 months")
+    );
+    let typo = MINIMAL.replace(
+        "time_zone = \"UTC\"",
+        "time_zone = \"UTC\"\ncalendar = \"persain\"",
+    );
+    let diagnostic = single_error(
+        &typo,
+        "\"persain\"",
+        "club.calendar",
+        "`club.calendar`: unknown value \"persain\"",
+    );
+    assert_eq!(
+        diagnostic.hint.as_deref(),
+        Some("did you mean \"persian\"?")
     );
 }
 

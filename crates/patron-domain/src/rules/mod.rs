@@ -29,7 +29,7 @@ use rust_decimal::Decimal;
 use crate::program::{Localized, Program, Rounding};
 pub use evaluate::evaluate;
 pub use expr::{CompiledExpr, ExprError};
-pub use period::{LimitPeriod, anniversary_years, is_birthday, limit_period};
+pub use period::{LimitPeriod, anniversary_years, birthday_candidates, is_birthday, limit_period};
 
 /// One earning rule, validated and compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]

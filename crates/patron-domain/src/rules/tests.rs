@@ -12,6 +12,7 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 
 use super::*;
+use crate::calendar::{Calendar, CalendarSystem};
 use crate::program::{Diagnostic, Locale, parse_program};
 
 const BASE: &str = r#"[club]
@@ -104,6 +105,10 @@ fn single_error(rules: &str, after: &str, at: &str, path: &str, message: &str) -
 
 fn ny() -> TimeZone {
     TimeZone::get("America/New_York").unwrap()
+}
+
+fn ny_calendar() -> Calendar {
+    Calendar::gregorian(ny())
 }
 
 fn at(local: &str) -> Timestamp {
@@ -944,7 +949,7 @@ fn a_rule_can_test_for_a_missing_key_first() {
 
 #[test]
 fn limit_periods_follow_the_clubs_calendar() {
-    let tz = ny();
+    let tz = ny_calendar();
     let limit = |per, week_start| RuleLimit {
         count: 1,
         per,
@@ -979,6 +984,22 @@ fn limit_periods_follow_the_clubs_calendar() {
         (year.key.as_str(), year.start),
         ("2025", Some(at("2025-01-01T00:00")))
     );
+    // A Persian club counts Persian months and years: 11 March 2025 is 21 Esfand 1403.
+    let persian = Calendar::new(ny(), CalendarSystem::Persian);
+    let month = limit_period(&limit(LimitPer::Month, monday), instant, &persian);
+    assert_eq!(
+        (month.key.as_str(), month.start, month.end),
+        (
+            "1403-12",
+            Some(at("2025-02-19T00:00")),
+            Some(at("2025-03-21T00:00"))
+        )
+    );
+    let year = limit_period(&limit(LimitPer::Year, monday), instant, &persian);
+    assert_eq!(
+        (year.key.as_str(), year.start),
+        ("1403", Some(at("2024-03-20T00:00")))
+    );
     let lifetime = limit_period(&limit(LimitPer::Lifetime, monday), instant, &tz);
     assert_eq!(
         lifetime,
@@ -993,14 +1014,28 @@ fn limit_periods_follow_the_clubs_calendar() {
 #[test]
 fn birthdays_and_anniversaries_handle_29_february() {
     let leap_born = Date::new(2000, 2, 29).unwrap();
-    assert!(is_birthday(leap_born, Date::new(2024, 2, 29).unwrap()));
-    assert!(!is_birthday(leap_born, Date::new(2024, 2, 28).unwrap()));
-    assert!(is_birthday(leap_born, Date::new(2025, 2, 28).unwrap()));
+    let gregorian = CalendarSystem::Gregorian;
+    assert!(is_birthday(
+        leap_born,
+        Date::new(2024, 2, 29).unwrap(),
+        gregorian
+    ));
+    assert!(!is_birthday(
+        leap_born,
+        Date::new(2024, 2, 28).unwrap(),
+        gregorian
+    ));
+    assert!(is_birthday(
+        leap_born,
+        Date::new(2025, 2, 28).unwrap(),
+        gregorian
+    ));
     assert!(is_birthday(
         Date::new(1990, 6, 15).unwrap(),
-        Date::new(2025, 6, 15).unwrap()
+        Date::new(2025, 6, 15).unwrap(),
+        gregorian
     ));
-    let tz = ny();
+    let tz = ny_calendar();
     let enrolled = at("2022-03-11T20:00");
     assert_eq!(
         anniversary_years(enrolled, Date::new(2025, 3, 11).unwrap(), &tz),
@@ -1014,6 +1049,50 @@ fn birthdays_and_anniversaries_handle_29_february() {
         anniversary_years(enrolled, Date::new(2025, 3, 12).unwrap(), &tz),
         None
     );
+    // In the Persian calendar: born 1 Farvardin 1370 (21 March 1991), the birthday in 1404
+    // is 21 March 2025, and in 1403 it was 20 March 2024.
+    let persian = CalendarSystem::Persian;
+    let born = Date::new(1991, 3, 21).unwrap();
+    assert!(is_birthday(born, Date::new(2025, 3, 21).unwrap(), persian));
+    assert!(is_birthday(born, Date::new(2024, 3, 20).unwrap(), persian));
+    assert!(!is_birthday(born, Date::new(2024, 3, 21).unwrap(), persian));
+}
+
+#[test]
+fn the_birthday_job_looks_up_every_stored_day_that_can_be_today() {
+    let gregorian = CalendarSystem::Gregorian;
+    let day = |m, d| Date::new(2025, m, d).unwrap();
+    assert_eq!(birthday_candidates(day(6, 15), gregorian), ["06-15"]);
+    // 28 February of a common year also looks up 29 February.
+    assert_eq!(
+        birthday_candidates(day(2, 28), gregorian),
+        ["02-28", "02-29"]
+    );
+    // A Persian date moves by a day or two against the Gregorian one.
+    assert_eq!(
+        birthday_candidates(day(6, 15), CalendarSystem::Persian),
+        [
+            "06-12", "06-13", "06-14", "06-15", "06-16", "06-17", "06-18"
+        ]
+    );
+    assert!(birthday_candidates(day(3, 2), CalendarSystem::Persian).contains(&"02-29".to_owned()));
+    // Every Persian birthday of a century falls in the candidates of its day.
+    let persian = CalendarSystem::Persian;
+    let mut born = Date::new(1960, 1, 1).unwrap();
+    while born.year() < 1964 {
+        for year in [2025, 2026, 2027, 2028] {
+            let ymd = persian.ymd(born).unwrap();
+            let years_on = ymd.year + (year - 1960);
+            let today = persian.date_clamped(years_on, ymd.month, ymd.day).unwrap();
+            assert!(is_birthday(born, today, persian), "{born} on {today}");
+            let stored = born.strftime("%m-%d").to_string();
+            assert!(
+                birthday_candidates(today, persian).contains(&stored),
+                "{born} on {today}"
+            );
+        }
+        born = born.tomorrow().unwrap();
+    }
 }
 
 // ----- Properties and cost ----------------------------------------------------------------------
@@ -1090,7 +1169,7 @@ proptest! {
 #[test]
 fn earning_rules_keep_limits_per_day_in_civil_time() {
     // A sanity check that the window helper and the evaluation agree on "a day".
-    let tz = ny();
+    let tz = ny_calendar();
     let limit = RuleLimit {
         count: 1,
         per: LimitPer::Day,

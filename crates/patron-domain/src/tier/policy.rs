@@ -26,9 +26,9 @@
 //!   raised it.
 
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 
 use super::{TierDecision, decide, level_index, qualifying_tier, window_end, window_start};
+use crate::calendar::Calendar;
 use crate::expiry::add_civil;
 use crate::program::{DowngradePolicy, ExpiryUnit, TierWindow, Tiers};
 
@@ -67,9 +67,9 @@ pub struct MetricSpan {
 
 impl MetricSpan {
     /// The program's window as it stood at `at`.
-    pub fn as_of(window: &TierWindow, at: Timestamp, tz: &TimeZone) -> MetricSpan {
+    pub fn as_of(window: &TierWindow, at: Timestamp, cal: &Calendar) -> MetricSpan {
         MetricSpan {
-            start: window_start(window, at, tz),
+            start: window_start(window, at, cal),
             end: at,
         }
     }
@@ -102,13 +102,13 @@ pub struct TierReview {
 /// program's window as of `now`.
 pub fn spans(
     tiers: &Tiers,
-    tz: &TimeZone,
+    cal: &Calendar,
     holding: Holding<'_>,
     now: Timestamp,
 ) -> Vec<MetricSpan> {
-    let mut spans = spans_at(tiers, tz, holding.since, now);
-    for instant in review_instants(tiers, tz, holding, now) {
-        for span in spans_at(tiers, tz, holding.since, instant) {
+    let mut spans = spans_at(tiers, cal, holding.since, now);
+    for instant in review_instants(tiers, cal, holding, now) {
+        for span in spans_at(tiers, cal, holding.since, instant) {
             let span = clip(span, now);
             if !spans.contains(&span) {
                 spans.push(span);
@@ -119,24 +119,24 @@ pub fn spans(
 }
 
 /// The spans [`target`] reads at `at`.
-fn spans_at(tiers: &Tiers, tz: &TimeZone, since: Timestamp, at: Timestamp) -> Vec<MetricSpan> {
+fn spans_at(tiers: &Tiers, cal: &Calendar, since: Timestamp, at: Timestamp) -> Vec<MetricSpan> {
     let window = &tiers.window;
-    let mut spans = vec![MetricSpan::as_of(window, at, tz)];
+    let mut spans = vec![MetricSpan::as_of(window, at, cal)];
     let DowngradePolicy::EndOfPeriod { grace_days } = tiers.downgrade else {
         return spans;
     };
     match *window {
         TierWindow::CalendarYear => {
-            if let Some(ended) = window_start(window, at, tz).and_then(just_before) {
-                spans.push(MetricSpan::as_of(window, ended, tz));
+            if let Some(ended) = window_start(window, at, cal).and_then(just_before) {
+                spans.push(MetricSpan::as_of(window, ended, cal));
             }
         }
         TierWindow::Rolling { months } => {
-            if let Some(end) = reviewed_term_end(since, months, grace_days, at, tz)
-                && let Some(grace_over) = add_days(end, grace_days, tz)
+            if let Some(end) = reviewed_term_end(since, months, grace_days, at, cal)
+                && let Some(grace_over) = add_days(end, grace_days, cal)
             {
-                spans.push(MetricSpan::as_of(window, end, tz));
-                spans.push(MetricSpan::as_of(window, grace_over, tz));
+                spans.push(MetricSpan::as_of(window, end, cal));
+                spans.push(MetricSpan::as_of(window, grace_over, cal));
             }
         }
         TierWindow::Lifetime => {}
@@ -157,7 +157,7 @@ fn clip(span: MetricSpan, now: Timestamp) -> MetricSpan {
 /// earlier than the end of a floor holding the tier plus grace.
 fn review_instants(
     tiers: &Tiers,
-    tz: &TimeZone,
+    cal: &Calendar,
     holding: Holding<'_>,
     now: Timestamp,
 ) -> Vec<Timestamp> {
@@ -168,18 +168,18 @@ fn review_instants(
     let mut instants = vec![now];
     match *window {
         TierWindow::CalendarYear => {
-            let last_end = window_start(window, now, tz);
-            let next_end = window_end(window, now, tz);
+            let last_end = window_start(window, now, cal);
+            let next_end = window_end(window, now, cal);
             for end in [last_end, next_end].into_iter().flatten() {
-                if let Some(grace_over) = add_days(end, grace_days, tz).filter(|at| *at > now) {
+                if let Some(grace_over) = add_days(end, grace_days, cal).filter(|at| *at > now) {
                     instants.push(grace_over);
                 }
             }
         }
         TierWindow::Rolling { months } => {
             // Every review whose grace is still running, and the next term end's.
-            for end in term_ends(holding.since, months, tz) {
-                let Some(grace_over) = add_days(end, grace_days, tz) else {
+            for end in term_ends(holding.since, months, cal) {
+                let Some(grace_over) = add_days(end, grace_days, cal) else {
                     break;
                 };
                 if grace_over > now {
@@ -194,7 +194,7 @@ fn review_instants(
     }
     let held_until = level_index(tiers, holding.tier)
         .and_then(|current| protecting_floor_end(tiers, holding, current))
-        .and_then(|end| add_days(end, grace_days, tz));
+        .and_then(|end| add_days(end, grace_days, cal));
     let mut instants: Vec<Timestamp> = instants
         .into_iter()
         .map(|at| held_until.map_or(at, |held| at.max(held)))
@@ -208,23 +208,23 @@ fn review_instants(
 /// but `counted` lacks means "do not move down".
 pub fn target(
     tiers: &Tiers,
-    tz: &TimeZone,
+    cal: &Calendar,
     holding: Holding<'_>,
     counted: &Counted,
     now: Timestamp,
 ) -> Option<String> {
-    target_with(tiers, tz, holding, &|span| lookup(counted, span), now)
+    target_with(tiers, cal, holding, &|span| lookup(counted, span), now)
 }
 
 fn target_with(
     tiers: &Tiers,
-    tz: &TimeZone,
+    cal: &Calendar,
     holding: Holding<'_>,
     metric_of: &dyn Fn(MetricSpan) -> Option<i64>,
     now: Timestamp,
 ) -> Option<String> {
     let window = &tiers.window;
-    let metric = metric_of(MetricSpan::as_of(window, now, tz))?;
+    let metric = metric_of(MetricSpan::as_of(window, now, cal))?;
     let current = level_index(tiers, holding.tier);
     let active_floor = holding
         .floor
@@ -254,24 +254,24 @@ fn target_with(
         return None;
     };
     if let Some(floor_end) = protecting_floor_end(tiers, holding, current)
-        && now < add_days(floor_end, grace_days, tz)?
+        && now < add_days(floor_end, grace_days, cal)?
     {
         return None;
     }
     let target = match *window {
         TierWindow::CalendarYear => {
-            let last_end = window_start(window, now, tz)?;
-            if holding.since >= last_end || now < add_days(last_end, grace_days, tz)? {
+            let last_end = window_start(window, now, cal)?;
+            if holding.since >= last_end || now < add_days(last_end, grace_days, cal)? {
                 return None;
             }
-            let ended = metric_of(MetricSpan::as_of(window, just_before(last_end)?, tz))?;
+            let ended = metric_of(MetricSpan::as_of(window, just_before(last_end)?, cal))?;
             candidate.max(qualifying_level(tiers, ended))
         }
         TierWindow::Rolling { months } => {
-            let end = reviewed_term_end(holding.since, months, grace_days, now, tz)?;
-            let grace_over = add_days(end, grace_days, tz)?;
-            let at_end = metric_of(MetricSpan::as_of(window, end, tz))?;
-            let at_grace = metric_of(MetricSpan::as_of(window, grace_over, tz))?;
+            let end = reviewed_term_end(holding.since, months, grace_days, now, cal)?;
+            let grace_over = add_days(end, grace_days, cal)?;
+            let at_end = metric_of(MetricSpan::as_of(window, end, cal))?;
+            let at_grace = metric_of(MetricSpan::as_of(window, grace_over, cal))?;
             candidate
                 .max(qualifying_level(tiers, at_end))
                 .max(qualifying_level(tiers, at_grace))
@@ -291,14 +291,14 @@ fn target_with(
 /// stand if nothing is bought after `now`, so the review and the nightly pass cannot disagree.
 pub fn review(
     tiers: &Tiers,
-    tz: &TimeZone,
+    cal: &Calendar,
     holding: Holding<'_>,
     counted: &Counted,
     now: Timestamp,
 ) -> Option<TierReview> {
     let current = level_index(tiers, holding.tier)?;
     let threshold = tiers.levels.get(current)?.threshold;
-    for at in review_instants(tiers, tz, holding, now) {
+    for at in review_instants(tiers, cal, holding, now) {
         let level_at = |extra: i64| {
             let metric_of = |span: MetricSpan| {
                 let span = clip(span, now);
@@ -310,7 +310,7 @@ pub fn review(
                     metric
                 })
             };
-            target_with(tiers, tz, holding, &metric_of, at).and_then(|to| level_index(tiers, &to))
+            target_with(tiers, cal, holding, &metric_of, at).and_then(|to| level_index(tiers, &to))
         };
         let Some(to) = level_at(0).filter(|to| *to < current) else {
             continue;
@@ -352,8 +352,8 @@ fn qualifying_level(tiers: &Tiers, metric: i64) -> usize {
     level_index(tiers, &qualifying_tier(tiers, metric).code).unwrap_or(0)
 }
 
-fn add_days(at: Timestamp, days: u32, tz: &TimeZone) -> Option<Timestamp> {
-    add_civil(at, days, ExpiryUnit::Days, tz)
+fn add_days(at: Timestamp, days: u32, cal: &Calendar) -> Option<Timestamp> {
+    add_civil(at, days, ExpiryUnit::Days, cal)
 }
 
 fn just_before(at: Timestamp) -> Option<Timestamp> {
@@ -364,10 +364,14 @@ fn just_before(at: Timestamp) -> Option<Timestamp> {
 const TERMS_MAX: u32 = 12_000;
 
 /// The ends of the member's tier terms: `since` + k × `months`, k = 1, 2, ...
-fn term_ends(since: Timestamp, months: u32, tz: &TimeZone) -> impl Iterator<Item = Timestamp> + '_ {
+fn term_ends(
+    since: Timestamp,
+    months: u32,
+    cal: &Calendar,
+) -> impl Iterator<Item = Timestamp> + '_ {
     let months = months.max(1);
     (1..=TERMS_MAX)
-        .map_while(move |k| add_civil(since, k.checked_mul(months)?, ExpiryUnit::Months, tz))
+        .map_while(move |k| add_civil(since, k.checked_mul(months)?, ExpiryUnit::Months, cal))
 }
 
 /// The term end whose review applies at `now`: the last one whose grace is over by `now`.
@@ -376,10 +380,10 @@ fn reviewed_term_end(
     months: u32,
     grace_days: u32,
     now: Timestamp,
-    tz: &TimeZone,
+    cal: &Calendar,
 ) -> Option<Timestamp> {
-    term_ends(since, months, tz)
-        .take_while(|end| add_days(*end, grace_days, tz).is_some_and(|over| over <= now))
+    term_ends(since, months, cal)
+        .take_while(|end| add_days(*end, grace_days, cal).is_some_and(|over| over <= now))
         .last()
 }
 
@@ -397,8 +401,8 @@ mod tests {
 
     const ZONE: &str = "Asia/Tehran";
 
-    fn tz() -> TimeZone {
-        TimeZone::get(ZONE).unwrap()
+    fn tz() -> Calendar {
+        Calendar::gregorian(jiff::tz::TimeZone::get(ZONE).unwrap())
     }
 
     fn ladder(window: TierWindow, grace_days: u32) -> Tiers {
@@ -421,7 +425,7 @@ mod tests {
         local
             .parse::<DateTime>()
             .unwrap()
-            .to_zoned(tz())
+            .to_zoned(tz().tz)
             .unwrap()
             .timestamp()
     }
@@ -695,14 +699,14 @@ mod tests {
             let code = if gold { "gold" } else { "silver" };
             let member = holding(code, since, None);
             // A member the nightly pass would have moved down already is not a state to review.
-            let tz = tz();
+            let cal = tz();
             let past_reviews: Vec<Timestamp> = match window {
-                TierWindow::Rolling { months } => term_ends(since, months, &tz)
-                    .filter_map(|end| add_days(end, grace, &tz))
+                TierWindow::Rolling { months } => term_ends(since, months, &cal)
+                    .filter_map(|end| add_days(end, grace, &cal))
                     .take_while(|over| *over <= now)
                     .collect(),
                 _ => (2020..=2027)
-                    .filter_map(|year| add_days(at(&format!("{year}-01-01T00:00")), grace, &tz))
+                    .filter_map(|year| add_days(at(&format!("{year}-01-01T00:00")), grace, &cal))
                     .filter(|over| *over > since && *over <= now)
                     .collect(),
             };
@@ -726,7 +730,7 @@ mod tests {
                     }
                 }
                 None => {
-                    for instant in review_instants(&tiers, &tz, member, now) {
+                    for instant in review_instants(&tiers, &cal, member, now) {
                         prop_assert_eq!(target_at(&tiers, &history, member, instant), None);
                     }
                 }

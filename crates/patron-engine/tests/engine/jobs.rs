@@ -144,3 +144,70 @@ async fn birthday_is_granted_once_per_year() {
         club.db.cleanup().await;
     }
 }
+
+/// A club whose `[club] calendar` is Persian counts its months and birthdays in the Persian
+/// calendar. The clock starts on 2 March 2026, which is 11 Esfand 1404.
+#[tokio::test]
+async fn a_persian_club_counts_persian_months_and_birthdays() {
+    let source = format!(
+        "{}\n[[rules]]\nid = \"bday\"\nname = \"Happy birthday\"\nkind = \"birthday\"\namount = \"50\"\n",
+        program(
+            0,
+            "policy = \"after_earning\"\namount = 1\nunit = \"months\"\nround_to = \"end_of_month\"",
+            "only_pending",
+            "forfeit"
+        )
+    )
+    .replace(
+        &format!("time_zone = \"{}\"\n", crate::support::ZONE),
+        &format!(
+            "time_zone = \"{}\"\ncalendar = \"persian\"\n",
+            crate::support::ZONE
+        ),
+    );
+    for club in clubs(&source).await {
+        let enroll = |external_id: &str, birthday: &str| patron_engine::EnrollRequest {
+            profile: patron_engine::ProfileFields {
+                external_id: Some(external_id.into()),
+                birthday: Some(birthday.into()),
+                ..patron_engine::ProfileFields::default()
+            },
+            channel: "pos".into(),
+            card_number: None,
+            consents: vec![],
+        };
+        // 1 March 1992 was 11 Esfand 1370: a Persian birthday today. 2 March 1992 was
+        // 12 Esfand 1370: a Gregorian birthday today, but not a Persian one.
+        let mut ids = Vec::new();
+        for (external_id, birthday) in [("persian", "1992-03-01"), ("gregorian", "1992-03-02")] {
+            let request = enroll(external_id, birthday);
+            let enrolled = club.engine.enroll(&club.tenant, &request, None).await;
+            ids.push(enrolled.unwrap().value.id);
+        }
+        let worker = Worker::new(SignedDuration::from_secs(60));
+        for expected in [
+            "1 of 1 members granted, 50 points",
+            "0 of 1 members granted, 0 points",
+        ] {
+            let report = club
+                .engine
+                .run_job_now(&club.tenant, JobKind::Birthdays, &worker)
+                .await
+                .unwrap();
+            assert_eq!(report.outcome.as_deref(), Ok(expected));
+        }
+        assert_eq!(club.balance(&ids[0]).await.available, 50);
+        assert_eq!(club.balance(&ids[1]).await.available, 0);
+
+        // Points earned on 11 Esfand last one month (to 11 Farvardin 1405), rounded to the end
+        // of Farvardin: they expire as 1 Ordibehesht 1405 (21 April 2026) begins, where a
+        // Gregorian club's would last until 1 May.
+        club.buy("doc-1", &ids[1], "1", 1000).await;
+        let expiring = club.balance(&ids[1]).await.expiring;
+        assert_eq!(expiring.len(), 1, "{expiring:?}");
+        assert_eq!(expiring[0].at, crate::support::ny("2026-04-21T00:00"));
+        assert_eq!(expiring[0].points, 10);
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}

@@ -263,12 +263,12 @@ impl Model {
     }
 
     fn lot_expiry(&self, earned_at: Timestamp) -> Option<Timestamp> {
-        expiry::lot_expires_at(&self.program.expiry, earned_at, &self.program.tz())
+        expiry::lot_expires_at(&self.program.expiry, earned_at, &self.program.calendar())
     }
 
     fn touch(&mut self, m: usize) {
         self.members[m].inactive_at =
-            expiry::inactivity_expires_at(&self.program.expiry, self.now, &self.program.tz());
+            expiry::inactivity_expires_at(&self.program.expiry, self.now, &self.program.calendar());
     }
 
     /// Takes `amount` from the lots, soonest expiry first (never-expiring last, then creation
@@ -523,8 +523,11 @@ impl Case<'_> {
                     usize::from(doubled),
                     "rules that fired"
                 );
-                let until =
-                    expiry::pending_until(&model.program.pending, model.now, &model.program.tz());
+                let until = expiry::pending_until(
+                    &model.program.pending,
+                    model.now,
+                    &model.program.calendar(),
+                );
                 let earn = match (points, until) {
                     (0, _) => Earn::None,
                     (_, Some(_)) => Earn::Pending,
