@@ -558,6 +558,9 @@ pub struct ExitOut {
     pub holds_released: i64,
     /// Points kept on the (now anonymous) record.
     pub points_kept: i64,
+    /// The member's unused coupons (rewards bought with points, codes in their name), voided:
+    /// a till that presents one gets `member_exited`.
+    pub coupons_voided: u64,
 }
 
 impl From<ExitReceipt> for ExitOut {
@@ -569,6 +572,7 @@ impl From<ExitReceipt> for ExitOut {
             pending_voided,
             holds_released,
             points_kept,
+            coupons_voided,
         } = receipt;
         ExitOut {
             member_id,
@@ -577,6 +581,7 @@ impl From<ExitReceipt> for ExitOut {
             pending_voided,
             holds_released,
             points_kept,
+            coupons_voided,
         }
     }
 }

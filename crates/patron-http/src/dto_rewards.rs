@@ -139,7 +139,7 @@ pub struct CouponOut {
     pub promotion_id: Option<String>,
     /// The owner of a personal coupon; null for a public code.
     pub member_id: Option<String>,
-    /// issued | redeemed | released | expired
+    /// issued | redeemed | released | expired | voided (its member left the club)
     pub state: String,
     pub uses: i64,
     /// null: unlimited.
@@ -227,8 +227,8 @@ pub struct CouponReleaseBody {
 #[serde(deny_unknown_fields)]
 pub struct CouponCheckOut {
     pub valid: bool,
-    /// Why not: used, expired, not_started, not_for_member, limit_reached,
-    /// member_limit_reached, budget_exhausted.
+    /// Why not: used, expired, not_started, not_for_member, member_exited (the coupon's member
+    /// left the club), limit_reached, member_limit_reached, budget_exhausted.
     pub reason: Option<String>,
     /// The discount on the cart, when it is money and the cart is known.
     pub discount_minor: Option<i64>,

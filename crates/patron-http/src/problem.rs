@@ -331,6 +331,7 @@ impl Problem {
                     "expired" | "not_started" => Code::CouponExpired,
                     "not_for_member" => Code::CouponNotForMember,
                     "budget_exhausted" => Code::PromotionBudgetExhausted,
+                    "member_exited" => Code::MemberExited,
                     _ => Code::CouponLimitReached,
                 };
                 Problem::new(code, detail)

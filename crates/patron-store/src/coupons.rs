@@ -64,7 +64,7 @@ pub struct Coupon {
     pub promotion_id: Option<String>,
     /// The owner of a personal coupon; `None` for a public code.
     pub member_id: Option<String>,
-    /// issued | redeemed | released | expired
+    /// issued | redeemed | released | expired | voided (its member left the club)
     pub state: String,
     pub uses: i64,
     pub max_uses: Option<i64>,
@@ -410,10 +410,15 @@ async fn refusal(
     if coupon.expires_at.is_some_and(|at| at <= now) || coupon.state == "expired" {
         return Ok((Some("expired"), discount));
     }
-    if let Some(owner) = &coupon.member_id
-        && usage.member_id.as_deref() != Some(owner.as_str())
-    {
-        return Ok((Some("not_for_member"), discount));
+    if let Some(owner) = &coupon.member_id {
+        if usage.member_id.as_deref() != Some(owner.as_str()) {
+            return Ok((Some("not_for_member"), discount));
+        }
+        // Voided at the exit; the status also covers coupons of members who left before
+        // exits voided them.
+        if coupon.state == "voided" || member_exited(c, ctx, owner).await? {
+            return Ok((Some("member_exited"), discount));
+        }
     }
     let Some(promotion) = promotion else {
         return Ok((None, discount));
@@ -446,6 +451,62 @@ async fn refusal(
         }
     }
     Ok((None, discount))
+}
+
+/// Whether `member_id` has left the club.
+async fn member_exited(c: &mut Conn, ctx: LedgerCtx, member_id: &str) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT status FROM members WHERE tenant_id = $1 AND id = $2")
+        .bind(ctx.tenant.0)
+        .bind(member_id)
+        .fetch_optional(conn(c))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get::<String, _>("status")? == "exited",
+        None => false,
+    })
+}
+
+/// Voids the member's coupons that could still be used (`issued`, `released`), recording a
+/// `voided` event for each; part of the member's exit. Answers how many.
+pub(crate) async fn void_member_coupons(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    member_id: &str,
+) -> Result<u64, StoreError> {
+    let sql = format!(
+        "SELECT code, promotion_id, reward_id FROM coupons WHERE tenant_id = $1 AND member_id = $2 \
+         AND state IN ('issued', 'released') ORDER BY code{}",
+        ctx.backend.for_update()
+    );
+    let rows = sqlx::query(&sql)
+        .bind(ctx.tenant.0)
+        .bind(member_id)
+        .fetch_all(conn(c))
+        .await?;
+    for row in &rows {
+        let code: String = row.try_get("code")?;
+        let promotion_id: Option<String> = row.try_get("promotion_id")?;
+        let reward_id: Option<String> = row.try_get("reward_id")?;
+        sqlx::query(
+            "UPDATE coupons SET state = 'voided', updated_at = $3 WHERE tenant_id = $1 AND code = $2",
+        )
+        .bind(ctx.tenant.0)
+        .bind(&code)
+        .bind(time::to_db(ctx.now))
+        .execute(conn(c))
+        .await?;
+        record_event(
+            c,
+            ctx,
+            &code,
+            "voided",
+            promotion_id.as_deref(),
+            reward_id.as_deref(),
+            Some(member_id),
+        )
+        .await?;
+    }
+    Ok(rows.len() as u64)
 }
 
 pub(crate) async fn coupon_in_tx(
@@ -636,8 +697,13 @@ impl Store {
                     .bind(time::to_db(now))
                     .execute(conn(c))
                     .await?;
+                // A coupon whose member left stays void: the promotion gets the use back, the
+                // coupon does not become usable again.
                 sqlx::query(
-                    "UPDATE coupons SET uses = $3, state = 'released', updated_at = $4 WHERE tenant_id = $1 AND code = $2",
+                    "UPDATE coupons SET uses = $3, updated_at = $4, state = CASE WHEN state = 'voided' \
+                     OR EXISTS (SELECT 1 FROM members m WHERE m.tenant_id = coupons.tenant_id \
+                     AND m.id = coupons.member_id AND m.status = 'exited') THEN 'voided' ELSE 'released' END \
+                     WHERE tenant_id = $1 AND code = $2",
                 )
                 .bind(tenant.0)
                 .bind(&code)

@@ -57,7 +57,7 @@ pub enum Rejection {
     InvalidCouponCode { coupon: String, reason: String },
     #[error("coupon {coupon} not found")]
     CouponNotFound { coupon: String },
-    /// `reason`: used, expired, not_started, not_for_member, limit_reached,
+    /// `reason`: used, expired, not_started, not_for_member, member_exited, limit_reached,
     /// member_limit_reached, budget_exhausted.
     #[error("coupon {coupon} cannot be used: {reason}")]
     CouponRefused { coupon: String, reason: String },

@@ -584,6 +584,10 @@ pub struct ExitReceipt {
     pub pending_voided: i64,
     pub holds_released: i64,
     pub points_kept: i64,
+    /// The member's unused coupons (rewards they bought, codes given to them) voided on exit.
+    /// Absent from receipts stored before this field existed: 0.
+    #[serde(default)]
+    pub coupons_voided: u64,
 }
 
 impl Store {
@@ -838,6 +842,9 @@ impl Store {
                 .bind(time::to_db(now))
                 .execute(conn(c))
                 .await?;
+                // Their benefits end with their membership: a coupon in their name could
+                // otherwise still be used at a till after the points were settled.
+                let coupons_voided = crate::coupons::void_member_coupons(c, ctx, member_id).await?;
                 let receipt = ExitReceipt {
                     member_id: member_id.to_string(),
                     exited_at: now,
@@ -845,9 +852,10 @@ impl Store {
                     pending_voided,
                     holds_released,
                     points_kept: wallet.spendable().max(0),
+                    coupons_voided,
                 };
                 let details = format!(
-                    "personal data erased; forfeited {points_forfeited}, kept {}, pending voided {pending_voided}, holds released {holds_released}",
+                    "personal data erased; forfeited {points_forfeited}, kept {}, pending voided {pending_voided}, holds released {holds_released}, coupons voided {coupons_voided}",
                     receipt.points_kept
                 );
                 audit(

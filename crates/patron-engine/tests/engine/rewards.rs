@@ -529,3 +529,72 @@ async fn the_coupon_job_expires_unused_codes_once() {
         club.verify().await;
     }
 }
+
+/// A member's exit voids their unused coupons: presented at a till afterwards they are refused
+/// with `member_exited`, and a use released after the exit leaves the coupon void.
+#[tokio::test]
+async fn a_members_exit_voids_their_coupons() {
+    for club in clubs(&COFFEE).await {
+        let (engine, tenant) = (&club.engine, &club.tenant);
+        let member = club.enroll("leaver").await;
+        club.grant(&member, 500).await;
+        let mut codes = Vec::new();
+        for key in ["reward-a", "reward-b"] {
+            let issued = engine
+                .redeem_reward(tenant, &member, "two_dollars_off", Some(key))
+                .await
+                .unwrap();
+            codes.push(issued.value.coupon.code);
+        }
+        // The first is used on an order before the member leaves; the second is not.
+        engine
+            .redeem_coupon(
+                tenant,
+                &codes[0],
+                &usage(Some(&member), Some("order-1")),
+                None,
+            )
+            .await
+            .unwrap();
+        let exit = engine
+            .exit_member(tenant, &member, "test", Some("exit-1"))
+            .await
+            .unwrap();
+        assert_eq!(exit.value.coupons_voided, 1);
+
+        let check = engine
+            .validate_coupon(tenant, &codes[1], &usage(Some(&member), None))
+            .await
+            .unwrap();
+        assert!(!check.valid);
+        assert_eq!(check.reason.as_deref(), Some("member_exited"));
+        assert_eq!(check.coupon.state, "voided");
+        assert_eq!(
+            refusal(
+                engine
+                    .redeem_coupon(tenant, &codes[1], &usage(Some(&member), Some("o2")), None)
+                    .await
+            ),
+            "member_exited"
+        );
+        // The order with the first coupon is cancelled: the use is given back, and the coupon
+        // stays out of reach.
+        let released = engine
+            .release_coupon(tenant, &codes[0], Some("order-1"), None)
+            .await
+            .unwrap();
+        assert_eq!(released.value.coupon.state, "voided");
+        assert_eq!(
+            refusal(
+                engine
+                    .redeem_coupon(tenant, &codes[0], &usage(Some(&member), Some("o3")), None)
+                    .await
+            ),
+            "member_exited"
+        );
+        let events = counts(&club).await;
+        assert!(events.contains(&("voided".to_string(), 1)), "{events:?}");
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}

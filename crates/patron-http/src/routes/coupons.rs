@@ -83,7 +83,7 @@ pub async fn validate(
     responses(
         (status = 200, description = "Redeemed", body = CouponReceiptOut),
         (status = 404, description = "`coupon_not_found`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "`coupon_used`, `coupon_expired`, `coupon_limit_reached`, `promotion_budget_exhausted`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`coupon_used`, `coupon_expired`, `coupon_limit_reached`, `promotion_budget_exhausted`, `member_exited` (the coupon's member left the club)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_coupon_code`, `coupon_not_for_member`, `invalid_value`", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]

@@ -291,7 +291,18 @@ async fn a_member_leaves_the_club() {
     for club in clubs().await {
         let api = &club.api;
         let member = club.enroll("leaver").await;
-        club.grant(&member, 50).await;
+        club.grant(&member, 150).await;
+        // A reward bought before leaving: its coupon is voided with the membership.
+        let redemption = api
+            .post(
+                &format!("/v1/members/{member}/redemptions"),
+                &club.pos,
+                json!({ "reward_id": "two_dollars_off" }),
+            )
+            .await
+            .assert_status(201)
+            .clone();
+        let code = redemption["coupon"]["code"].as_str().unwrap().to_owned();
         let exit = api
             .post(
                 &format!("/v1/members/{member}/exit"),
@@ -302,6 +313,14 @@ async fn a_member_leaves_the_club() {
         let receipt = exit.assert_status(200);
         assert_eq!(receipt["member_id"], member.as_str());
         assert_eq!(receipt["points_forfeited"], 50, "the coffee chain forfeits");
+        assert_eq!(receipt["coupons_voided"], 1);
+        api.post(
+            &format!("/v1/coupons/{code}/redeem"),
+            &club.pos,
+            json!({ "member_id": member, "order_id": "after-exit" }),
+        )
+        .await
+        .assert_problem(409, "member_exited");
         let after = api.get(&format!("/v1/members/{member}"), &club.admin).await;
         let after = after.assert_status(200);
         assert_eq!(after["status"], "exited");
