@@ -23,7 +23,7 @@ use sqlx::Row;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 
-use crate::bulk::placeholders;
+use crate::bulk::placeholders_on;
 use crate::stats::day_number;
 use crate::tenants::TenantId;
 use crate::{Backend, Store, StoreError, time, unit_of_work};
@@ -273,6 +273,7 @@ impl Store {
         rows: &[RfvRow],
         now: Timestamp,
     ) -> Result<RfvSaved, StoreError> {
+        let backend = self.backend();
         let members = i64::try_from(rows.len()).unwrap_or(i64::MAX);
         let run_id: i64 = unit_of_work!(self, |tx| {
             async {
@@ -298,7 +299,7 @@ impl Store {
                         let sql = format!(
                             "INSERT INTO rfv_members (tenant_id, run_id, member_id, recency_days, frequency, \
                              monetary_minor, r, f, m, segment) VALUES {}",
-                            placeholders(chunk.len(), 10)
+                            placeholders_on(backend, chunk.len(), 10)
                         );
                         let mut query = sqlx::query(&sql);
                         for row in chunk {
@@ -737,6 +738,7 @@ impl Store {
         left: &[String],
         now: Timestamp,
     ) -> Result<u64, StoreError> {
+        let backend = self.backend();
         let properties = format!("{{\"segment\":\"{segment}\",\"source\":\"rule\"}}");
         let mut events = 0;
         for (members, entering) in [(entered, true), (left, false)] {
@@ -750,7 +752,7 @@ impl Store {
                                     format!(
                                         "INSERT INTO segment_members (tenant_id, segment_id, member_id, entered_at) \
                                          VALUES {} ON CONFLICT DO NOTHING RETURNING member_id",
-                                        placeholders(chunk.len(), 4)
+                                        placeholders_on(backend, chunk.len(), 4)
                                     ),
                                     "segment.entered",
                                 )
@@ -792,7 +794,7 @@ impl Store {
                             }
                             let sql = format!(
                                 "INSERT INTO member_events (tenant_id, member_id, type, occurred_at, properties) VALUES {}",
-                                placeholders(done.len(), 5)
+                                placeholders_on(backend, done.len(), 5)
                             );
                             let mut query = sqlx::query(&sql);
                             for member in &done {

@@ -296,3 +296,61 @@ async fn an_import_refreshes_postgresqls_statistics() {
         }
     }
 }
+
+/// An import larger than one multi-row INSERT (200 rows) lands every row whole: each
+/// member's fields, wallet, card and consent where that row put them, on both backends (SQLite
+/// binds these statements by position, PostgreSQL by number).
+#[tokio::test]
+async fn an_import_of_several_statements_keeps_every_row_whole() {
+    for club in clubs(&program(0, NEVER, "within_balance", "forfeit")).await {
+        let mut csv = String::from("external_id,name,email,birthday,consent_email\n");
+        for i in 0..450 {
+            let consent = if i % 2 == 0 { "yes" } else { "no" };
+            csv.push_str(&format!(
+                "row-{i},Member {i},m{i}@example.com,1990-01-{:02},{consent}\n",
+                i % 28 + 1
+            ));
+        }
+        let report = import(&club, &csv).await.unwrap();
+        assert_eq!((report.rows, report.imported), (450, 450), "{report:?}");
+        let mut cards = std::collections::HashSet::new();
+        for i in [0, 1, 199, 200, 201, 399, 400, 449] {
+            let member = club
+                .engine
+                .find_member(&club.tenant, Lookup::ExternalId(&format!("row-{i}")))
+                .await
+                .unwrap()
+                .unwrap();
+            let name = format!("Member {i}");
+            let email = format!("m{i}@example.com");
+            let birthday = format!("1990-01-{:02}", i % 28 + 1);
+            assert_eq!(
+                (
+                    member.profile.name.as_deref(),
+                    member.profile.email.as_deref(),
+                    member.profile.birthday.as_deref()
+                ),
+                (
+                    Some(name.as_str()),
+                    Some(email.as_str()),
+                    Some(birthday.as_str())
+                ),
+                "[{}] row {i}",
+                club.label()
+            );
+            assert_eq!(club.balance(&member.id).await.available, 0);
+            let card = member.card_number.clone().unwrap();
+            assert!(cards.insert(card), "row {i}: a card of its own");
+            let consents = club
+                .engine
+                .store()
+                .consents(club.tenant.id, &member.id)
+                .await
+                .unwrap();
+            assert_eq!(consents.len(), 1, "row {i}");
+            assert_eq!(consents[0].granted, i % 2 == 0, "row {i}");
+        }
+        club.verify().await;
+        club.db.cleanup().await;
+    }
+}
