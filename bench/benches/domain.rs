@@ -44,6 +44,12 @@ fn benches(c: &mut Criterion) {
         "lot_expires_at (12 months, end of the Persian month, Asia/Tehran)",
         |b| b.iter(|| expiry::lot_expires_at(&program.expiry, black_box(now), &cal)),
     );
+    // The baseline: the same policy counted in Gregorian months.
+    let gregorian = patron_domain::calendar::Calendar::gregorian(program.tz());
+    c.bench_function(
+        "lot_expires_at (12 months, end of the Gregorian month, Asia/Tehran)",
+        |b| b.iter(|| expiry::lot_expires_at(&program.expiry, black_box(now), &gregorian)),
+    );
 
     let lots: Vec<LotView> = (0..200)
         .map(|i| LotView {
