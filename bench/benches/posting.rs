@@ -1,5 +1,7 @@
 //! Purchase posting and member import against a plain INSERT of the same rows, measured in
-//! the same run on the same database with the same durability settings.
+//! the same run on the same database with the same durability settings. Purchases are also
+//! compared with their core rows (purchase, lines, transfer, lot, wallet update) written as
+//! plain statements in one transaction each.
 //!
 //! `cargo bench -p patron-bench --bench posting` (PostgreSQL too when
 //! `PATRON_BENCH_POSTGRES_URL` or `PATRON_TEST_POSTGRES_URL` is set). Sizes:
@@ -75,6 +77,18 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
         "CREATE TABLE raw_members (tenant_id BIGINT NOT NULL, id TEXT NOT NULL, external_id TEXT, name TEXT, phone TEXT, \
          PRIMARY KEY (tenant_id, id))",
         "CREATE UNIQUE INDEX raw_members_external ON raw_members (tenant_id, external_id)",
+        // The second baseline: the core rows a purchase writes, as plain statements.
+        "CREATE TABLE raw_lines (tenant_id BIGINT NOT NULL, purchase_id TEXT NOT NULL, line_no BIGINT NOT NULL, \
+         sku TEXT NOT NULL, category TEXT NOT NULL, quantity TEXT NOT NULL, unit_price_minor BIGINT NOT NULL, \
+         discount_minor BIGINT NOT NULL, total_minor BIGINT NOT NULL, PRIMARY KEY (tenant_id, purchase_id, line_no))",
+        "CREATE TABLE raw_transfers (id BIGINT PRIMARY KEY, tenant_id BIGINT NOT NULL, transfer_key TEXT NOT NULL, \
+         debit_account BIGINT NOT NULL, credit_account BIGINT NOT NULL, amount BIGINT NOT NULL, code TEXT NOT NULL, \
+         member_id TEXT, document_id TEXT, created_at BIGINT NOT NULL)",
+        "CREATE UNIQUE INDEX raw_transfers_key ON raw_transfers (tenant_id, transfer_key)",
+        "CREATE TABLE raw_lots (id BIGINT PRIMARY KEY, tenant_id BIGINT NOT NULL, account_id BIGINT NOT NULL, \
+         transfer_id BIGINT NOT NULL, amount BIGINT NOT NULL, remaining BIGINT NOT NULL, expires_at BIGINT, \
+         created_at BIGINT NOT NULL)",
+        "CREATE TABLE raw_wallets (id BIGINT PRIMARY KEY, credits_posted BIGINT NOT NULL)",
     ] {
         sqlx::query(ddl).execute(store.pool()).await.unwrap();
     }
@@ -101,7 +115,16 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
     }
     patron_bench::settle_statistics(&store).await.unwrap();
 
-    let (mut raw, mut posted) = (Vec::new(), Vec::new());
+    for i in 0..member_ids.len() {
+        sqlx::query("INSERT INTO raw_wallets (id, credits_posted) VALUES ($1, 0)")
+            .bind(i as i64)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+
+    let (mut raw, mut core, mut posted) = (Vec::new(), Vec::new(), Vec::new());
+    let mut core_id = 0i64;
     for round in 0..ROUNDS {
         raw.push(
             time(async {
@@ -121,6 +144,75 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
                     .execute(store.pool())
                     .await
                     .unwrap();
+                }
+            })
+            .await,
+        );
+        // The same purchase's core rows written plainly, one transaction each: the purchase,
+        // its two lines, the earning transfer, its lot and the wallet's total.
+        core.push(
+            time(async {
+                for i in 0..purchases {
+                    core_id += 1;
+                    let member = &member_ids[i % member_ids.len()];
+                    let (id, at) = (format!("core-{round}-{i}"), 1_700_000_000_000_000i64);
+                    let mut tx = store.begin_write().await.unwrap();
+                    sqlx::query(
+                        "INSERT INTO raw_purchases (tenant_id, id, document_id, store_id, member_id, occurred_at, currency, total_minor) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(tenant.id.0)
+                    .bind(&id)
+                    .bind(format!("core-doc-{round}-{i}"))
+                    .bind("store-1")
+                    .bind(member)
+                    .bind(at)
+                    .bind("USD")
+                    .bind(1075i64)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                    sqlx::query(
+                        "INSERT INTO raw_lines (tenant_id, purchase_id, line_no, sku, category, quantity, unit_price_minor, \
+                         discount_minor, total_minor) VALUES ($1, $2, 1, 'latte', 'coffee', '1', 475, 0, 475), \
+                         ($1, $2, 2, 'scone', 'bakery', '2', 325, 50, 600)",
+                    )
+                    .bind(tenant.id.0)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                    sqlx::query(
+                        "INSERT INTO raw_transfers (id, tenant_id, transfer_key, debit_account, credit_account, amount, code, \
+                         member_id, document_id, created_at) VALUES ($1, $2, $3, 1, $4, 10, 'earn', $5, $6, $7)",
+                    )
+                    .bind(core_id)
+                    .bind(tenant.id.0)
+                    .bind(format!("earn:{id}"))
+                    .bind((i % member_ids.len()) as i64)
+                    .bind(member)
+                    .bind(&id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                    sqlx::query(
+                        "INSERT INTO raw_lots (id, tenant_id, account_id, transfer_id, amount, remaining, expires_at, created_at) \
+                         VALUES ($1, $2, $3, $1, 10, 10, NULL, $4)",
+                    )
+                    .bind(core_id)
+                    .bind(tenant.id.0)
+                    .bind((i % member_ids.len()) as i64)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                    sqlx::query("UPDATE raw_wallets SET credits_posted = credits_posted + 10 WHERE id = $1")
+                        .bind((i % member_ids.len()) as i64)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
                 }
             })
             .await,
@@ -245,7 +337,13 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
             backend: label,
             what: "purchase, one commit each",
             baseline: rate(purchases, median(raw)),
-            patron: rate(purchases, median(posted)),
+            patron: rate(purchases, median(posted.clone())),
+        },
+        Row {
+            backend: label,
+            what: "purchase vs its core rows written plainly, one commit each",
+            baseline: rate(purchases, median(core)),
+            patron: rate(purchases, median(posted.clone())),
         },
         Row {
             backend: label,
