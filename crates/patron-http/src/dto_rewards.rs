@@ -139,7 +139,8 @@ pub struct CouponOut {
     pub promotion_id: Option<String>,
     /// The owner of a personal coupon; null for a public code.
     pub member_id: Option<String>,
-    /// issued | redeemed | released | expired | voided (its member left the club)
+    /// issued | redeemed | released | expired | voided (its reward redemption was cancelled,
+    /// or its member left the club)
     pub state: String,
     pub uses: i64,
     /// null: unlimited.

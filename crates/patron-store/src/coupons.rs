@@ -64,7 +64,8 @@ pub struct Coupon {
     pub promotion_id: Option<String>,
     /// The owner of a personal coupon; `None` for a public code.
     pub member_id: Option<String>,
-    /// issued | redeemed | released | expired | voided (its member left the club)
+    /// issued | redeemed | released | expired | voided (its reward redemption was cancelled,
+    /// or its member left the club)
     pub state: String,
     pub uses: i64,
     pub max_uses: Option<i64>,
@@ -404,21 +405,22 @@ async fn refusal(
 ) -> Result<(Option<&'static str>, Option<i64>), StoreError> {
     let discount = coupon.benefit.discount_on(usage.cart_minor);
     let now = ctx.now;
+    // A personal coupon first: a stranger learns nothing more about it, and one whose
+    // member left says so rather than "expired" (the exit voids it with an expiry of now;
+    // the status also covers members who left before exits voided their coupons).
+    if let Some(owner) = &coupon.member_id {
+        if usage.member_id.as_deref() != Some(owner.as_str()) {
+            return Ok((Some("not_for_member"), discount));
+        }
+        if member_exited(c, ctx, owner).await? {
+            return Ok((Some("member_exited"), discount));
+        }
+    }
     if coupon.max_uses.is_some_and(|max| coupon.uses >= max) {
         return Ok((Some("used"), discount));
     }
     if coupon.expires_at.is_some_and(|at| at <= now) || coupon.state == "expired" {
         return Ok((Some("expired"), discount));
-    }
-    if let Some(owner) = &coupon.member_id {
-        if usage.member_id.as_deref() != Some(owner.as_str()) {
-            return Ok((Some("not_for_member"), discount));
-        }
-        // Voided at the exit; the status also covers coupons of members who left before
-        // exits voided them.
-        if coupon.state == "voided" || member_exited(c, ctx, owner).await? {
-            return Ok((Some("member_exited"), discount));
-        }
     }
     let Some(promotion) = promotion else {
         return Ok((None, discount));
@@ -466,8 +468,29 @@ async fn member_exited(c: &mut Conn, ctx: LedgerCtx, member_id: &str) -> Result<
     })
 }
 
-/// Voids the member's coupons that could still be used (`issued`, `released`), recording a
-/// `voided` event for each; part of the member's exit. Answers how many.
+/// Voids a coupon: state `voided`, expired from now on so every check refuses it, and a
+/// `voided` event (a cancelled reward redemption, a member's exit).
+pub(crate) async fn void_coupon(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    code: &str,
+    promotion_id: Option<&str>,
+    reward_id: Option<&str>,
+    member_id: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE coupons SET state = 'voided', expires_at = $3, updated_at = $3 WHERE tenant_id = $1 AND code = $2",
+    )
+    .bind(ctx.tenant.0)
+    .bind(code)
+    .bind(time::to_db(ctx.now))
+    .execute(conn(c))
+    .await?;
+    record_event(c, ctx, code, "voided", promotion_id, reward_id, member_id).await
+}
+
+/// Voids the member's coupons that could still be used (`issued`, `released`); part of the
+/// member's exit. Answers how many.
 pub(crate) async fn void_member_coupons(
     c: &mut Conn,
     ctx: LedgerCtx,
@@ -487,19 +510,10 @@ pub(crate) async fn void_member_coupons(
         let code: String = row.try_get("code")?;
         let promotion_id: Option<String> = row.try_get("promotion_id")?;
         let reward_id: Option<String> = row.try_get("reward_id")?;
-        sqlx::query(
-            "UPDATE coupons SET state = 'voided', updated_at = $3 WHERE tenant_id = $1 AND code = $2",
-        )
-        .bind(ctx.tenant.0)
-        .bind(&code)
-        .bind(time::to_db(ctx.now))
-        .execute(conn(c))
-        .await?;
-        record_event(
+        void_coupon(
             c,
             ctx,
             &code,
-            "voided",
             promotion_id.as_deref(),
             reward_id.as_deref(),
             Some(member_id),

@@ -136,19 +136,10 @@ async fn cancel_in(
     .execute(conn(c))
     .await?;
     // The coupon: voided, and past its expiry from now on, so every check refuses it.
-    sqlx::query(
-        "UPDATE coupons SET state = 'voided', expires_at = $3, updated_at = $3 WHERE tenant_id = $1 AND code = $2",
-    )
-    .bind(ctx.tenant.0)
-    .bind(&coupon_code)
-    .bind(time::to_db(ctx.now))
-    .execute(conn(c))
-    .await?;
-    crate::coupons::record_event(
+    crate::coupons::void_coupon(
         c,
         ctx,
         &coupon_code,
-        "voided",
         coupon
             .try_get::<Option<String>, _>("promotion_id")?
             .as_deref(),
