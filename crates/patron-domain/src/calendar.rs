@@ -206,9 +206,7 @@ impl Calendar {
 
     /// The first instant of a local date: midnight, or the end of a DST gap that swallows it.
     pub fn start_of_day(&self, date: Date) -> Option<Timestamp> {
-        date.to_zoned(self.tz.clone())
-            .ok()
-            .map(|zoned| zoned.timestamp())
+        crate::expiry::start_of_day(date, &self.tz)
     }
 
     /// `instant` plus `months` (negative: minus) of this calendar, keeping the local wall-clock

@@ -122,7 +122,7 @@ fn next_boundary(
 }
 
 /// The first instant of a local date: midnight, or the end of a DST gap that swallows midnight.
-pub(crate) fn start_of_day(date: Date, tz: &TimeZone) -> Option<Timestamp> {
+pub fn start_of_day(date: Date, tz: &TimeZone) -> Option<Timestamp> {
     date.to_zoned(tz.clone())
         .ok()
         .map(|zoned| zoned.timestamp())

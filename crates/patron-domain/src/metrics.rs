@@ -17,7 +17,6 @@
 //!   nor misses its target.
 
 use jiff::civil::{Date, Weekday};
-use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned};
 use rust_decimal::{Decimal, RoundingStrategy};
 
@@ -106,9 +105,7 @@ impl std::fmt::Display for PeriodError {
 }
 
 /// Local midnight of `date` in `tz` (the first instant of the day, also across a DST gap).
-pub fn start_of_day(date: Date, tz: &TimeZone) -> Option<Timestamp> {
-    date.to_zoned(tz.clone()).ok().map(|z| z.timestamp())
-}
+pub use crate::expiry::start_of_day;
 
 /// The periods from the one containing `from` to the one containing `to`, in the club's zone
 /// and calendar (a Persian club's months run from the first of each Persian month).
@@ -276,6 +273,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use jiff::civil::date;
+    use jiff::tz::TimeZone;
 
     use super::*;
 

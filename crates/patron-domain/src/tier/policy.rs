@@ -353,7 +353,7 @@ fn qualifying_level(tiers: &Tiers, metric: i64) -> usize {
 }
 
 fn add_days(at: Timestamp, days: u32, cal: &Calendar) -> Option<Timestamp> {
-    add_civil(at, days, ExpiryUnit::Days, cal)
+    crate::expiry::add_days(at, days, &cal.tz)
 }
 
 fn just_before(at: Timestamp) -> Option<Timestamp> {
