@@ -71,6 +71,12 @@ const SQLITE: &[Migration] = &[
         name: "member_purchases_covering",
         sql: include_str!("../migrations/sqlite/0012_member_purchases_covering.sql"),
     },
+    // 13 is PostgreSQL's alone.
+    Migration {
+        version: 14,
+        name: "rule_awards_usage_partial",
+        sql: include_str!("../migrations/sqlite/0014_rule_awards_usage_partial.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -140,6 +146,11 @@ const POSTGRES: &[Migration] = &[
         version: 13,
         name: "wallet_lock_version",
         sql: include_str!("../migrations/postgres/0013_wallet_lock_version.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "rule_awards_usage_partial",
+        sql: include_str!("../migrations/postgres/0014_rule_awards_usage_partial.sql"),
     },
 ];
 

@@ -72,7 +72,7 @@ pub(crate) fn limit_periods(
 
 /// The query of [`usage_in`] for `rules` limited rules: `$1` tenant, `$2` member, and from
 /// `$first` on, each rule's id and period key. One arm per rule, each a lookup of the whole
-/// `rule_awards_usage` key: written as one `OR` of the pairs, the condition could only use
+/// `rule_awards_limited` key: written as one `OR` of the pairs, the condition could only use
 /// the index's `(tenant_id, member_id)` prefix and filtered every award the member ever got
 /// (a loyal member's years of them, on every purchase).
 pub(crate) fn usage_sql(rules: usize, first: usize) -> String {
