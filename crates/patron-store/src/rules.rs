@@ -75,7 +75,7 @@ pub(crate) fn limit_periods(
 /// `rule_awards_limited` key: written as one `OR` of the pairs, the condition could only use
 /// the index's `(tenant_id, member_id)` prefix and filtered every award the member ever got
 /// (a loyal member's years of them, on every purchase).
-pub(crate) fn usage_sql(rules: usize, first: usize) -> String {
+pub fn usage_sql(rules: usize, first: usize) -> String {
     (0..rules)
         .map(|i| {
             format!(
