@@ -80,27 +80,14 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
     ] {
         sqlx::query(ddl).execute(store.pool()).await.unwrap();
     }
-    let mut member_ids = Vec::new();
-    for i in 0..50 {
-        member_ids.push(
-            patron_bench::enroll_at_pos(&engine, &tenant, format!("bench-{i}"))
-                .await
-                .unwrap(),
-        );
-    }
+    let member_ids = enroll_members(&engine, &tenant, "bench").await;
 
     // Warm-up, not timed: a club with some history, and PostgreSQL statistics that know it
     // (what autovacuum gives a running database). Without it PostgreSQL plans the purchase's
     // reads on freshly created, near-empty tables, caches those plans, and keeps them while
     // the tables grow during the run (a tier-metric read then scans the whole club's
     // purchases), which measures the bench's empty start rather than the code.
-    for i in 0..warm_up() {
-        let request = purchase(format!("w-{i}"), &member_ids[i % member_ids.len()]);
-        engine
-            .post_purchase(&tenant, &request, Some(&format!("wk-{i}")))
-            .await
-            .unwrap();
-    }
+    post_purchases(&engine, &tenant, &member_ids, "w", warm_up()).await;
     patron_bench::settle_statistics(&store).await.unwrap();
 
     // The second baseline writes the same rows as the purchase into the same tables, for a
@@ -133,16 +120,10 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
         );
         same_times.push(same.round(&store, round, purchases, false).await);
         same_one_trip.push(same.round(&store, round, purchases, true).await);
+        let prefix = format!("p-{round}");
         posted.push(
             time(async {
-                for i in 0..purchases {
-                    let request =
-                        purchase(format!("p-{round}-{i}"), &member_ids[i % member_ids.len()]);
-                    engine
-                        .post_purchase(&tenant, &request, Some(&format!("k-{round}-{i}")))
-                        .await
-                        .unwrap();
-                }
+                post_purchases(&engine, &tenant, &member_ids, &prefix, purchases).await;
             })
             .await,
         );
@@ -153,21 +134,8 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
         .apply_program("bench-rules", &with_rules, "bench")
         .await
         .unwrap();
-    let mut ruled_members = Vec::new();
-    for i in 0..50 {
-        ruled_members.push(
-            patron_bench::enroll_at_pos(&engine, &ruled, format!("ruled-{i}"))
-                .await
-                .unwrap(),
-        );
-    }
-    for i in 0..warm_up() {
-        let request = purchase(format!("rw-{i}"), &ruled_members[i % ruled_members.len()]);
-        engine
-            .post_purchase(&ruled, &request, Some(&format!("rwk-{i}")))
-            .await
-            .unwrap();
-    }
+    let ruled_members = enroll_members(&engine, &ruled, "ruled").await;
+    post_purchases(&engine, &ruled, &ruled_members, "rw", warm_up()).await;
     patron_bench::settle_statistics(&store).await.unwrap();
     // Each round times the rule-less club again, then the club with rules: both on the same
     // tables at the same size, with the same statistics. (Against the rule-less rounds above,
@@ -175,32 +143,18 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
     // with rules that never fire and statements identical to the rule-less club's.)
     let (mut without_rules_times, mut with_rules_times) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
+        let (plain, ruled_prefix) = (format!("n-{round}"), format!("r-{round}"));
         without_rules_times.push(
             time(async {
-                for i in 0..purchases {
-                    let request =
-                        purchase(format!("n-{round}-{i}"), &member_ids[i % member_ids.len()]);
-                    engine
-                        .post_purchase(&tenant, &request, Some(&format!("nk-{round}-{i}")))
-                        .await
-                        .unwrap();
-                }
+                post_purchases(&engine, &tenant, &member_ids, &plain, purchases).await;
             })
             .await,
         );
         with_rules_times.push(
             time(async {
-                for i in 0..purchases {
-                    let request = purchase(
-                        format!("r-{round}-{i}"),
-                        &ruled_members[i % ruled_members.len()],
-                    );
-                    let receipt = engine
-                        .post_purchase(&ruled, &request, Some(&format!("rk-{round}-{i}")))
-                        .await
-                        .unwrap();
-                    assert!(!receipt.value.rules.is_empty(), "the rules fire");
-                }
+                let fired =
+                    post_purchases(&engine, &ruled, &ruled_members, &ruled_prefix, purchases).await;
+                assert_eq!(fired, purchases, "the rules fire on every purchase");
             })
             .await,
         );
@@ -295,6 +249,45 @@ async fn run(db: &TestDatabase, label: &'static str, purchases: usize, members: 
     ]
 }
 
+/// Enrolls 50 members of `tenant` at the till (external ids `{prefix}-{i}`); their ids.
+async fn enroll_members(
+    engine: &Engine,
+    tenant: &patron_store::tenants::Tenant,
+    prefix: &str,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        ids.push(
+            patron_bench::enroll_at_pos(engine, tenant, format!("{prefix}-{i}"))
+                .await
+                .unwrap(),
+        );
+    }
+    ids
+}
+
+/// Posts `count` purchases for `tenant`, one commit each, to `members` in turn (document ids
+/// `{prefix}-{i}`, each with an `Idempotency-Key`). Returns how many fired a rule.
+async fn post_purchases(
+    engine: &Engine,
+    tenant: &patron_store::tenants::Tenant,
+    members: &[String],
+    prefix: &str,
+    count: usize,
+) -> usize {
+    let mut fired = 0;
+    for i in 0..count {
+        let document = format!("{prefix}-{i}");
+        let request = purchase(document.clone(), &members[i % members.len()]);
+        let receipt = engine
+            .post_purchase(tenant, &request, Some(&format!("k-{document}")))
+            .await
+            .unwrap();
+        fired += usize::from(!receipt.value.rules.is_empty());
+    }
+    fired
+}
+
 /// Untimed purchases per club before the timed rounds.
 fn warm_up() -> usize {
     env_usize("PATRON_BENCH_WARM_UP", 200)
@@ -373,10 +366,7 @@ impl SameRows {
             .await
             .unwrap();
         let mut members = Vec::new();
-        for i in 0..50 {
-            let id = patron_bench::enroll_at_pos(engine, &tenant, format!("same-{i}"))
-                .await
-                .unwrap();
+        for id in enroll_members(engine, &tenant, "same").await {
             let account: i64 = sqlx::query_scalar(
                 "SELECT id FROM accounts WHERE tenant_id = $1 AND member_id = $2",
             )
@@ -577,7 +567,7 @@ impl SameRows {
                 }
                 let (mut parts, mut values) = (Vec::new(), Vec::new());
                 for (sql, own) in statements {
-                    parts.push(renumber(sql, values.len()));
+                    parts.push(patron_store::renumber(sql, values.len()));
                     values.extend(own);
                 }
                 match backend {
@@ -635,26 +625,4 @@ fn bind<'q>(
         };
     }
     query
-}
-
-/// `sql` with every `$n` as `$(n + offset)`.
-fn renumber(sql: &str, offset: usize) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        out.push(c);
-        if c != '$' {
-            continue;
-        }
-        let mut digits = String::new();
-        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-            digits.push(*d);
-            chars.next();
-        }
-        match digits.parse::<usize>() {
-            Ok(n) => out.push_str(&(n + offset).to_string()),
-            Err(_) => out.push_str(&digits),
-        }
-    }
-    out
 }

@@ -242,7 +242,7 @@ pub(crate) fn bind_all<'q>(
 
 /// `sql` with every placeholder `$k` made `$(k + offset)`. The shared SQL has no `$` in
 /// literals or identifiers, so every `$` followed by digits is a placeholder.
-pub(crate) fn renumber(sql: &str, offset: usize) -> String {
+pub fn renumber(sql: &str, offset: usize) -> String {
     if offset == 0 {
         return sql.to_string();
     }

@@ -43,6 +43,7 @@ pub mod time;
 pub mod verify;
 mod writer;
 
+pub use batch::renumber;
 pub use writer::{GROUP_MAX, Tx};
 
 use std::str::FromStr;
