@@ -1,9 +1,10 @@
 //! How many points a purchase earns.
 //!
 //! Points = eligible amount in major units × points per unit × tier multiplier, rounded to a
-//! whole number with the program's rounding mode. The arithmetic is exact decimal (no floats),
-//! and a result too large for an `i64` saturates instead of overflowing: a purchase can never
-//! earn negative points, nor wrap around.
+//! whole number with the program's rounding mode. The arithmetic is exact decimal (no floats)
+//! and checked: a result too large for an `i64` is an error, never a wrapped or saturated
+//! number, so a purchase can never earn negative points nor a fortune by overflow. (What is
+//! large enough to refuse, far below that, is the program's `[limits] points_max`.)
 
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -18,34 +19,33 @@ use crate::program::{Currency, Earning, Rounding};
 ///   minor units.
 /// - `multiplier`: the member's tier multiplier (1 for none).
 ///
-/// Returns 0 for non-positive amounts or multipliers; saturates at `i64::MAX`.
+/// Returns 0 for non-positive amounts or multipliers, and [`PointsOverflow`] for a result that
+/// does not fit an `i64`.
 pub fn base_points(
     earning: &Earning,
     currency: &Currency,
     purchase_total_minor: i64,
     eligible_amount_minor: i64,
     multiplier: Decimal,
-) -> i64 {
+) -> Result<i64, PointsOverflow> {
     if purchase_total_minor < earning.minimum_purchase_minor
         || eligible_amount_minor <= 0
         || multiplier <= Decimal::ZERO
         || earning.points_per_unit <= Decimal::ZERO
     {
-        return 0;
+        return Ok(0);
     }
     // Minor to major units exactly: 1234 with two decimals is 12.34. A scale beyond what a
     // Decimal holds (28) cannot come from a validated program (at most 4); earn nothing rather
     // than guess.
     let Ok(amount) = Decimal::try_new(eligible_amount_minor, currency.minor_unit) else {
-        return 0;
+        return Ok(0);
     };
     // Every factor is positive here, so an overflow can only be too large a result.
-    let Some(points) = amount
+    let points = amount
         .checked_mul(earning.points_per_unit)
         .and_then(|points| points.checked_mul(multiplier))
-    else {
-        return i64::MAX;
-    };
+        .ok_or(PointsOverflow)?;
     let strategy = match earning.rounding {
         Rounding::Down => RoundingStrategy::ToZero,
         Rounding::Up => RoundingStrategy::AwayFromZero,
@@ -55,9 +55,14 @@ pub fn base_points(
     points
         .round_dp_with_strategy(0, strategy)
         .to_i64()
-        .unwrap_or(i64::MAX)
-        .max(0)
+        .map(|points| points.max(0))
+        .ok_or(PointsOverflow)
 }
+
+/// A number of points too large for an `i64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the points are too large to count")]
+pub struct PointsOverflow;
 
 /// Whether a line item earns points: neither its SKU nor its category is excluded. Codes are
 /// compared exactly as the shop sends them.
@@ -70,9 +75,28 @@ pub fn is_eligible(earning: &Earning, sku: &str, category: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The points of a purchase that cannot overflow (every test but the overflow's).
+    fn base_points(
+        earning: &Earning,
+        currency: &Currency,
+        purchase_total_minor: i64,
+        eligible_amount_minor: i64,
+        multiplier: Decimal,
+    ) -> i64 {
+        super::base_points(
+            earning,
+            currency,
+            purchase_total_minor,
+            eligible_amount_minor,
+            multiplier,
+        )
+        .unwrap()
+    }
 
     fn earning(points_per_unit: Decimal, rounding: Rounding) -> Earning {
         Earning {
@@ -188,11 +212,11 @@ mod tests {
     }
 
     #[test]
-    fn huge_results_saturate() {
+    fn huge_results_are_an_error_not_a_saturated_number() {
         let earning = earning(Decimal::new(1_000_000, 0), Rounding::Down);
         assert_eq!(
-            base_points(&earning, &rial(), i64::MAX, i64::MAX, Decimal::new(100, 0)),
-            i64::MAX
+            super::base_points(&earning, &rial(), i64::MAX, i64::MAX, Decimal::new(100, 0)),
+            Err(PointsOverflow)
         );
         let impossible_scale = Currency {
             code: "XXX".into(),

@@ -14,6 +14,7 @@ pub mod contact;
 pub mod coupon;
 pub mod earning;
 pub mod expiry;
+pub mod limits;
 pub mod lots;
 pub mod metrics;
 pub mod program;

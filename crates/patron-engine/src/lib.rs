@@ -201,6 +201,22 @@ fn claims(key: Option<&str>, operation: &str, hash: &str) -> Vec<Claim> {
         .unwrap_or_default()
 }
 
+/// One operation's points within the program's `[limits] points_max`.
+fn check_points(program: &Program, points: i64) -> Result<(), EngineError> {
+    program
+        .limits
+        .check_points(points)
+        .map_err(|e| EngineError::invalid("points", e.to_string()))
+}
+
+/// A purchase's, refund's or event's time within the program's window around now.
+fn check_time(program: &Program, at: Timestamp, now: Timestamp) -> Result<(), EngineError> {
+    program
+        .limits
+        .check_time(at, now)
+        .map_err(|e| EngineError::invalid("occurred_at", e.to_string()))
+}
+
 fn validate_idempotency_key(key: Option<&str>) -> Result<(), EngineError> {
     if let Some(key) = key
         && (key.is_empty() || key.len() > 255 || key.chars().any(|c| c.is_control()))
@@ -704,23 +720,33 @@ impl Engine {
                 found: request.currency.clone(),
             }));
         }
+        let limits = &program.limits;
+        let occurred_at = request.occurred_at.unwrap_or_else(|| self.now());
+        check_time(program, occurred_at, self.now())?;
         let mut lines = Vec::with_capacity(request.lines.len());
         let (mut total, mut eligible_total) = (0i64, 0i64);
         for (i, line) in request.lines.iter().enumerate() {
             let quantity: Decimal = line.quantity.parse().map_err(|_| {
                 EngineError::invalid(format!("lines[{i}].quantity"), "must be a decimal number")
             })?;
+            limits
+                .check_line(quantity, 0)
+                .map_err(|e| EngineError::invalid(format!("lines[{i}].quantity"), e.to_string()))?;
             let line_total = patron_domain::purchase::line_total_minor(
                 quantity,
                 line.unit_price_minor,
                 line.discount_minor,
             )
             .map_err(|e| EngineError::invalid(format!("lines[{i}]"), e.to_string()))?;
+            limits.check_line(quantity, line_total).map_err(|e| {
+                EngineError::invalid(format!("lines[{i}]"), format!("the line's total {e}"))
+            })?;
             let eligible = earning::is_eligible(&program.earning, &line.sku, &line.category);
-            total = total
-                .checked_add(line_total)
-                .ok_or_else(|| EngineError::invalid("lines", "total too large"))?;
+            total = limits
+                .add_to_purchase(total, line_total)
+                .map_err(|e| EngineError::invalid("lines", format!("the purchase's total {e}")))?;
             if eligible {
+                // At most `total`, which the limit bounds.
                 eligible_total += line_total;
             }
             lines.push(PurchaseLine {
@@ -740,7 +766,7 @@ impl Engine {
             store_id: request.store_id.clone(),
             channel: request.channel.clone(),
             member_id,
-            occurred_at: request.occurred_at.unwrap_or_else(|| self.now()),
+            occurred_at,
             currency: request.currency.clone(),
             total_minor: total,
             eligible_minor: eligible_total,
@@ -817,9 +843,10 @@ impl Engine {
                 &purchase,
                 now,
                 usage,
-            );
+            )
+            .map_err(EngineError::into_store)?;
             failures.set(failed);
-            plan
+            Ok(plan)
         };
         let decide = rules::earn_decision(program, &decide);
         let result = self
@@ -909,7 +936,7 @@ impl Engine {
             &purchase,
             now,
             &usage,
-        );
+        )?;
         self.report_rule_failures(failures);
         let points = plan.points.max(0);
         let pending = plan.pending_until.filter(|until| *until > now);
@@ -990,6 +1017,9 @@ impl Engine {
         validate_idempotency_key(idempotency_key)?;
         request.validate()?;
         let program = self.program(tenant).await?.program;
+        if let Some(occurred_at) = request.occurred_at {
+            check_time(&program, occurred_at, self.now())?;
+        }
         let hash = request_hash("purchase.refund", &(purchase_id, request))?;
         let refund = NewRefund {
             id: new_id("ref"),
@@ -1059,9 +1089,10 @@ impl Engine {
                 &draft,
                 now,
                 usage,
-            );
+            )
+            .map_err(EngineError::into_store)?;
             failures.set(failed);
-            plan
+            Ok(plan)
         };
         let decide = rules::earn_decision(&program, &decide);
         let result = self
@@ -1099,6 +1130,7 @@ impl Engine {
         let claims = claims(idempotency_key, "event.post", &hash);
         let now = self.now();
         let occurred_at = request.occurred_at.unwrap_or(now);
+        check_time(&program, occurred_at, now)?;
         let event = NewEvent {
             id: new_id("evt"),
             member_id: request.member_id.clone(),
@@ -1158,6 +1190,7 @@ impl Engine {
             ));
         }
         let program = self.program(tenant).await?.program;
+        check_points(&program, request.points)?;
         let hash = request_hash("points.redeem", &(member_id, request))?;
         let claims = claims(idempotency_key, "points.redeem", &hash);
         let now = self.now();
@@ -1194,6 +1227,9 @@ impl Engine {
             ));
         }
         let program = self.program(tenant).await?.program;
+        if let Some(points) = points {
+            check_points(&program, points)?;
+        }
         let hash = request_hash("redemption.capture", &(redemption_id, points))?;
         let claims = claims(idempotency_key, "redemption.capture", &hash);
         unwrap_idempotent(
@@ -1280,6 +1316,7 @@ impl Engine {
             ));
         }
         let program = self.program(tenant).await?.program;
+        check_points(&program, request.points)?;
         let hash = request_hash("points.adjust", &(member_id, request))?;
         let claims = claims(idempotency_key, "points.adjust", &hash);
         unwrap_idempotent(
@@ -1311,6 +1348,7 @@ impl Engine {
             return Err(EngineError::invalid("points", "must be greater than zero"));
         }
         let program = self.program(tenant).await?.program;
+        check_points(&program, request.points)?;
         let hash = request_hash("points.transfer", &(from_member, request))?;
         let claims = claims(idempotency_key, "points.transfer", &hash);
         unwrap_idempotent(

@@ -23,6 +23,8 @@ use patron_store::purchases::{EarnDecision, EarnPlan, MemberReads, NewPurchase};
 use patron_store::rules::{ReferralPayout, RuleAward, RuleGrant};
 use patron_store::stats::{self, MemberStats};
 
+use crate::EngineError;
+
 /// Told about every rule skipped because its expression failed at run time (the HTTP layer
 /// counts them in `/metrics`). The engine logs each one with `tracing::warn!` as well.
 pub trait RuleFailureObserver: Send + Sync + std::fmt::Debug {
@@ -256,7 +258,7 @@ pub(crate) fn earn_plan_with(
     purchase: &NewPurchase,
     now: Timestamp,
     usage: &RuleUsage,
-) -> (EarnPlan, Vec<RuleFailure>) {
+) -> Result<(EarnPlan, Vec<RuleFailure>), EngineError> {
     let mut facts = purchase_facts(purchase);
     facts.referral = open_referral(member);
     let evaluation = evaluate(
@@ -268,6 +270,9 @@ pub(crate) fn earn_plan_with(
         stats,
         segments,
     );
+    if evaluation.over_limit {
+        return Err(points_over_limit(program));
+    }
     let plan = EarnPlan {
         points: evaluation.total_points,
         base_points: evaluation.base_points,
@@ -279,7 +284,19 @@ pub(crate) fn earn_plan_with(
         ),
         referral: referral_payout(program, &evaluation, facts.referral.as_ref()),
     };
-    (plan, evaluation.failures)
+    Ok((plan, evaluation.failures))
+}
+
+/// A purchase whose base earning alone is more than one operation may move: refused as
+/// invalid (nothing written, nothing stored under its keys), naming the limit.
+fn points_over_limit(program: &Program) -> EngineError {
+    EngineError::invalid(
+        "lines",
+        format!(
+            "the purchase would earn more than {} points, the program's limit for one operation (`[limits] points_max`)",
+            program.limits.points_max
+        ),
+    )
 }
 
 /// What an event, an enrollment or another occasion without a purchase grants.
@@ -339,7 +356,11 @@ pub(crate) fn purchase_rules_read_statistics(program: &Program) -> bool {
 /// the wallet lock, only then).
 pub(crate) fn earn_decision<'a>(
     program: &Program,
-    decide: &'a (dyn Fn(&Member, &RuleUsage, &MemberReads) -> EarnPlan + Send + Sync),
+    decide: &'a (
+            dyn Fn(&Member, &RuleUsage, &MemberReads) -> Result<EarnPlan, patron_store::StoreError>
+                + Send
+                + Sync
+        ),
 ) -> EarnDecision<'a> {
     EarnDecision {
         decide,

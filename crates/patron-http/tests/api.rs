@@ -15,6 +15,8 @@ mod auth;
 mod documents;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/hostile.rs"]
+mod hostile;
 #[path = "api/idempotency.rs"]
 mod idempotency;
 #[path = "api/limits.rs"]

@@ -77,6 +77,12 @@ const SQLITE: &[Migration] = &[
         name: "rule_awards_usage_partial",
         sql: include_str!("../migrations/sqlite/0014_rule_awards_usage_partial.sql"),
     },
+    // PostgreSQL's BIGINT columns need no 15: their type refuses a non-integer.
+    Migration {
+        version: 15,
+        name: "integer_amounts",
+        sql: include_str!("../migrations/sqlite/0015_integer_amounts.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[

@@ -82,7 +82,11 @@ pub struct EarnPlan {
 /// and a rule on them (a fifth-purchase bonus) fire twice.
 #[derive(Clone, Copy)]
 pub struct EarnDecision<'a> {
-    pub decide: &'a (dyn Fn(&Member, &RuleUsage, &MemberReads) -> EarnPlan + Send + Sync),
+    /// An error refuses the purchase: nothing is written (an [`StoreError::Invalid`] is not
+    /// stored under the keys either).
+    pub decide: &'a (
+            dyn Fn(&Member, &RuleUsage, &MemberReads) -> Result<EarnPlan, StoreError> + Send + Sync
+        ),
     /// Whether `decide` reads the statistics (a purchase rule uses `member.statistics`).
     pub reads_statistics: bool,
     /// Whether `decide` reads the segments (a purchase rule uses `member.segments`).
@@ -1127,7 +1131,7 @@ async fn post_purchase_in(
             Vec::new()
         },
     };
-    let plan = (decide.decide)(&member, &usage, &reads);
+    let plan = (decide.decide)(&member, &usage, &reads)?;
     let points = plan.points.max(0);
     if ledger::expire_due(c, ctx, &mut wallet).await? > 0 {
         // Lots expired (and expiry transfers took ids): read again.
@@ -1543,7 +1547,7 @@ async fn attach_in(
             Vec::new()
         },
     };
-    let earn = (decide.decide)(&member, &usage, &reads);
+    let earn = (decide.decide)(&member, &usage, &reads)?;
     ledger::expire_due(c, ctx, &mut wallet).await?;
     // Earn on what was kept: what was refunded before attaching never earned.
     let eligible_refunded: i64 = sqlx::query(

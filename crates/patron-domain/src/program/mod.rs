@@ -316,6 +316,8 @@ pub struct Program {
     pub targets: Targets,
     /// The activity period and lifetime-value settings (`[analytics]`).
     pub analytics: AnalyticsSettings,
+    /// What one request may carry (`[limits]`; defaults for the currency).
+    pub limits: crate::limits::Limits,
 }
 
 /// What the club aims for on each success metric (`[targets]`); `None`: no target. Percentages

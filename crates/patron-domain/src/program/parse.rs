@@ -7,6 +7,7 @@
 //! problem and keeps going, so later sections are still checked. Keep `docs/PROGRAM.md` in step
 //! with the keys, defaults and limits here.
 
+mod limits;
 mod rewards;
 mod rules;
 mod segments;
@@ -254,6 +255,7 @@ impl<'s> Parser<'s> {
                 "analytics",
                 "rfv",
                 "segments",
+                "limits",
             ],
         );
 
@@ -355,6 +357,8 @@ impl<'s> Parser<'s> {
             Some(section) => self.analytics(&section),
             None => Some(super::AnalyticsSettings::default()),
         };
+        let limits_section = self.optional_section(root, "limits");
+        let limits = self.limits(limits_section.as_ref(), currency);
 
         Some(Program {
             names: club.names?,
@@ -378,6 +382,7 @@ impl<'s> Parser<'s> {
             segments: segments?,
             targets: targets?,
             analytics: analytics?,
+            limits: limits?,
         })
     }
 

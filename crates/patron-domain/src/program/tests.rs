@@ -1530,3 +1530,51 @@ fn positions_count_characters_in_persian_lines() {
         Some("2:38: unknown key `xx` in `club.name`")
     );
 }
+
+#[test]
+fn limits_default_to_the_currency_and_take_the_clubs_own() {
+    let defaults = parse_ok(MINIMAL).limits;
+    assert_eq!(
+        defaults,
+        crate::limits::Limits::for_currency(&parse_ok(MINIMAL).currency)
+    );
+    assert_eq!(defaults.purchase_amount_max_minor, 100_000_000);
+    let own = parse_ok(&minimal_plus(
+        "[limits]\nline_amount_max = \"50.25\"\npurchase_amount_max = 80\nquantity_max = \"2.5\"\npoints_max = 1000\nbackdate_days_max = 0\nfuture_minutes_max = 1440\n",
+    ))
+    .limits;
+    assert_eq!(own.line_amount_max_minor, 5_025);
+    assert_eq!(own.purchase_amount_max_minor, 8_000);
+    assert_eq!(own.quantity_max, Decimal::new(25, 1));
+    assert_eq!(own.points_max, 1_000);
+    assert_eq!(own.backdate_days_max, 0);
+    assert_eq!(own.future_minutes_max, 1_440);
+}
+
+#[test]
+fn limits_beyond_their_ceilings_are_reported_where_they_stand() {
+    let source = minimal_plus(
+        "[limits]\npurchase_amount_max = \"1000000000000\"\npoints_max = 1000000000001\nquantity_max = 0\nbackdate_days_max = 3651\nline_amount_max = \"0.001\"\nfuture_minutes_max = -1\npoints_limit = 3\n",
+    );
+    let errors = parse_errors(&source);
+    let paths: Vec<&str> = errors.iter().map(|d| d.path.as_str()).collect();
+    for path in [
+        "limits.purchase_amount_max",
+        "limits.points_max",
+        "limits.quantity_max",
+        "limits.backdate_days_max",
+        "limits.line_amount_max",
+        "limits.future_minutes_max",
+        "limits.points_limit",
+    ] {
+        assert!(paths.contains(&path), "{path} not in:\n{}", render(&errors));
+    }
+    let ceiling = errors
+        .iter()
+        .find(|d| d.path == "limits.purchase_amount_max")
+        .unwrap();
+    assert_eq!(
+        (ceiling.line, ceiling.column),
+        position(&source, "\"1000000000000\"")
+    );
+}

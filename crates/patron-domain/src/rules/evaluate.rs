@@ -46,13 +46,26 @@ pub fn evaluate(program: &Program, input: &EvalInput<'_>) -> Evaluation {
             .map_or(Decimal::ONE, |tier| tier.multiplier);
         // The minimum is compared with the eligible amount: excluded products do not count
         // toward it.
-        evaluation.base_points = base_points(
-            &program.earning,
-            &program.currency,
-            eligible_minor,
-            eligible_minor,
-            multiplier,
-        );
+        match eligible_minor.and_then(|eligible_minor| {
+            base_points(
+                &program.earning,
+                &program.currency,
+                eligible_minor,
+                eligible_minor,
+                multiplier,
+            )
+            .ok()
+        }) {
+            Some(points) if program.limits.check_points(points).is_ok() => {
+                evaluation.base_points = points;
+            }
+            // The base alone is beyond what one operation may move: the purchase is refused
+            // (the rules are not worth evaluating).
+            _ => {
+                evaluation.over_limit = true;
+                return evaluation;
+            }
+        }
     }
 
     // Build the variables only if an applicable rule has an expression.
@@ -100,8 +113,35 @@ pub fn evaluate(program: &Program, input: &EvalInput<'_>) -> Evaluation {
                     if points <= 0 {
                         continue;
                     }
+                    // A rule may not take the member's earning (base and rules) past what one
+                    // operation may move, nor give a referrer more: it is skipped, like a rule
+                    // whose expression failed, and reported.
+                    let total = match beneficiary {
+                        Beneficiary::Member => evaluation
+                            .total_points
+                            .checked_add(evaluation.base_points)
+                            .and_then(|total| total.checked_add(points)),
+                        _ => Some(points),
+                    };
+                    if let Err(error) = total
+                        .ok_or(crate::earning::PointsOverflow)
+                        .map_err(|overflow| overflow.to_string())
+                        .and_then(|total| {
+                            program
+                                .limits
+                                .check_points(total)
+                                .map_err(|limit| format!("the points {limit}"))
+                        })
+                    {
+                        evaluation.failures.push(RuleFailure {
+                            rule_id: rule.id.clone(),
+                            part: RulePart::Amount,
+                            error: ExprError::Invalid(error),
+                        });
+                        continue;
+                    }
                     if beneficiary == Beneficiary::Member {
-                        evaluation.total_points = evaluation.total_points.saturating_add(points);
+                        evaluation.total_points += points;
                     }
                     evaluation.awards.push(Award {
                         rule_id: rule.id.clone(),
@@ -122,10 +162,8 @@ pub fn evaluate(program: &Program, input: &EvalInput<'_>) -> Evaluation {
             }),
         }
     }
-    evaluation.total_points = evaluation
-        .total_points
-        .saturating_add(evaluation.base_points)
-        .max(0);
+    // Checked above: base + the member's awards is at most the program's `points_max`.
+    evaluation.total_points = (evaluation.total_points + evaluation.base_points).max(0);
     evaluation
 }
 
@@ -143,9 +181,10 @@ fn eligible_lines<'a>(program: &Program, purchase: &'a PurchaseFacts) -> Vec<Lin
         .collect()
 }
 
-fn eligible_total_minor(lines: &[Line<'_>]) -> i64 {
-    lines.iter().fold(0_i64, |total, line| {
-        total.saturating_add(line.facts.total_minor.max(0))
+/// `None` if the sum does not fit an `i64` (a validated purchase is far below that).
+fn eligible_total_minor(lines: &[Line<'_>]) -> Option<i64> {
+    lines.iter().try_fold(0_i64, |total, line| {
+        total.checked_add(line.facts.total_minor.max(0))
     })
 }
 
@@ -358,7 +397,8 @@ impl Context<'_, '_> {
                 let Some(referral) = &purchase.referral else {
                     return Ok(Vec::new());
                 };
-                let eligible_minor = eligible_total_minor(self.lines);
+                // The base earning refused a purchase whose lines do not sum.
+                let eligible_minor = eligible_total_minor(self.lines).unwrap_or(0);
                 if eligible_minor == 0 || eligible_minor < *minimum_purchase_minor {
                     return Ok(Vec::new());
                 }
@@ -407,6 +447,8 @@ impl Context<'_, '_> {
 
 /// Rounds to whole points with `rounding`; an overflow (`None`) saturates, and the result is
 /// never negative.
+/// `i64::MAX` for points too large to count: beyond every `points_max`, so the award is
+/// refused by the limit check in [`evaluate`], never granted.
 fn round_points(points: Option<Decimal>, rounding: Rounding) -> i64 {
     let Some(points) = points else {
         return i64::MAX;
@@ -530,7 +572,9 @@ fn purchase_value(
         money(total_minor, program)
     });
     fields.add("eligible_total", || {
-        money(eligible_total_minor(eligible), program)
+        // A purchase's lines sum far below `i64::MAX` (it was checked against the program's
+        // `purchase_amount_max`); were it not so, the base earning refused it already.
+        money(eligible_total_minor(eligible).unwrap_or(i64::MAX), program)
     });
     fields.add("channel", || ExprValue::text(&purchase.channel));
     fields.add("store", || ExprValue::text(&purchase.store));

@@ -348,8 +348,12 @@ pub struct Evaluation {
     pub awards: Vec<Award>,
     /// Points for the member: base + the member's awards. Never negative.
     pub total_points: i64,
-    /// Rules skipped because an expression failed at run time.
+    /// Rules skipped because an expression failed at run time, or because their points would
+    /// have taken the operation past the program's `[limits] points_max`.
     pub failures: Vec<RuleFailure>,
+    /// A purchase whose base earning alone is more than `[limits] points_max` (or too large to
+    /// count): nothing else was evaluated, and the purchase must be refused.
+    pub over_limit: bool,
 }
 
 impl Evaluation {

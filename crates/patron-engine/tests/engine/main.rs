@@ -9,6 +9,7 @@ mod idempotency;
 mod import;
 mod jobs;
 mod ledger;
+mod limits;
 mod members;
 mod metrics;
 mod migrations;

@@ -332,6 +332,9 @@ async fn rules_filter_by_channel_store_tier_and_window() {
             r
         };
         assert!(post(&club, &spring(next(), None)).await.rules.is_empty());
+        // The window's purchases are dated before the clock (back-dated within the limit),
+        // never ahead of it.
+        club.clock.set(ny("2026-03-25T12:00"));
         let inside = post(&club, &spring(next(), Some("2026-03-10T00:00"))).await;
         assert_eq!(fired(&inside), rules_of(&[("spring", 6)]));
         let last_day = post(&club, &spring(next(), Some("2026-03-20T23:59"))).await;
@@ -598,6 +601,8 @@ async fn events_earn_by_their_rules_within_limits_and_once_per_key() {
         // Next month the limit starts again.
         let mut april = review(&member, 4);
         april.occurred_at = Some(ny("2026-04-02T10:00"));
+        // An event is dated at most `[limits] future_minutes_max` ahead of the clock.
+        club.clock.set(ny("2026-04-02T10:05"));
         let april = club
             .engine
             .post_event(&club.tenant, &april, None)

@@ -202,8 +202,9 @@ async fn the_clv_fit_and_a_members_clv_appear_after_the_job() {
             .await
             .assert_problem(403, "insufficient_scope");
 
-        // Thirty members with histories (back-dated purchases), then the job.
-        let base: Timestamp = "2026-01-05T17:00:00Z".parse().unwrap();
+        // Thirty members with histories (back-dated purchases, within the 90 days the program
+        // allows and all before the clock), then the job.
+        let base: Timestamp = "2025-12-10T17:00:00Z".parse().unwrap();
         let mut members = vec![first.clone()];
         for i in 1..30 {
             let request = EnrollRequest {
