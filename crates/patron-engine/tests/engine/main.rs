@@ -5,6 +5,7 @@
 mod support;
 
 mod concurrency;
+mod erasure;
 mod idempotency;
 mod import;
 mod jobs;
