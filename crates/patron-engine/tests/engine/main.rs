@@ -13,6 +13,7 @@ mod ledger;
 mod members;
 mod metrics;
 mod migrations;
+mod program_changes;
 mod properties;
 mod referrals;
 mod rejections;
