@@ -320,6 +320,8 @@ fn redact(value: &mut Value, personal: &Personal, names_member: bool) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn member() -> Member {

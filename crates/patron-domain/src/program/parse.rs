@@ -778,7 +778,10 @@ impl<'s> Parser<'s> {
         currency: Option<&Currency>,
         default_locale: Option<Locale>,
     ) -> Option<Tiers> {
-        self.check_keys(section, &["basis", "window", "downgrade", "levels", "replaced"]);
+        self.check_keys(
+            section,
+            &["basis", "window", "downgrade", "levels", "replaced"],
+        );
         let basis = self
             .required(section, "basis")
             .and_then(|entry| self.choice(&entry, TIER_BASES));

@@ -11,7 +11,13 @@ use crate::support::{Club, clubs, program};
 
 /// The test program with its `[club]` settings replaced, and tiers base/silver/gold (or the
 /// `levels` given) plus `extra` lines in `[tiers]`.
-fn club_program(currency: &str, zone: &str, calendar: &str, levels: &[&str], extra: &str) -> String {
+fn club_program(
+    currency: &str,
+    zone: &str,
+    calendar: &str,
+    levels: &[&str],
+    extra: &str,
+) -> String {
     let base = program(0, "policy = \"never\"", "within_balance", "forfeit")
         .replace("currency = \"USD\"", &format!("currency = {currency}"))
         .replace(
@@ -105,8 +111,22 @@ async fn a_club_with_purchases_cannot_change_its_currency_minor_unit_time_zone_o
                 first.message
             );
         }
-        assert_eq!(version(&club).await, before, "[{}] nothing applied", club.label());
-        assert_eq!(club.engine.program(&club.tenant).await.unwrap().program.currency.code, "USD");
+        assert_eq!(
+            version(&club).await,
+            before,
+            "[{}] nothing applied",
+            club.label()
+        );
+        assert_eq!(
+            club.engine
+                .program(&club.tenant)
+                .await
+                .unwrap()
+                .program
+                .currency
+                .code,
+            "USD"
+        );
         club.verify().await;
         club.db.cleanup().await;
     }
@@ -123,7 +143,12 @@ async fn a_club_without_history_may_still_change_its_currency_and_time_zone() {
             LEVELS,
             "",
         );
-        assert_eq!(apply(&club, &irr).await.unwrap(), (2, true), "[{}]", club.label());
+        assert_eq!(
+            apply(&club, &irr).await.unwrap(),
+            (2, true),
+            "[{}]",
+            club.label()
+        );
         club.db.cleanup().await;
     }
 }
@@ -136,9 +161,17 @@ async fn with_history_other_changes_still_apply() {
         let changed = usd()
             .replace("points_per_unit = \"1\"", "points_per_unit = \"2\"")
             .replace("name = \"Test Club\"", "name = \"Renamed Club\"")
-            .replace("[[tiers.levels]]\ncode = \"gold\"", "[[tiers.levels]]\ncode = \"gold\"\nmultiplier = \"3\"")
+            .replace(
+                "[[tiers.levels]]\ncode = \"gold\"",
+                "[[tiers.levels]]\ncode = \"gold\"\nmultiplier = \"3\"",
+            )
             + "\n[[tiers.levels]]\ncode = \"platinum\"\nname = \"Platinum\"\nthreshold = 500\n";
-        assert_eq!(apply(&club, &changed).await.unwrap(), (2, true), "[{}]", club.label());
+        assert_eq!(
+            apply(&club, &changed).await.unwrap(),
+            (2, true),
+            "[{}]",
+            club.label()
+        );
         club.db.cleanup().await;
     }
 }
@@ -167,8 +200,13 @@ async fn removing_a_tier_members_hold_is_refused_without_a_mapping_naming_the_ti
         raise_to(&club, &a, "silver").await;
         raise_to(&club, &b, "silver").await;
         let before = version(&club).await;
-        let without_silver =
-            club_program("\"USD\"", "America/New_York", "gregorian", &["base", "gold"], "");
+        let without_silver = club_program(
+            "\"USD\"",
+            "America/New_York",
+            "gregorian",
+            &["base", "gold"],
+            "",
+        );
         let found = diagnostics(apply(&club, &without_silver).await);
         assert_eq!(found.len(), 1, "[{}] {found:?}", club.label());
         assert_eq!(found[0].path, "tiers.levels");
@@ -179,7 +217,12 @@ async fn removing_a_tier_members_hold_is_refused_without_a_mapping_naming_the_ti
             found[0].message
         );
         assert!(found[0].hint.as_deref().unwrap().contains("replaced"));
-        assert_eq!(version(&club).await, before, "[{}] nothing applied", club.label());
+        assert_eq!(
+            version(&club).await,
+            before,
+            "[{}] nothing applied",
+            club.label()
+        );
         assert_eq!(tier_code(&club, &a).await, "silver");
         club.db.cleanup().await;
     }
@@ -197,7 +240,12 @@ async fn a_mapping_moves_the_holders_of_a_removed_tier_and_their_floors_in_the_a
             &["base", "gold"],
             "replaced = { silver = \"gold\" }",
         );
-        assert_eq!(apply(&club, &mapped).await.unwrap(), (2, true), "[{}]", club.label());
+        assert_eq!(
+            apply(&club, &mapped).await.unwrap(),
+            (2, true),
+            "[{}]",
+            club.label()
+        );
         assert_eq!(tier_code(&club, &a).await, "gold", "[{}]", club.label());
         assert_eq!(tier_code(&club, &b).await, "base");
         let floor = club

@@ -366,7 +366,10 @@ async fn a_replayed_enrollment_after_the_exit_answers_without_the_erased_persona
         let enrolled = api
             .post_with_key("/v1/members", &club.pos, "enroll-erased-1", body.clone())
             .await;
-        let id = enrolled.assert_status(201)["id"].as_str().unwrap().to_owned();
+        let id = enrolled.assert_status(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         api.post(&format!("/v1/members/{id}/exit"), &club.admin, json!({}))
             .await
             .assert_status(200);
@@ -376,7 +379,14 @@ async fn a_replayed_enrollment_after_the_exit_answers_without_the_erased_persona
         assert!(replay.replayed(), "[{}]", club.label());
         let replayed = replay.assert_status(201);
         assert_eq!(replayed["id"], id.as_str());
-        for field in ["external_id", "name", "phone", "email", "birthday", "time_zone"] {
+        for field in [
+            "external_id",
+            "name",
+            "phone",
+            "email",
+            "birthday",
+            "time_zone",
+        ] {
             assert!(
                 replayed[field].is_null(),
                 "[{}] {field} replayed: {}",

@@ -45,8 +45,13 @@ impl Parser<'_> {
                 self.report(
                     offset,
                     &value.path,
-                    format!("`{}`: tier \"{from}\" is still a level; only a removed tier is replaced", value.path),
-                    Some(format!("remove \"{from}\" from `replaced`, or its [[tiers.levels]] table")),
+                    format!(
+                        "`{}`: tier \"{from}\" is still a level; only a removed tier is replaced",
+                        value.path
+                    ),
+                    Some(format!(
+                        "remove \"{from}\" from `replaced`, or its [[tiers.levels]] table"
+                    )),
                 );
                 ok = false;
                 continue;
