@@ -167,6 +167,7 @@ mod tests {
             window: TierWindow::CalendarYear,
             downgrade: DowngradePolicy::EndOfPeriod { grace_days: 30 },
             levels: vec![level("bronze", 0), level("silver", 10), level("gold", 25)],
+            replaced: Vec::new(),
         }
     }
 
@@ -197,6 +198,7 @@ mod tests {
     fn an_empty_ladder_yields_a_neutral_tier_instead_of_panicking() {
         let tiers = Tiers {
             levels: Vec::new(),
+            replaced: Vec::new(),
             ..ladder()
         };
         assert_eq!(qualifying_tier(&tiers, 100).code, "");

@@ -302,7 +302,7 @@ impl Engine {
                 "use 1 to 64 letters, digits, '-' or '_'",
             ));
         }
-        Self::validate_program(source)?;
+        let program = Self::validate_program(source)?;
         let now = self.now();
         let tenant = self.store.ensure_tenant(tenant_name, now).await?;
         let previous = self
@@ -316,10 +316,21 @@ impl Engine {
             .context_radius(2)
             .header("previous", "new")
             .to_string();
+        // The version the decision compares with is the one read here; another applied
+        // meanwhile would only be compared by the next apply (the facts are read in the unit).
+        let current = (!previous.is_empty())
+            .then(|| parse_program(&previous).ok())
+            .flatten();
+        let decide = |history: &patron_domain::program::history::History| {
+            patron_domain::program::history::check_change(current.as_ref(), &program, history)
+        };
         let (version, changed) = self
             .store
-            .apply_program(tenant.id, source, actor, &diff, now)
-            .await?;
+            .apply_program_checked(tenant.id, source, actor, &diff, now, &decide)
+            .await?
+            .map_err(|refusals| {
+                EngineError::Program(refusals.iter().map(|r| r.locate(source)).collect())
+            })?;
         if let Ok(mut cache) = self.programs.lock() {
             cache.remove(&tenant.id);
         }

@@ -20,6 +20,7 @@ mod bulk;
 pub mod cards;
 pub mod clv;
 pub mod coupons;
+pub mod erasure;
 pub mod error;
 pub mod idempotency;
 pub mod jobs;

@@ -824,6 +824,7 @@ impl Store {
                     ledger::debit(c, ctx, &mut wallet, to, transfer, false).await?;
                     points_forfeited = spendable;
                 }
+                crate::erasure::erase_copies(c, tenant, &member).await?;
                 sqlx::query(
                     "UPDATE members SET status = 'exited', external_id = NULL, name = NULL, phone = NULL, email = NULL, \
                      birthday = NULL, time_zone = NULL, attributes = '{}', exited_at = $3, updated_at = $3 \

@@ -5,8 +5,87 @@ use jiff::Timestamp;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use patron_domain::program::history::{HeldTier, History, Refusal, TierMove};
+
 use crate::tenants::TenantId;
 use crate::{Conn, Store, StoreError, conn, time, unit_of_work};
+
+/// The decision a new program version needs: the club's history in, the tier moves to make or
+/// the reasons to refuse out.
+pub type Decide<'d> = dyn Fn(&History) -> Result<Vec<TierMove>, Vec<Refusal>> + Send + Sync + 'd;
+
+/// What the club's data says about its past: whether it has any ledger history, and every
+/// tier code members hold (as their tier or as a floor) with how many.
+async fn read_history(c: &mut Conn, tenant: TenantId) -> Result<History, StoreError> {
+    let mut has_ledger_history = false;
+    for table in ["transfers", "purchases"] {
+        let any = sqlx::query(&format!(
+            "SELECT 1 AS found FROM {table} WHERE tenant_id = $1 LIMIT 1"
+        ))
+        .bind(tenant.0)
+        .fetch_optional(conn(c))
+        .await?;
+        has_ledger_history |= any.is_some();
+    }
+    let mut held: Vec<HeldTier> = Vec::new();
+    for (table, is_floor) in [("members", false), ("tier_floors", true)] {
+        let rows = sqlx::query(&format!(
+            "SELECT tier, COUNT(*) AS n FROM {table} WHERE tenant_id = $1 GROUP BY tier ORDER BY tier"
+        ))
+        .bind(tenant.0)
+        .fetch_all(conn(c))
+        .await?;
+        for row in rows {
+            let code: String = row.try_get("tier")?;
+            let n: i64 = row.try_get("n")?;
+            let index = match held.iter().position(|h| h.code == code) {
+                Some(index) => index,
+                None => {
+                    held.push(HeldTier {
+                        code,
+                        members: 0,
+                        floors: 0,
+                    });
+                    held.len() - 1
+                }
+            };
+            if is_floor {
+                held[index].floors += n;
+            } else {
+                held[index].members += n;
+            }
+        }
+    }
+    Ok(History {
+        has_ledger_history,
+        held_tiers: held,
+    })
+}
+
+/// Moves every member of a removed tier, and every floor at it, to the mapped level.
+async fn move_tier_holders(
+    c: &mut Conn,
+    tenant: TenantId,
+    tier_move: &TierMove,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE members SET tier = $3, tier_since = $4, updated_at = $4 WHERE tenant_id = $1 AND tier = $2",
+    )
+    .bind(tenant.0)
+    .bind(&tier_move.from)
+    .bind(&tier_move.to)
+    .bind(time::to_db(now))
+    .execute(conn(c))
+    .await?;
+    sqlx::query("UPDATE tier_floors SET tier = $3 WHERE tenant_id = $1 AND tier = $2")
+        .bind(tenant.0)
+        .bind(&tier_move.from)
+        .bind(&tier_move.to)
+        .execute(conn(c))
+        .await?;
+    Ok(())
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgramVersion {
@@ -104,7 +183,8 @@ impl Store {
 
     /// Stores a new program version and its audit entry (with the diff the caller computed).
     /// Returns the new version number, or the current one unchanged when the source is
-    /// identical to it.
+    /// identical to it. A program that may replace any history (tests, the first program of
+    /// a club): [`Store::apply_program_checked`] with a decision that accepts everything.
     pub async fn apply_program(
         &self,
         tenant: TenantId,
@@ -113,6 +193,25 @@ impl Store {
         diff: &str,
         now: Timestamp,
     ) -> Result<(i64, bool), StoreError> {
+        let accept = |_: &History| Ok(Vec::new());
+        self.apply_program_checked(tenant, source, actor, diff, now, &accept)
+            .await?
+            .map_err(|refusals| StoreError::Config(format!("{refusals:?}")))
+    }
+
+    /// [`Store::apply_program`] after asking `decide` whether the club's history allows the
+    /// new version (`patron_domain::program::history`): the facts are read in the unit of work
+    /// that stores it, and the tier moves it answers are made there too (members and their
+    /// floors, audited as `program.tier_replaced`). A refusal writes nothing.
+    pub async fn apply_program_checked(
+        &self,
+        tenant: TenantId,
+        source: &str,
+        actor: &str,
+        diff: &str,
+        now: Timestamp,
+        decide: &Decide<'_>,
+    ) -> Result<Result<(i64, bool), Vec<Refusal>>, StoreError> {
         unit_of_work!(self, |tx| async {
             let current = sqlx::query(
                 "SELECT version, source FROM program_versions WHERE tenant_id = $1 \
@@ -126,11 +225,16 @@ impl Store {
                     let version: i64 = row.try_get("version")?;
                     let current_source: String = row.try_get("source")?;
                     if current_source == source {
-                        return Ok((version, false));
+                        return Ok(Ok((version, false)));
                     }
                     version + 1
                 }
                 None => 1,
+            };
+            let history = read_history(&mut tx, tenant).await?;
+            let moves = match decide(&history) {
+                Ok(moves) => moves,
+                Err(refusals) => return Ok(Err(refusals)),
             };
             sqlx::query(
                 "INSERT INTO program_versions (tenant_id, version, source, created_at, created_by) \
@@ -153,7 +257,23 @@ impl Store {
                 diff,
             )
             .await?;
-            Ok((next, true))
+            for tier_move in &moves {
+                move_tier_holders(&mut tx, tenant, tier_move, now).await?;
+                audit(
+                    &mut tx,
+                    tenant,
+                    now,
+                    actor,
+                    "program.tier_replaced",
+                    &format!("program:v{next}"),
+                    &format!(
+                        "tier {} removed: {} members and {} tier floors moved to {}",
+                        tier_move.from, tier_move.members, tier_move.floors, tier_move.to
+                    ),
+                )
+                .await?;
+            }
+            Ok(Ok((next, true)))
         }
         .await)
     }

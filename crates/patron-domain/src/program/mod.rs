@@ -11,6 +11,7 @@
 //! [`crate::expiry`] and [`crate::tier`].
 
 mod diagnostic;
+pub mod history;
 mod parse;
 
 #[cfg(test)]
@@ -268,6 +269,16 @@ pub struct Tiers {
     pub downgrade: DowngradePolicy,
     /// Ordered by strictly increasing threshold; at least one level, the first at threshold 0.
     pub levels: Vec<Tier>,
+    /// `replaced`: where the members of a tier removed from the ladder go (docs/PROGRAM.md,
+    /// "Removing a tier"). Each `from` is no level of this version; each `to` is one.
+    pub replaced: Vec<TierReplacement>,
+}
+
+/// A removed tier and the level of this version its members move to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierReplacement {
+    pub from: String,
+    pub to: String,
 }
 
 /// Membership card numbering.

@@ -783,7 +783,10 @@ impl<'s> Parser<'s> {
         currency: Option<&Currency>,
         default_locale: Option<Locale>,
     ) -> Option<Tiers> {
-        self.check_keys(section, &["basis", "window", "downgrade", "levels"]);
+        self.check_keys(
+            section,
+            &["basis", "window", "downgrade", "levels", "replaced"],
+        );
         let basis = self
             .required(section, "basis")
             .and_then(|entry| self.choice(&entry, TIER_BASES));
@@ -809,11 +812,16 @@ impl<'s> Parser<'s> {
                 None
             }
         };
+        let replaced = match section.entry("replaced") {
+            Some(entry) => self.tier_replacements(&entry, levels.as_deref()),
+            None => Some(Vec::new()),
+        };
         Some(Tiers {
             basis: basis?,
             window: window?,
             downgrade: downgrade?,
             levels: levels?,
+            replaced: replaced?,
         })
     }
 
@@ -1111,7 +1119,7 @@ impl<'s> Parser<'s> {
         }
     }
 
-    fn tier_code(&mut self, entry: &Entry<'_>) -> Option<String> {
+    pub(super) fn tier_code(&mut self, entry: &Entry<'_>) -> Option<String> {
         let code = self.string(entry)?;
         let valid_characters = code
             .chars()
@@ -1227,5 +1235,6 @@ fn default_tiers() -> Tiers {
             multiplier: Decimal::ONE,
             benefits: Vec::new(),
         }],
+        replaced: Vec::new(),
     }
 }

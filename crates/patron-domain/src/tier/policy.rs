@@ -418,6 +418,7 @@ mod tests {
             window,
             downgrade: DowngradePolicy::EndOfPeriod { grace_days },
             levels: vec![level("base", 0), level("silver", 10), level("gold", 25)],
+            replaced: Vec::new(),
         }
     }
 

@@ -5,6 +5,7 @@
 mod support;
 
 mod concurrency;
+mod erasure;
 mod idempotency;
 mod import;
 mod jobs;
@@ -13,6 +14,7 @@ mod limits;
 mod members;
 mod metrics;
 mod migrations;
+mod program_changes;
 mod properties;
 mod referrals;
 mod rejections;

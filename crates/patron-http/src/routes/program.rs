@@ -41,8 +41,11 @@ pub async fn get(State(state): State<AppState>, auth: Auth<Read>) -> Result<Resp
 ///
 /// The body is the program's TOML text (`Content-Type: application/toml` or `text/plain`),
 /// validated like `patron program check`: every problem comes back in the problem's `errors`
-/// with its line and column in the submitted text. Applying the same text again changes
-/// nothing (`changed: false`).
+/// with its line and column in the submitted text. A version that would reinterpret the
+/// club's history is refused the same way, at the key: a new currency, minor unit, time zone
+/// or calendar once the club has ledger history, or a removed tier that members hold without
+/// `[tiers] replaced` (which moves them). Applying the same text again changes nothing
+/// (`changed: false`).
 #[utoipa::path(
     put, path = "/v1/program", tag = "program", operation_id = "put_program",
     request_body(content = String, description = "The program, as TOML", content_type = "application/toml"),

@@ -345,3 +345,56 @@ async fn a_member_leaves_the_club() {
         club.stop().await;
     }
 }
+
+/// An idempotent replay is the answer of the original request, but not a copy of personal data
+/// the club was told to erase: after the exit, replaying the enrollment answers the stored 201
+/// with the member's id and every personal field null.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_enrollment_after_the_exit_answers_without_the_erased_personal_data() {
+    for club in clubs().await {
+        let api = &club.api;
+        let body = json!({
+            "external_id": "crm-erased-1",
+            "name": "Dana Levi",
+            "phone": "+1 (212) 555-0199",
+            "email": "dana.erased@example.com",
+            "birthday": "1990-04-12",
+            "time_zone": "America/New_York",
+            "attributes": { "favourite": "flat white" },
+            "channel": "pos"
+        });
+        let enrolled = api
+            .post_with_key("/v1/members", &club.pos, "enroll-erased-1", body.clone())
+            .await;
+        let id = enrolled.assert_status(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        api.post(&format!("/v1/members/{id}/exit"), &club.admin, json!({}))
+            .await
+            .assert_status(200);
+        let replay = api
+            .post_with_key("/v1/members", &club.pos, "enroll-erased-1", body)
+            .await;
+        assert!(replay.replayed(), "[{}]", club.label());
+        let replayed = replay.assert_status(201);
+        assert_eq!(replayed["id"], id.as_str());
+        for field in [
+            "external_id",
+            "name",
+            "phone",
+            "email",
+            "birthday",
+            "time_zone",
+        ] {
+            assert!(
+                replayed[field].is_null(),
+                "[{}] {field} replayed: {}",
+                club.label(),
+                replayed[field]
+            );
+        }
+        assert_eq!(replayed["attributes"], json!({}));
+        club.stop().await;
+    }
+}

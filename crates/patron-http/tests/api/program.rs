@@ -1,7 +1,7 @@
 //! The program over HTTP: read it, apply a new version, and refuse an invalid one with every
 //! problem located in the submitted TOML.
 
-use crate::support::{Body, COFFEE, clubs};
+use crate::support::{Body, COFFEE, clubs, purchase};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_and_put_the_program() {
@@ -81,6 +81,51 @@ async fn an_invalid_program_is_refused_with_located_errors() {
             )
             .await;
         json.assert_problem(415, "unsupported_media_type");
+        club.stop().await;
+    }
+}
+
+/// A club with purchases cannot switch USD for IRR (minor unit 2 to 0): its past amounts would
+/// be reread in the new unit. The refusal is the validation shape, located at the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_currency_change_after_purchases_is_refused_at_the_key() {
+    for club in clubs().await {
+        let api = &club.api;
+        let member = club.enroll("history-1").await;
+        api.post(
+            "/v1/purchases",
+            &club.pos,
+            purchase("hist-doc-1", Some(&member), 1250),
+        )
+        .await
+        .assert_status(201);
+        let irr = COFFEE.replace(
+            "currency = \"USD\"",
+            "currency = { code = \"IRR\", minor_unit = 0 }",
+        );
+        assert_ne!(
+            irr, *COFFEE,
+            "the example's currency line moved: update the test"
+        );
+        let line = irr.lines().position(|l| l.contains("currency =")).unwrap() + 1;
+        let refused = api.put_program(&club.admin, &irr).await;
+        refused.assert_problem(422, "invalid_program");
+        let error = &refused.body["errors"][0];
+        assert_eq!(
+            error["field"],
+            "club.currency",
+            "[{}] {}",
+            club.label(),
+            refused.text
+        );
+        assert_eq!(error["line"], line);
+        assert!(error["message"].as_str().unwrap().contains("history"));
+        let current = api.get("/v1/program", &club.admin).await;
+        assert_eq!(
+            current.assert_status(200)["source"],
+            COFFEE.as_str(),
+            "nothing applied"
+        );
         club.stop().await;
     }
 }

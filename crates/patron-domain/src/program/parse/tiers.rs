@@ -6,9 +6,78 @@
 //! Every problem is reported at its element.
 
 use super::{Entry, Parser, Section};
-use crate::program::{Benefit, Locale};
+use crate::program::{Benefit, Locale, Tier, TierReplacement};
 
 impl Parser<'_> {
+    /// `[tiers] replaced = { silver = "gold" }`: each removed tier (no level of this version)
+    /// and the level its members move to (docs/PROGRAM.md, "Removing a tier").
+    pub(super) fn tier_replacements(
+        &mut self,
+        entry: &Entry<'_>,
+        levels: Option<&[Tier]>,
+    ) -> Option<Vec<TierReplacement>> {
+        let Some(table) = entry.item.as_table_like() else {
+            self.wrong_type_hinted(
+                entry,
+                "a table of removed tier = tier its members move to",
+                Some("for example replaced = { silver = \"gold\" }".to_owned()),
+            );
+            return None;
+        };
+        let section = Section {
+            table,
+            anchor: entry.offset,
+            path: entry.path.clone(),
+        };
+        let codes: Vec<&str> = levels
+            .unwrap_or_default()
+            .iter()
+            .map(|level| level.code.as_str())
+            .collect();
+        let mut replaced = Vec::new();
+        let mut ok = true;
+        for (from, _) in table.iter() {
+            let Some(value) = section.entry(from) else {
+                continue;
+            };
+            let offset = section.key_offset(from).unwrap_or(value.offset);
+            if codes.contains(&from) {
+                self.report(
+                    offset,
+                    &value.path,
+                    format!(
+                        "`{}`: tier \"{from}\" is still a level; only a removed tier is replaced",
+                        value.path
+                    ),
+                    Some(format!(
+                        "remove \"{from}\" from `replaced`, or its [[tiers.levels]] table"
+                    )),
+                );
+                ok = false;
+                continue;
+            }
+            let Some(to) = self.tier_code(&value) else {
+                ok = false;
+                continue;
+            };
+            if levels.is_some() && !codes.contains(&to.as_str()) {
+                self.report(
+                    value.offset,
+                    &value.path,
+                    format!("`{}`: \"{to}\" is not a level of this program", value.path),
+                    Some(format!("the levels are {}", codes.join(", "))),
+                );
+                ok = false;
+                continue;
+            }
+            replaced.push(TierReplacement {
+                from: from.to_owned(),
+                to,
+            });
+        }
+        ok.then_some(replaced)
+    }
+
     /// The `benefits` list of a level, at most `items_max` elements.
     pub(super) fn benefits(
         &mut self,
