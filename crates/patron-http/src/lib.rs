@@ -17,6 +17,7 @@ mod dto_rewards;
 mod dto_tiers;
 mod extract;
 mod limits;
+mod json;
 mod metrics;
 mod middleware;
 mod problem;

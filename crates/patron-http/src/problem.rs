@@ -64,7 +64,7 @@ codes! {
     MissingField => ("missing_field", 400, "Missing field",
         "A required field is absent; `field` names it."),
     InvalidType => ("invalid_type", 400, "Wrong type",
-        "A field has the wrong JSON type or a malformed value (a date that does not parse, text for a number); `field` names it."),
+        "A field has the wrong JSON type (an array where an object belongs, text for a number) or a malformed value (a date that does not parse), or is given twice; `field` names it (absent when the whole body is at fault)."),
     InvalidParameter => ("invalid_parameter", 400, "Invalid parameter",
         "A query or path parameter is unknown or malformed; `field` names it."),
     InvalidCursor => ("invalid_cursor", 400, "Invalid cursor",
