@@ -97,6 +97,8 @@ codes! {
         "The club does not exist."),
     MethodNotAllowed => ("method_not_allowed", 405, "Method not allowed",
         "The route exists but not with this HTTP method."),
+    NoRfvRun => ("no_rfv_run", 404, "No RFV run",
+        "The club has no RFV run yet (or none with this id, or none as of this date): the nightly `segments` job makes one, or `patron jobs run-now segments`."),
     IdempotencyKeyInFlight => ("idempotency_key_in_flight", 409, "Request still in progress",
         "A request with the same Idempotency-Key is still running on this server; retry after it finishes to get its stored response."),
     DocumentConflict => ("document_conflict", 409, "Document already posted",
