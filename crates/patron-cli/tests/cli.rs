@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 #[path = "cli/analyze.rs"]
 mod analyze;
+#[path = "cli/demo.rs"]
+mod demo;
 #[path = "cli/jobs.rs"]
 mod jobs;
 #[path = "cli/tiers.rs"]

@@ -442,6 +442,30 @@ impl Engine {
         let Some(run) = self.store.rfv_run(tenant.id, run).await? else {
             return Ok(None);
         };
+        self.report_of(tenant, &program, run).await.map(Some)
+    }
+
+    /// The RFV grid as it stood on `as_of` (a club-local date): the run with the latest
+    /// as-of date on or before it. `None` when no run is that old.
+    pub async fn rfv_report_as_of(
+        &self,
+        tenant: &Tenant,
+        as_of: Date,
+    ) -> Result<Option<RfvReport>, EngineError> {
+        let program = self.program(tenant).await?.program;
+        let Some(run) = self.store.rfv_run_as_of(tenant.id, day_of(as_of)).await? else {
+            return Ok(None);
+        };
+        self.report_of(tenant, &program, run).await.map(Some)
+    }
+
+    /// A stored run's grid and segment totals, named by the program's grid.
+    async fn report_of(
+        &self,
+        tenant: &Tenant,
+        program: &Program,
+        run: RfvRun,
+    ) -> Result<RfvReport, EngineError> {
         let found = self.store.rfv_grid(tenant.id, run.id).await?;
         let mut cells = Vec::with_capacity(25);
         for r in (1..=5).rev() {
@@ -476,11 +500,11 @@ impl Engine {
                 segments.push((code.clone(), *members, *value));
             }
         }
-        Ok(Some(RfvReport {
+        Ok(RfvReport {
             run,
             cells,
             segments,
-        }))
+        })
     }
 
     /// Every segment of the program with its members: the RFV segments (in the latest run),

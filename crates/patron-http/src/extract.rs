@@ -1,5 +1,6 @@
 //! Extractors whose every failure is a problem document: the caller's key and scope, JSON
-//! bodies (unknown fields refused), path and query parameters, and the Idempotency-Key.
+//! bodies (objects where the operation reads objects, unknown fields refused: `json`), path
+//! and query parameters, and the Idempotency-Key.
 //!
 //! Authorization is declared in each handler's signature (`Auth<PosWrite>`), and checked while
 //! extracting, before the body is read: a key without the scope gets 403 whatever it sent.
@@ -7,7 +8,7 @@
 use std::marker::PhantomData;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use patron_engine::keys::Scope;
@@ -15,6 +16,7 @@ use patron_store::api_keys::ApiKey;
 use patron_store::tenants::Tenant;
 use serde::de::DeserializeOwned;
 
+use crate::json;
 use crate::problem::{Code, Problem};
 use crate::state::AppState;
 
@@ -167,33 +169,17 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParam {
     }
 }
 
-/// Query parameters; unknown ones are refused.
+/// Query parameters; unknown ones are refused, and every failure names the parameter
+/// (`json::query`).
 #[derive(Debug)]
 pub struct QueryParams<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(value)| QueryParams(value))
-            .map_err(|rejection| {
-                let text = rejection.body_text();
-                let problem = Problem::new(Code::InvalidParameter, text.clone());
-                match between(&text, "field `", "`") {
-                    Some(field) => problem.with_field(field),
-                    None => problem,
-                }
-            })
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        json::query(parts.uri.query().unwrap_or_default()).map(QueryParams)
     }
-}
-
-/// The text between the first `open` and the next `close`.
-fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
-    let start = text.find(open)? + open.len();
-    let length = text.get(start..)?.find(close)?;
-    text.get(start..start + length)
 }
 
 /// Reads the whole body under the server's limit (413 beyond it).
@@ -231,61 +217,6 @@ fn is_json(media_type: &str) -> bool {
     media_type == "application/json" || media_type.ends_with("+json")
 }
 
-/// Deserializes a JSON body into `T`, naming the field at fault when it can.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        let message = inner.to_string();
-        let problem = match inner.classify() {
-            serde_json::error::Category::Io
-            | serde_json::error::Category::Syntax
-            | serde_json::error::Category::Eof => {
-                return Problem::new(
-                    Code::MalformedBody,
-                    format!("the body is not JSON: {message}"),
-                );
-            }
-            serde_json::error::Category::Data => {
-                if let Some(field) = between(&message, "unknown field `", "`") {
-                    return Problem::new(Code::UnknownField, message.clone())
-                        .with_field(join_path(&path, field));
-                }
-                if let Some(field) = between(&message, "missing field `", "`") {
-                    return Problem::new(Code::MissingField, message.clone())
-                        .with_field(join_path(&path, field));
-                }
-                Problem::new(Code::InvalidType, message)
-            }
-        };
-        if path == "." || path.is_empty() {
-            problem
-        } else {
-            problem.with_field(path)
-        }
-    })?;
-    deserializer.end().map_err(|error| {
-        Problem::new(
-            Code::MalformedBody,
-            format!("the body is not JSON: {error}"),
-        )
-    })?;
-    Ok(value)
-}
-
-/// The dotted path of `field` inside the object at `path` (`lines[0]` + `sku` →
-/// `lines[0].sku`); serde may already have put the field at the end of the path.
-fn join_path(path: &str, field: &str) -> String {
-    if path == "." || path.is_empty() {
-        return field.to_string();
-    }
-    if path == field || path.ends_with(&format!(".{field}")) {
-        return path.to_string();
-    }
-    format!("{path}.{field}")
-}
-
 /// A JSON request body (`Content-Type: application/json`, or none).
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
@@ -296,7 +227,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
         check_json_content_type(&request)?;
         let bytes = body_bytes(request, state).await?;
-        parse_json(&bytes).map(JsonBody)
+        json::body(&bytes).map(JsonBody)
     }
 }
 
@@ -313,7 +244,7 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(T::default()));
         }
-        parse_json(&bytes).map(OptionalJsonBody)
+        json::body(&bytes).map(OptionalJsonBody)
     }
 }
 

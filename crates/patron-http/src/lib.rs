@@ -9,6 +9,7 @@
 //! Architecture invariant: this is the only crate that knows HTTP; it knows no SQL, and it
 //! decides nothing about points: the engine does.
 
+mod connection;
 mod docs;
 mod dto;
 mod dto_analytics;
@@ -16,6 +17,7 @@ mod dto_metrics;
 mod dto_rewards;
 mod dto_tiers;
 mod extract;
+mod json;
 mod limits;
 mod metrics;
 mod middleware;
@@ -323,14 +325,19 @@ fn apply_conventions(document: &mut Value) {
             let mut common: Vec<(&str, &str)> = vec![
                 (
                     "400",
-                    "`malformed_body`, `unknown_field`, `missing_field`, `invalid_type`, `invalid_parameter`, `invalid_idempotency_key`",
+                    "`malformed_body`, `unknown_field`, `missing_field`, `invalid_type`, `invalid_parameter`, `invalid_idempotency_key`, `malformed_request`",
                 ),
                 (
                     "401",
                     "`unauthenticated`: no key, or an unknown or revoked one",
                 ),
                 ("403", "`insufficient_scope`"),
+                ("414", "`uri_too_long`: the path and query are over 64 KiB"),
                 ("429", "`rate_limited`: see `Retry-After`"),
+                (
+                    "431",
+                    "`headers_too_large`: over 100 header fields, or about 400 KiB of them",
+                ),
                 ("500", "`internal_error`"),
                 ("503", "`unavailable`: see `Retry-After`"),
             ];
@@ -382,9 +389,10 @@ pub fn openapi_json() -> String {
     text
 }
 
-/// The whole application: `/v1`, the documents, and the operations endpoints. Serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()` (as [`serve`] does): without the
-/// client's address the per-address rate limit cannot apply and is skipped.
+/// The whole application: `/v1`, the documents, and the operations endpoints. [`serve_on`]
+/// serves it with the client's address (without it the per-address rate limit cannot apply
+/// and is skipped; `into_make_service_with_connect_info::<SocketAddr>()` gives it too) and
+/// with hyper's own error answers turned into problem documents (`connection`).
 pub fn router(engine: Engine, config: &ServerConfig) -> Router {
     let state = AppState::new(engine, config);
     let (api, _) = api_router().split_for_parts();
@@ -423,8 +431,8 @@ pub async fn serve_on(
     let app = router(engine, &config);
     tracing::info!(%address, "serving the API");
     axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        connection::ProblemListener::new(listener),
+        app.into_make_service_with_connect_info::<connection::ClientAddress>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -9,6 +9,7 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::connection::ClientAddress;
 use crate::problem::{Code, Problem};
 use crate::state::AppState;
 
@@ -23,10 +24,15 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .get::<MatchedPath>()
         .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
         .to_string();
-    let address = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip());
+    let extensions = request.extensions();
+    let address = extensions
+        .get::<ConnectInfo<ClientAddress>>()
+        .map(|ConnectInfo(ClientAddress(address))| address.ip())
+        .or_else(|| {
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(address)| address.ip())
+        });
     let limited = match address {
         // Only the API is limited: probes and scrapers must always get through.
         Some(address) if request.uri().path().starts_with("/v1/") => {

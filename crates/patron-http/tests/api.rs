@@ -11,6 +11,8 @@ mod support;
 mod analytics;
 #[path = "api/auth.rs"]
 mod auth;
+#[path = "api/bodies.rs"]
+mod bodies;
 #[path = "api/documents.rs"]
 mod documents;
 #[path = "api/errors.rs"]

@@ -435,6 +435,25 @@ impl Store {
         row.as_ref().map(Self::run_from).transpose()
     }
 
+    /// The latest complete run whose as-of day is `as_of_day` or earlier (by as-of date,
+    /// then id): the grid as it stood on that day.
+    pub async fn rfv_run_as_of(
+        &self,
+        tenant: TenantId,
+        as_of_day: i64,
+    ) -> Result<Option<RfvRun>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, as_of, as_of_day, members, created_at FROM rfv_runs \
+             WHERE tenant_id = $1 AND completed_at IS NOT NULL AND as_of_day <= $2 \
+             ORDER BY as_of_day DESC, id DESC LIMIT 1",
+        )
+        .bind(tenant.0)
+        .bind(as_of_day)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(Self::run_from).transpose()
+    }
+
     /// The 5 x 5 grid of a run: members and monetary value per (R, F) cell with members.
     pub async fn rfv_grid(&self, tenant: TenantId, run: i64) -> Result<Vec<RfvCell>, StoreError> {
         let rows = sqlx::query(

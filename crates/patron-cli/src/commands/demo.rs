@@ -34,7 +34,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::commands::ledger::verify_and_print;
-use crate::commands::serve::{bind, serve_until_signal};
+use crate::commands::serve::serve_until_signal;
 use crate::settings::{DEFAULT_LISTEN, Settings};
 use crate::store::{connect_and_migrate, connect_and_migrate_with, thousands};
 
@@ -54,7 +54,8 @@ months: enrollments, purchases (busier weekends and December), anonymous purchas
 refunds, redemptions and members going dormant, with the nightly jobs. It ends with
 `ledger verify`, creates an admin API key for tenant `demo` (a new one each run), and
 serves the API on --listen (default 127.0.0.1:8080) until Ctrl-C, printing the URL, the
-key and curl commands to try. --no-serve stops after printing them. --db is not used: the
+key and curl commands to try. The address is taken first: if it is busy, the demo stops
+before creating anything. --no-serve stops after printing them. --db is not used: the
 demo has its own database.
 
 Running it again reuses the folder and skips the simulation; --fresh rebuilds it (only
@@ -95,6 +96,7 @@ pub struct DemoArgs {
 
 pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let listener = listen_first(&args).await?;
     let dir = args.dir.clone();
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the demo folder {}", dir.display()))?;
@@ -140,7 +142,7 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
             .await?
             .is_clean();
         print_next_steps(&database);
-        return serve_demo(settings, &args, engine, &tenant, clean).await;
+        return serve_demo(settings, &args, listener, engine, &tenant, clean).await;
     }
     if exists && args.fresh {
         eprintln!("--fresh: deleting the demo database in {}", dir.display());
@@ -281,7 +283,23 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
     print_next_steps(&database);
     let (store, _) = connect_and_migrate(&url).await?;
     let engine = Engine::new(store, Arc::new(patron_engine::SystemClock));
-    serve_demo(settings, &args, engine, &tenant, clean).await
+    serve_demo(settings, &args, listener, engine, &tenant, clean).await
+}
+
+/// Takes the demo's address before anything is built or created: a busy port fails at once,
+/// not after the simulation with an admin key made and never shown. Connections arriving
+/// while the club is built wait in the listen queue until it serves.
+async fn listen_first(args: &DemoArgs) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    if args.no_serve {
+        return Ok(None);
+    }
+    match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(listener) => Ok(Some(listener)),
+        Err(error) => anyhow::bail!(
+            "cannot listen on {} ({error}); choose another address with --listen, or --no-serve to build without serving; nothing was created",
+            args.listen
+        ),
+    }
 }
 
 /// Makes an admin API key, prints how to use it, and serves the API until Ctrl-C (unless
@@ -289,6 +307,7 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
 async fn serve_demo(
     settings: &Settings,
     args: &DemoArgs,
+    listener: Option<tokio::net::TcpListener>,
     engine: Engine,
     tenant: &Tenant,
     clean: bool,
@@ -310,11 +329,6 @@ async fn serve_demo(
         .next()
         .map_or_else(|| "MEMBER_ID".to_string(), |m| m.id);
     let config = settings.server_config(Some(args.listen));
-    let listener = if args.no_serve {
-        None
-    } else {
-        Some(bind(config.listen).await?)
-    };
     let address = match &listener {
         Some(listener) => listener.local_addr()?,
         None => config.listen,

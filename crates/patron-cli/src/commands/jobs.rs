@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Subcommand};
 use jiff::SignedDuration;
 use patron_engine::jobs::{JobKind, Worker};
@@ -28,7 +29,7 @@ pub enum JobsCommand {
     /// Schedule a job of KIND for now and run it in this process, printing what it did
     #[command(
         name = "run-now",
-        after_help = "Kinds: activation, expiry, holds, tiers, birthdays, anniversaries.\nEvery kind is idempotent: running one again does nothing twice.\n\nExample:\n  patron jobs run-now expiry --tenant demo"
+        after_help = "Every kind is idempotent: running one again does nothing twice.\n\nExamples:\n  patron jobs run-now expiry --tenant demo\n  patron jobs run-now segments --tenant demo"
     )]
     RunNow(RunNowArgs),
 }
@@ -49,7 +50,7 @@ pub struct ListArgs {
     #[arg(long, value_parser = ["pending", "running", "done", "failed"])]
     pub state: Option<String>,
     /// Only jobs of this kind
-    #[arg(long, value_name = "KIND")]
+    #[arg(long, value_name = "KIND", value_parser = job_kinds())]
     pub kind: Option<String>,
     /// At most this many jobs, newest due first
     #[arg(long, default_value_t = 50)]
@@ -58,12 +59,18 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct RunNowArgs {
-    /// activation, expiry, holds, tiers, birthdays or anniversaries
-    #[arg(value_name = "KIND")]
+    /// The kind of job to run
+    #[arg(value_name = "KIND", value_parser = job_kinds())]
     pub kind: String,
     /// The tenant (club) name
     #[arg(long, value_name = "NAME")]
     pub tenant: String,
+}
+
+/// The kinds `run-now` and `list --kind` accept, and their help lists: `JobKind::ALL`, so a
+/// new kind cannot be left out of the help again.
+fn job_kinds() -> PossibleValuesParser {
+    PossibleValuesParser::new(JobKind::ALL.map(JobKind::as_str))
 }
 
 pub async fn run(settings: &Settings, command: JobsCommand) -> anyhow::Result<ExitCode> {

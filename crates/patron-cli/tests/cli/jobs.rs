@@ -12,7 +12,7 @@ use patron_engine::{
 };
 use patron_store::jobs::JobFilter;
 
-use super::{TempDir, apply_coffee, patron_db};
+use super::{TempDir, apply_coffee, patron, patron_db};
 
 #[test]
 fn jobs_run_now_and_list() {
@@ -311,4 +311,21 @@ async fn three_servers() {
         );
     }
     db.cleanup().await;
+}
+
+#[test]
+fn run_now_help_lists_every_kind_it_accepts() {
+    let dir = TempDir::new("jobs-help");
+    let help = patron(&dir, &["jobs", "run-now", "--help"]);
+    assert_eq!(help.code, 0, "{help:?}");
+    for kind in JobKind::ALL {
+        assert!(
+            help.stdout.contains(kind.as_str()),
+            "`jobs run-now --help` does not name {kind}: {}",
+            help.stdout
+        );
+    }
+    let unknown = patron(&dir, &["jobs", "run-now", "payroll", "--tenant", "cafe"]);
+    assert_eq!(unknown.code, 2, "{unknown:?}");
+    assert!(unknown.stderr.contains("segments"), "{}", unknown.stderr);
 }

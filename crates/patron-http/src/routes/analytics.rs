@@ -37,6 +37,9 @@ pub(crate) fn locale_param(code: Option<&str>) -> Result<Option<Locale>, Problem
 pub struct RfvQuery {
     /// A run id (default: the latest run by as-of date).
     run: Option<i64>,
+    /// A club-local date, YYYY-MM-DD: the grid as it stood then, from the run with the
+    /// latest as-of date on or before it (runs are kept). Not with `run`.
+    as_of: Option<String>,
     /// fa | he | en: the language of segment names (default: the program's).
     locale: Option<String>,
 }
@@ -45,14 +48,15 @@ pub struct RfvQuery {
 ///
 /// The members and their value in each cell of the 5 x 5 recency x frequency grid of an RFV
 /// run, with each cell's segment, and the totals per segment (docs/ANALYTICS.md). Runs are
-/// made by the nightly `segments` job (or `patron jobs run-now segments`).
+/// made by the nightly `segments` job (or `patron jobs run-now segments`) as of their day and
+/// kept: `as_of` reads the grid as it stood on an earlier date.
 #[utoipa::path(
     get, path = "/v1/analytics/rfv", tag = "analytics", operation_id = "get_rfv",
     params(RfvQuery),
     responses(
         (status = 200, description = "The run's grid and segments", body = RfvOut),
         (status = 400, description = "`invalid_parameter`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such run, or no run yet", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`no_rfv_run`: no run yet, no such run, or none as of the date", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "`no_program`", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
@@ -62,18 +66,40 @@ pub async fn rfv(
     QueryParams(query): QueryParams<RfvQuery>,
 ) -> Result<Response, Problem> {
     let locale = locale_param(query.locale.as_deref())?;
+    let as_of = match query.as_of.as_deref() {
+        None => None,
+        Some(_) if query.run.is_some() => {
+            return Err(Problem::new(
+                Code::InvalidParameter,
+                "give run or as_of, not both: a run has its own as-of date",
+            )
+            .with_field("as_of"));
+        }
+        Some(text) => Some(text.parse::<jiff::civil::Date>().map_err(|_| {
+            Problem::new(
+                Code::InvalidParameter,
+                format!("as_of must be a date YYYY-MM-DD, not {text:?}"),
+            )
+            .with_field("as_of")
+        })?),
+    };
     let engine = state.engine();
     let program = engine.program(&auth.tenant).await?.program;
     let locale = locale.unwrap_or(program.default_locale);
     let name = |code: &str| program.rfv.name(code, locale, program.default_locale);
-    let Some(report) = engine.rfv_report(&auth.tenant, query.run).await? else {
-        return Err(Problem::new(
-            Code::NotFound,
-            match query.run {
-                Some(run) => format!("there is no RFV run {run}"),
-                None => "there is no RFV run yet: the segments job makes one nightly".to_owned(),
-            },
-        ));
+    let report = match as_of {
+        Some(date) => engine.rfv_report_as_of(&auth.tenant, date).await?,
+        None => engine.rfv_report(&auth.tenant, query.run).await?,
+    };
+    let Some(report) = report else {
+        let detail = match (query.run, as_of) {
+            (Some(run), _) => format!("there is no RFV run {run}"),
+            (None, Some(date)) => format!(
+                "there is no RFV run as of {date} or earlier: runs are made by the segments job, nightly or with `patron jobs run-now segments`"
+            ),
+            (None, None) => "there is no RFV run yet: run the segments job (nightly, or now with `patron jobs run-now segments`)".to_owned(),
+        };
+        return Err(Problem::new(Code::NoRfvRun, detail));
     };
     let out = RfvOut {
         run_id: report.run.id,

@@ -10,9 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::dto::{RedeemBody, RedemptionOut};
 use crate::dto_rewards::{RewardOut, RewardPage, RewardRedeemBody, RewardRedemptionOut};
-use crate::extract::{
-    Auth, IdempotencyKey, JsonBody, PathParam, PosRead, PosWrite, QueryParams, parse_json,
-};
+use crate::extract::{Auth, IdempotencyKey, JsonBody, PathParam, PosRead, PosWrite, QueryParams};
+use crate::json::{self, Node};
 use crate::problem::{Code, Problem, ProblemDocument};
 use crate::routes::{Reply, json_response, mutate, points};
 use crate::state::AppState;
@@ -104,14 +103,10 @@ pub async fn redeem(
     auth: Auth<PosWrite>,
     PathParam(member_id): PathParam,
     IdempotencyKey(key): IdempotencyKey,
-    JsonBody(body): JsonBody<serde_json::Value>,
+    JsonBody(body): JsonBody<Node>,
 ) -> Result<Response, Problem> {
-    let bytes = serde_json::to_vec(&body).map_err(|_| Problem::internal())?;
-    let is_reward = body
-        .as_object()
-        .is_some_and(|object| object.contains_key("reward_id"));
-    if !is_reward {
-        let body: RedeemBody = parse_json(&bytes)?;
+    if !body.has_member("reward_id") {
+        let body: RedeemBody = json::body_from_node(&body)?;
         return points::redeem(
             State(state),
             auth,
@@ -121,7 +116,7 @@ pub async fn redeem(
         )
         .await;
     }
-    let body: RewardRedeemBody = parse_json(&bytes)?;
+    let body: RewardRedeemBody = json::body_from_node(&body)?;
     let engine = state.engine();
     mutate::<_, RewardRedemptionOut>(
         &state,

@@ -36,7 +36,7 @@ async fn rfv_segments_members_and_baskets() {
         // No run yet.
         api.get("/v1/analytics/rfv", &club.read)
             .await
-            .assert_problem(404, "not_found");
+            .assert_problem(404, "no_rfv_run");
         let mut members = Vec::new();
         for i in 0..8 {
             members.push(club.enroll(&format!("a{i}")).await);
@@ -81,7 +81,7 @@ async fn rfv_segments_members_and_baskets() {
         .assert_status(200);
         api.get("/v1/analytics/rfv?run=999999", &club.read)
             .await
-            .assert_problem(404, "not_found");
+            .assert_problem(404, "no_rfv_run");
         api.get("/v1/analytics/rfv?locale=xx", &club.read)
             .await
             .assert_problem(400, "invalid_parameter");
@@ -91,7 +91,7 @@ async fn rfv_segments_members_and_baskets() {
         // Another club's key sees its own (empty) analytics.
         api.get("/v1/analytics/rfv", &club.other)
             .await
-            .assert_problem(404, "not_found");
+            .assert_problem(404, "no_rfv_run");
 
         let segments = api.get("/v1/segments", &club.read).await;
         let segments = segments.assert_status(200).clone();
@@ -181,6 +181,89 @@ async fn rfv_segments_members_and_baskets() {
         api.get("/v1/segments", &club.pos)
             .await
             .assert_problem(403, "insufficient_scope");
+        club.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfv_says_when_there_is_no_run_and_reads_the_run_as_of_a_date() {
+    for club in clubs().await {
+        let l = club.label();
+        let api = &club.api;
+        // A new club has no run: its own code, not the route-not-found one.
+        let none = api.get("/v1/analytics/rfv", &club.read).await;
+        none.assert_problem(404, "no_rfv_run");
+        let detail = none.body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("patron jobs run-now segments"),
+            "[{l}] {detail}"
+        );
+        api.get("/v1/analytics/rfv?as_of=2026-03-01", &club.read)
+            .await
+            .assert_problem(404, "no_rfv_run");
+
+        for i in 0..3 {
+            let member = club.enroll(&format!("asof-{i}")).await;
+            api.post(
+                "/v1/purchases",
+                &club.pos,
+                purchase(&format!("asof-{i}"), &member, &[("LATTE", "coffee")], 400),
+            )
+            .await
+            .assert_status(201);
+        }
+        // A run as of an earlier day (before the purchases), then tonight's run.
+        club.engine
+            .run_rfv(&club.tenant, Some(jiff::civil::date(2026, 2, 20)))
+            .await
+            .unwrap();
+        club.engine.run_segments(&club.tenant, None).await.unwrap();
+
+        let latest = api.get("/v1/analytics/rfv", &club.read).await;
+        let latest = latest.assert_status(200).clone();
+        assert_eq!(
+            (latest["as_of"].as_str(), latest["members"].as_i64()),
+            (Some("2026-03-02"), Some(3)),
+            "[{l}]"
+        );
+        let earlier = api
+            .get("/v1/analytics/rfv?as_of=2026-02-25", &club.read)
+            .await;
+        let earlier = earlier.assert_status(200).clone();
+        assert_eq!(
+            (earlier["as_of"].as_str(), earlier["members"].as_i64()),
+            (Some("2026-02-20"), Some(0)),
+            "[{l}]"
+        );
+        let same_day = api
+            .get("/v1/analytics/rfv?as_of=2026-03-02&locale=en", &club.admin)
+            .await;
+        assert_eq!(
+            same_day.assert_status(200)["run_id"],
+            latest["run_id"],
+            "[{l}]"
+        );
+        api.get("/v1/analytics/rfv?as_of=2026-02-19", &club.read)
+            .await
+            .assert_problem(404, "no_rfv_run");
+        api.get("/v1/analytics/rfv?run=999999", &club.read)
+            .await
+            .assert_problem(404, "no_rfv_run");
+        let bad = api
+            .get("/v1/analytics/rfv?as_of=02/25/2026", &club.read)
+            .await;
+        bad.assert_problem(400, "invalid_parameter");
+        assert_eq!(bad.body["field"], "as_of", "[{l}]");
+        let both = api
+            .get(
+                &format!(
+                    "/v1/analytics/rfv?as_of=2026-03-02&run={}",
+                    latest["run_id"]
+                ),
+                &club.read,
+            )
+            .await;
+        both.assert_problem(400, "invalid_parameter");
         club.stop().await;
     }
 }

@@ -306,10 +306,10 @@ impl Api {
                 request.body(bytes)
             }
         };
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let response = request.send().await.unwrap_or_else(|e| {
+            let shown: String = path.chars().take(200).collect();
+            panic!("{method} {shown}: {e:?}")
+        });
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
