@@ -77,6 +77,11 @@ const SQLITE: &[Migration] = &[
         name: "rule_awards_usage_partial",
         sql: include_str!("../migrations/sqlite/0014_rule_awards_usage_partial.sql"),
     },
+    Migration {
+        version: 16,
+        name: "tenant_id_keys",
+        sql: include_str!("../migrations/sqlite/0016_tenant_id_keys.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -151,6 +156,11 @@ const POSTGRES: &[Migration] = &[
         version: 14,
         name: "rule_awards_usage_partial",
         sql: include_str!("../migrations/postgres/0014_rule_awards_usage_partial.sql"),
+    },
+    Migration {
+        version: 16,
+        name: "tenant_id_keys",
+        sql: include_str!("../migrations/postgres/0016_tenant_id_keys.sql"),
     },
 ];
 
