@@ -16,6 +16,7 @@ mod dto_metrics;
 mod dto_rewards;
 mod dto_tiers;
 mod extract;
+pub mod ids;
 mod limits;
 mod metrics;
 mod middleware;

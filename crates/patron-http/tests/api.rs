@@ -17,6 +17,8 @@ mod documents;
 mod errors;
 #[path = "api/idempotency.rs"]
 mod idempotency;
+#[path = "api/ids.rs"]
+mod ids;
 #[path = "api/limits.rs"]
 mod limits;
 #[path = "api/members.rs"]

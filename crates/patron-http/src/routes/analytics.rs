@@ -13,6 +13,7 @@ use crate::dto_analytics::{
     BasketPairOut, BasketsOut, NextCategoryOut, RfvCellOut, RfvOut, RfvSegmentOut,
 };
 use crate::extract::{Auth, QueryParams, Read};
+use crate::ids::{ClubIds, IdKind};
 use crate::problem::{Code, Problem, ProblemDocument};
 use crate::routes::json_response;
 use crate::state::AppState;
@@ -35,8 +36,8 @@ pub(crate) fn locale_param(code: Option<&str>) -> Result<Option<Locale>, Problem
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RfvQuery {
-    /// A run id (default: the latest run by as-of date).
-    run: Option<i64>,
+    /// A run id, `run_id` of an earlier answer (default: the latest run by as-of date).
+    run: Option<String>,
     /// fa | he | en: the language of segment names (default: the program's).
     locale: Option<String>,
 }
@@ -66,17 +67,26 @@ pub async fn rfv(
     let program = engine.program(&auth.tenant).await?.program;
     let locale = locale.unwrap_or(program.default_locale);
     let name = |code: &str| program.rfv.name(code, locale, program.default_locale);
-    let Some(report) = engine.rfv_report(&auth.tenant, query.run).await? else {
-        return Err(Problem::new(
+    let ids = ClubIds::new(&auth.tenant.id_key);
+    let not_found = || {
+        Problem::new(
             Code::NotFound,
-            match query.run {
+            match &query.run {
                 Some(run) => format!("there is no RFV run {run}"),
                 None => "there is no RFV run yet: the segments job makes one nightly".to_owned(),
             },
-        ));
+        )
+    };
+    // An id that does not decode, or was made for another club, is as unknown as any other.
+    let run = match query.run.as_deref() {
+        Some(text) => Some(ids.decode(IdKind::RfvRun, text).ok_or_else(not_found)?),
+        None => None,
+    };
+    let Some(report) = engine.rfv_report(&auth.tenant, run).await? else {
+        return Err(not_found());
     };
     let out = RfvOut {
-        run_id: report.run.id,
+        run_id: ids.rfv_run(report.run.id),
         as_of: report.run.as_of.clone(),
         members: report.run.members,
         created_at: report.run.created_at,
