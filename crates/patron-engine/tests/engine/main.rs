@@ -6,6 +6,7 @@ mod support;
 
 mod concurrency;
 mod idempotency;
+mod ids;
 mod import;
 mod jobs;
 mod ledger;
