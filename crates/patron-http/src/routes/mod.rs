@@ -90,7 +90,8 @@ impl<D> Reply<D> {
 
 /// Runs an idempotent engine call: refuses a key already in flight on this server (409),
 /// answers replays with the stored result and `Idempotent-Replayed: true`, and counts ledger
-/// postings that happened.
+/// postings that happened. The stored result keeps the store's integer keys and is presented
+/// with the club's opaque ids on every answer, so a replay shows the same ids.
 pub async fn mutate<T, D>(
     state: &AppState,
     tenant: &Tenant,
