@@ -109,8 +109,8 @@ impl ClubIds {
 
     /// The integer key behind `text`, if it is an id of `kind` in exactly the form
     /// [`ClubIds::encode`] makes. Any 16 hex digits decode: an id made for another club (or
-    /// made up) decodes to an integer that names nothing here, so the caller answers as for
-    /// an unknown id.
+    /// made up) decodes to an integer as good as random, which names one of this club's rows
+    /// with a chance of rows / 2^64, so the caller answers as for an unknown id.
     pub fn decode(&self, kind: IdKind, text: &str) -> Option<i64> {
         let digits = text
             .strip_prefix(kind.prefix())
