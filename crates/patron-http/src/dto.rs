@@ -24,6 +24,8 @@ use patron_store::rules::{EventReceipt, RuleAward};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
+use crate::ids::{ClubIds, Present, TransferId};
+
 /// A custom attribute value: a string, number, boolean or null.
 pub type AttributeValue = serde_json::Value;
 
@@ -728,7 +730,7 @@ impl MemberBalanceOut {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerEntryOut {
-    pub id: i64,
+    pub id: TransferId,
     /// Positive: credited to the member; negative: debited.
     pub points: i64,
     /// earn | redeem | expire | clawback | adjust | transfer | forfeit | reversal
@@ -736,7 +738,7 @@ pub struct LedgerEntryOut {
     /// posted | pending | post_pending | void_pending
     pub kind: String,
     /// For post_pending and void_pending: the pending entry resolved.
-    pub pending_id: Option<i64>,
+    pub pending_id: Option<TransferId>,
     /// For a pending entry: when it resolves by itself.
     pub timeout_at: Option<Timestamp>,
     pub document_type: Option<String>,
@@ -745,8 +747,8 @@ pub struct LedgerEntryOut {
     pub created_at: Timestamp,
 }
 
-impl From<LedgerEntry> for LedgerEntryOut {
-    fn from(entry: LedgerEntry) -> Self {
+impl Present<LedgerEntry> for LedgerEntryOut {
+    fn present(entry: LedgerEntry, ids: &ClubIds) -> Self {
         let LedgerEntry {
             id,
             points,
@@ -760,11 +762,11 @@ impl From<LedgerEntry> for LedgerEntryOut {
             created_at,
         } = entry;
         LedgerEntryOut {
-            id,
+            id: ids.transfer(id),
             points,
             code,
             kind,
-            pending_id,
+            pending_id: pending_id.map(|id| ids.transfer(id)),
             timeout_at,
             document_type,
             document_id,
@@ -1150,12 +1152,12 @@ pub struct AdjustmentOut {
     pub points: i64,
     pub reason: String,
     /// The ledger entry written.
-    pub transfer_id: i64,
+    pub transfer_id: TransferId,
     pub balance: BalanceOut,
 }
 
-impl From<AdjustmentReceipt> for AdjustmentOut {
-    fn from(receipt: AdjustmentReceipt) -> Self {
+impl Present<AdjustmentReceipt> for AdjustmentOut {
+    fn present(receipt: AdjustmentReceipt, ids: &ClubIds) -> Self {
         let AdjustmentReceipt {
             member_id,
             points,
@@ -1167,7 +1169,7 @@ impl From<AdjustmentReceipt> for AdjustmentOut {
             member_id,
             points,
             reason,
-            transfer_id,
+            transfer_id: ids.transfer(transfer_id),
             balance: balance.into(),
         }
     }
@@ -1180,13 +1182,13 @@ pub struct TransferOut {
     pub to_member_id: String,
     pub points: i64,
     /// The ledger entry written.
-    pub transfer_id: i64,
+    pub transfer_id: TransferId,
     /// The sender's balance after the transfer.
     pub balance: BalanceOut,
 }
 
-impl From<TransferReceipt> for TransferOut {
-    fn from(receipt: TransferReceipt) -> Self {
+impl Present<TransferReceipt> for TransferOut {
+    fn present(receipt: TransferReceipt, ids: &ClubIds) -> Self {
         let TransferReceipt {
             from_member_id,
             to_member_id,
@@ -1198,7 +1200,7 @@ impl From<TransferReceipt> for TransferOut {
             from_member_id,
             to_member_id,
             points,
-            transfer_id,
+            transfer_id: ids.transfer(transfer_id),
             balance: balance.into(),
         }
     }

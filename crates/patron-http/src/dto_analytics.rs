@@ -5,6 +5,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::ids::RfvRunId;
+
 /// One cell of the RFV grid.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -35,7 +37,7 @@ pub struct RfvSegmentOut {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RfvOut {
-    pub run_id: i64,
+    pub run_id: RfvRunId,
     /// The as-of date (club time zone), YYYY-MM-DD.
     pub as_of: String,
     /// Members scored (those with a counted purchase by the as-of date).

@@ -11,6 +11,8 @@ use patron_store::metrics::PointsFlow;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::ids::{ClubIds, ClvRunId, Present};
+
 fn number(value: Decimal) -> f64 {
     value.to_f64().unwrap_or(0.0)
 }
@@ -269,7 +271,7 @@ pub struct GammaGammaFitOut {
 /// One fit of the lifetime-value models.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ClvFitOut {
-    pub run_id: i64,
+    pub run_id: ClvRunId,
     pub fitted_at: Timestamp,
     /// The club-local day the members' summaries were taken as of (YYYY-MM-DD).
     pub as_of: String,
@@ -298,10 +300,10 @@ fn day_text(day: i64) -> String {
         .unwrap_or_default()
 }
 
-impl From<ClvRun> for ClvFitOut {
-    fn from(r: ClvRun) -> Self {
+impl Present<ClvRun> for ClvFitOut {
+    fn present(r: ClvRun, ids: &ClubIds) -> Self {
         ClvFitOut {
-            run_id: r.id,
+            run_id: ids.clv_run(r.id),
             fitted_at: r.fitted_at,
             as_of: day_text(r.as_of_day),
             horizon_weeks: r.horizon_weeks,
@@ -333,7 +335,7 @@ pub struct ClvModelOut {
 /// A member's predictions from one fit.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ClvPredictionOut {
-    pub run_id: i64,
+    pub run_id: ClvRunId,
     pub fitted_at: Timestamp,
     pub horizon_weeks: i64,
     /// Repeat purchase days, weeks from the first purchase to the last, and to the as-of day.
@@ -360,11 +362,11 @@ pub struct MemberClvOut {
 }
 
 impl MemberClvOut {
-    pub fn new(member_id: String, clv: Option<MemberClv>) -> MemberClvOut {
+    pub fn new(member_id: String, clv: Option<MemberClv>, ids: &ClubIds) -> MemberClvOut {
         MemberClvOut {
             member_id,
             clv: clv.map(|MemberClv { run, prediction }| ClvPredictionOut {
-                run_id: run.id,
+                run_id: ids.clv_run(run.id),
                 fitted_at: run.fitted_at,
                 horizon_weeks: run.horizon_weeks,
                 x: prediction.x,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::dto::BalanceOut;
+use crate::ids::{ClubIds, CouponRedemptionId, Present};
 
 /// What a coupon (or a reward's coupon) gives.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -251,17 +252,17 @@ impl From<CouponCheck> for CouponCheckOut {
 #[serde(deny_unknown_fields)]
 pub struct CouponReceiptOut {
     /// The redemption (or the redemption released).
-    pub redemption_id: i64,
+    pub redemption_id: CouponRedemptionId,
     pub order_id: Option<String>,
     pub discount_minor: i64,
     pub at: Timestamp,
     pub coupon: CouponOut,
 }
 
-impl From<CouponReceipt> for CouponReceiptOut {
-    fn from(r: CouponReceipt) -> Self {
+impl Present<CouponReceipt> for CouponReceiptOut {
+    fn present(r: CouponReceipt, ids: &ClubIds) -> Self {
         CouponReceiptOut {
-            redemption_id: r.redemption_id,
+            redemption_id: ids.coupon_redemption(r.redemption_id),
             order_id: r.order_id,
             discount_minor: r.discount_minor,
             at: r.at,

@@ -17,6 +17,7 @@ mod dto_metrics;
 mod dto_rewards;
 mod dto_tiers;
 mod extract;
+pub mod ids;
 mod json;
 mod limits;
 mod metrics;

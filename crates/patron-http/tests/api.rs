@@ -21,6 +21,8 @@ mod errors;
 mod hostile;
 #[path = "api/idempotency.rs"]
 mod idempotency;
+#[path = "api/ids.rs"]
+mod ids;
 #[path = "api/limits.rs"]
 mod limits;
 #[path = "api/members.rs"]

@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::programs::audit;
-use crate::tenants::{Tenant, TenantId};
+use crate::tenants::{IdKey, Tenant, TenantId};
 use crate::{Store, StoreError, conn, time, unit_of_work};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +122,7 @@ impl Store {
         secret_hash: &str,
     ) -> Result<Option<(ApiKey, Tenant)>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS}, t.name AS tenant_name, t.created_at AS tenant_created_at FROM api_keys k \
+            "SELECT {COLUMNS}, t.name AS tenant_name, t.created_at AS tenant_created_at, t.id_key AS tenant_id_key FROM api_keys k \
              JOIN tenants t ON t.id = k.tenant_id WHERE k.secret_hash = $1 AND k.revoked_at IS NULL"
         );
         let row = sqlx::query(&sql)
@@ -135,6 +135,7 @@ impl Store {
                 id: TenantId(key.tenant_id),
                 name: row.try_get("tenant_name")?,
                 created_at: time::from_db(row.try_get("tenant_created_at")?)?,
+                id_key: IdKey::from_stored(row.try_get("tenant_id_key")?)?,
             };
             Ok((key, tenant))
         })

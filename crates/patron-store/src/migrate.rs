@@ -83,6 +83,11 @@ const SQLITE: &[Migration] = &[
         name: "integer_amounts",
         sql: include_str!("../migrations/sqlite/0015_integer_amounts.sql"),
     },
+    Migration {
+        version: 16,
+        name: "tenant_id_keys",
+        sql: include_str!("../migrations/sqlite/0016_tenant_id_keys.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -157,6 +162,11 @@ const POSTGRES: &[Migration] = &[
         version: 14,
         name: "rule_awards_usage_partial",
         sql: include_str!("../migrations/postgres/0014_rule_awards_usage_partial.sql"),
+    },
+    Migration {
+        version: 16,
+        name: "tenant_id_keys",
+        sql: include_str!("../migrations/postgres/0016_tenant_id_keys.sql"),
     },
 ];
 

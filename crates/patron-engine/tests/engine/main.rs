@@ -7,6 +7,7 @@ mod support;
 mod concurrency;
 mod erasure;
 mod idempotency;
+mod ids;
 mod import;
 mod jobs;
 mod ledger;

@@ -13,6 +13,7 @@ use crate::dto_analytics::{
     BasketPairOut, BasketsOut, NextCategoryOut, RfvCellOut, RfvOut, RfvSegmentOut,
 };
 use crate::extract::{Auth, QueryParams, Read};
+use crate::ids::{ClubIds, IdKind};
 use crate::problem::{Code, Problem, ProblemDocument};
 use crate::routes::json_response;
 use crate::state::AppState;
@@ -35,8 +36,8 @@ pub(crate) fn locale_param(code: Option<&str>) -> Result<Option<Locale>, Problem
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RfvQuery {
-    /// A run id (default: the latest run by as-of date).
-    run: Option<i64>,
+    /// A run id, `run_id` of an earlier answer (default: the latest run by as-of date).
+    run: Option<String>,
     /// A club-local date, YYYY-MM-DD: the grid as it stood then, from the run with the
     /// latest as-of date on or before it (runs are kept). Not with `run`.
     as_of: Option<String>,
@@ -87,22 +88,31 @@ pub async fn rfv(
     let program = engine.program(&auth.tenant).await?.program;
     let locale = locale.unwrap_or(program.default_locale);
     let name = |code: &str| program.rfv.name(code, locale, program.default_locale);
-    let report = match as_of {
-        Some(date) => engine.rfv_report_as_of(&auth.tenant, date).await?,
-        None => engine.rfv_report(&auth.tenant, query.run).await?,
-    };
-    let Some(report) = report else {
-        let detail = match (query.run, as_of) {
+    let ids = ClubIds::new(&auth.tenant.id_key);
+    let missing = || {
+        let detail = match (&query.run, as_of) {
             (Some(run), _) => format!("there is no RFV run {run}"),
             (None, Some(date)) => format!(
                 "there is no RFV run as of {date} or earlier: runs are made by the segments job, nightly or with `patron jobs run-now segments`"
             ),
             (None, None) => "there is no RFV run yet: run the segments job (nightly, or now with `patron jobs run-now segments`)".to_owned(),
         };
-        return Err(Problem::new(Code::NoRfvRun, detail));
+        Problem::new(Code::NoRfvRun, detail)
+    };
+    // An id that does not decode, or was made for another club, is as unknown as any other.
+    let run = match query.run.as_deref() {
+        Some(text) => Some(ids.decode(IdKind::RfvRun, text).ok_or_else(missing)?),
+        None => None,
+    };
+    let report = match as_of {
+        Some(date) => engine.rfv_report_as_of(&auth.tenant, date).await?,
+        None => engine.rfv_report(&auth.tenant, run).await?,
+    };
+    let Some(report) = report else {
+        return Err(missing());
     };
     let out = RfvOut {
-        run_id: report.run.id,
+        run_id: ids.rfv_run(report.run.id),
         as_of: report.run.as_of.clone(),
         members: report.run.members,
         created_at: report.run.created_at,

@@ -35,7 +35,7 @@ pub async fn replace(
     let actor = auth.actor();
     mutate::<_, CardReplacementOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::ok(None),
         engine.replace_card(

@@ -98,7 +98,7 @@ pub async fn redeem(
     let engine = state.engine();
     mutate::<_, CouponReceiptOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::ok(None),
         engine.redeem_coupon(&auth.tenant, &code, &usage, key.as_deref()),
@@ -131,7 +131,7 @@ pub async fn release(
     let engine = state.engine();
     mutate::<_, CouponReceiptOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::ok(None),
         engine.release_coupon(

@@ -36,7 +36,7 @@ pub async fn post(
     let engine = state.engine();
     mutate::<_, EventReceiptOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::created(Some("event"), |_| None),
         engine.post_event(&auth.tenant, &request, key.as_deref()),

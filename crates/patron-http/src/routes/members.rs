@@ -15,6 +15,7 @@ use crate::dto::{
 use crate::extract::{
     Admin, Auth, IdempotencyKey, JsonBody, PathParam, PosRead, PosWrite, QueryParams, Read,
 };
+use crate::ids::{ClubIds, IdKind, Present};
 use crate::problem::{Code, Problem, ProblemDocument};
 use crate::routes::{Reply, decode_cursor, encode_cursor, json_response, mutate, page_size};
 use crate::state::AppState;
@@ -51,7 +52,7 @@ pub async fn enroll(
     let engine = state.engine();
     mutate::<_, MemberOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::created(None, member_location),
         engine.enroll_referred(
@@ -214,7 +215,7 @@ pub async fn update(
     let engine = state.engine();
     mutate::<_, MemberOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::ok(None),
         engine.update_member(&auth.tenant, &id, &patch, key.as_deref()),
@@ -249,7 +250,7 @@ pub async fn set_referrer(
     let engine = state.engine();
     mutate::<_, MemberOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::ok(None),
         engine.set_referrer(&auth.tenant, &id, &body.referral_code, key.as_deref()),
@@ -280,7 +281,7 @@ pub async fn exit(
     let actor = auth.actor();
     mutate::<_, ExitOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::ok(Some("member_exit")),
         engine.exit_member(&auth.tenant, &id, &actor, key.as_deref()),
@@ -340,15 +341,16 @@ pub async fn ledger(
     PathParam(id): PathParam,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Response, Problem> {
+    let ids = ClubIds::new(&auth.tenant.id_key);
+    // The position is the last entry's opaque id, so the cursor shows no more than the page.
     let before = query
         .cursor
         .as_deref()
         .map(|cursor| {
-            decode_cursor(LEDGER_CURSOR, cursor)?
-                .parse::<i64>()
-                .map_err(|_| {
-                    Problem::new(Code::InvalidCursor, "malformed cursor").with_field("cursor")
-                })
+            let position = decode_cursor(LEDGER_CURSOR, cursor)?;
+            ids.decode(IdKind::Transfer, &position).ok_or_else(|| {
+                Problem::new(Code::InvalidCursor, "malformed cursor").with_field("cursor")
+            })
         })
         .transpose()?;
     let limit = page_size(&state, query.limit);
@@ -362,11 +364,14 @@ pub async fn ledger(
         .then(|| {
             entries
                 .last()
-                .map(|entry| encode_cursor(LEDGER_CURSOR, &entry.id.to_string()))
+                .map(|entry| encode_cursor(LEDGER_CURSOR, ids.transfer(entry.id).as_str()))
         })
         .flatten();
     let page = LedgerPage {
-        data: entries.into_iter().map(LedgerEntryOut::from).collect(),
+        data: entries
+            .into_iter()
+            .map(|entry| LedgerEntryOut::present(entry, &ids))
+            .collect(),
         next_cursor,
     };
     Ok(json_response(StatusCode::OK, &page, false, None))

@@ -11,6 +11,7 @@ use utoipa::IntoParams;
 
 use crate::dto_metrics::{ClvFitOut, ClvModelOut, MemberClvOut, MetricsOut};
 use crate::extract::{Auth, PathParam, QueryParams, Read};
+use crate::ids::{ClubIds, Present};
 use crate::problem::{Code, Problem, ProblemDocument};
 use crate::routes::json_response;
 use crate::state::AppState;
@@ -125,7 +126,7 @@ pub async fn clv_model(
     Ok(json_response(
         StatusCode::OK,
         &ClvModelOut {
-            fit: run.map(ClvFitOut::from),
+            fit: run.map(|run| ClvFitOut::present(run, &ClubIds::new(&auth.tenant.id_key))),
         },
         false,
         None,
@@ -152,7 +153,7 @@ pub async fn member_clv(
     let clv = state.engine().member_clv(&auth.tenant, &id).await?;
     Ok(json_response(
         StatusCode::OK,
-        &MemberClvOut::new(id, clv),
+        &MemberClvOut::new(id, clv, &ClubIds::new(&auth.tenant.id_key)),
         false,
         None,
     ))

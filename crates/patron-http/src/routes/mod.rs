@@ -21,9 +21,10 @@ use std::future::Future;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use patron_engine::Outcome;
-use patron_store::tenants::TenantId;
+use patron_store::tenants::Tenant;
 use serde::Serialize;
 
+use crate::ids::{ClubIds, Present};
 use crate::problem::{Code, Problem};
 use crate::state::AppState;
 
@@ -89,25 +90,26 @@ impl<D> Reply<D> {
 
 /// Runs an idempotent engine call: refuses a key already in flight on this server (409),
 /// answers replays with the stored result and `Idempotent-Replayed: true`, and counts ledger
-/// postings that happened.
+/// postings that happened. The stored result keeps the store's integer keys and is presented
+/// with the club's opaque ids on every answer, so a replay shows the same ids.
 pub async fn mutate<T, D>(
     state: &AppState,
-    tenant: TenantId,
+    tenant: &Tenant,
     key: Option<&str>,
     reply: Reply<D>,
     call: impl Future<Output = Outcome<T>>,
 ) -> Result<Response, Problem>
 where
-    D: From<T> + Serialize,
+    D: Present<T> + Serialize,
 {
-    let _in_flight = state.claim_in_flight(tenant, key)?;
+    let _in_flight = state.claim_in_flight(tenant.id, key)?;
     let outcome = call.await?;
     if !outcome.replayed
         && let Some(operation) = reply.posting
     {
         state.metrics().ledger_posting(operation);
     }
-    let body = D::from(outcome.value);
+    let body = D::present(outcome.value, &ClubIds::new(&tenant.id_key));
     let location = (reply.location)(&body);
     Ok(json_response(
         reply.status,

@@ -49,7 +49,7 @@ pub async fn redeem(
     let posting = if request.hold { "hold" } else { "redeem" };
     mutate::<_, RedemptionOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::created(Some(posting), redemption_location),
         engine.redeem(&auth.tenant, &member_id, &request, key.as_deref()),
@@ -104,7 +104,7 @@ pub async fn capture(
     let engine = state.engine();
     mutate::<_, RedemptionOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::ok(Some("capture")),
         engine.capture(&auth.tenant, &id, body.points, key.as_deref()),
@@ -133,7 +133,7 @@ pub async fn release(
     let engine = state.engine();
     mutate::<_, RedemptionOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::ok(Some("release")),
         engine.release(&auth.tenant, &id, key.as_deref()),
@@ -166,7 +166,7 @@ pub async fn cancel_reward(
     let engine = state.engine();
     mutate::<_, RewardCancellationOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::ok(Some("reward_cancel")),
         engine.cancel_reward_redemption(&auth.tenant, &id, key.as_deref()),
@@ -201,7 +201,7 @@ pub async fn adjust(
     let actor = auth.actor();
     mutate::<_, AdjustmentOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::created(Some("adjust"), |_| None),
         engine.adjust(&auth.tenant, &member_id, &request, &actor, key.as_deref()),
@@ -234,7 +234,7 @@ pub async fn transfer(
     let engine = state.engine();
     mutate::<_, TransferOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::created(Some("transfer"), |_| None),
         engine.transfer(&auth.tenant, &member_id, &request, key.as_deref()),

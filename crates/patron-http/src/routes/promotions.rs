@@ -48,7 +48,7 @@ pub async fn create(
     let engine = state.engine();
     mutate::<_, PromotionOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::created(None, promotion_location),
         engine.create_promotion(&auth.tenant, &request, key.as_deref()),
@@ -106,7 +106,7 @@ pub async fn generate(
     let engine = state.engine();
     mutate::<_, CodeBatchOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::created(None, |_| None),
         engine.generate_promotion_codes(

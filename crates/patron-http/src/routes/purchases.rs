@@ -71,7 +71,7 @@ pub async fn post(
     }
     mutate::<_, PurchaseReceiptOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::created(Some("purchase"), purchase_location),
         engine.post_purchase(&auth.tenant, &request, key.as_deref()),
@@ -127,7 +127,7 @@ pub async fn refund(
     let engine = state.engine();
     mutate::<_, RefundReceiptOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::created(Some("refund"), |_| None),
         engine.refund(&auth.tenant, &id, &request, key.as_deref()),
@@ -158,7 +158,7 @@ pub async fn attach(
     let engine = state.engine();
     mutate::<_, PurchaseReceiptOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::ok(Some("attach")),
         engine.attach_purchase(&auth.tenant, &id, &body.member_id, key.as_deref()),

@@ -120,7 +120,7 @@ pub async fn redeem(
     let engine = state.engine();
     mutate::<_, RewardRedemptionOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::created(Some("redeem"), |_| None),
         engine.redeem_reward(&auth.tenant, &member_id, &body.reward_id, key.as_deref()),

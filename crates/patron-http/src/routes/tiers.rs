@@ -41,7 +41,7 @@ pub async fn set(
     let actor = auth.actor();
     mutate::<_, TierFloorReceiptOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::ok(None),
         engine.set_tier_floor(&auth.tenant, &member_id, &request, &actor, key.as_deref()),
@@ -82,7 +82,7 @@ pub async fn remove(
     let actor = auth.actor();
     mutate::<_, TierFloorReceiptOut>(
         &state,
-        auth.tenant.id,
+        &auth.tenant,
         key.as_deref(),
         Reply::ok(None),
         engine.end_tier_floor(

@@ -72,7 +72,7 @@ async fn rfv_segments_members_and_baskets() {
         assert_eq!(total, 8, "[{l}]");
         assert_eq!(rfv["cells"][4]["segment"], "champions", "[{l}]");
         assert_eq!(rfv["cells"][4]["segment_name"], "Bean Legends", "[{l}]");
-        let run_id = rfv["run_id"].as_i64().unwrap();
+        let run_id = rfv["run_id"].as_str().unwrap();
         api.get(
             &format!("/v1/analytics/rfv?run={run_id}&locale=en"),
             &club.admin,

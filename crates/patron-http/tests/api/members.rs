@@ -261,7 +261,17 @@ async fn balance_shows_tier_progress_and_ledger_pages_newest_first() {
             }
         }
         assert_eq!(entries.len(), 8, "[{}] 7 grants and 1 earn", club.label());
-        let ids: Vec<i64> = entries.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+        // Ids are opaque to clients; decoded with the club's key they are the ledger's order.
+        let club_ids = patron_http::ids::ClubIds::new(&club.tenant.id_key);
+        let ids: Vec<i64> = entries
+            .iter()
+            .map(|e| {
+                let id = e["id"].as_str().unwrap();
+                club_ids
+                    .decode(patron_http::ids::IdKind::Transfer, id)
+                    .unwrap()
+            })
+            .collect();
         let mut newest_first = ids.clone();
         newest_first.sort_by(|a, b| b.cmp(a));
         assert_eq!(ids, newest_first);

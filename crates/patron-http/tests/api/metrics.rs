@@ -259,7 +259,8 @@ async fn the_clv_fit_and_a_members_clv_appear_after_the_job() {
         let fit = api.get("/v1/analytics/clv", &club.admin).await;
         let fit = fit.assert_status(200)["fit"].clone();
         let run = engine.latest_clv(tenant).await.unwrap().unwrap();
-        assert_eq!(fit["run_id"], run.id, "[{l}]");
+        let club_ids = patron_http::ids::ClubIds::new(&tenant.id_key);
+        assert_eq!(fit["run_id"], club_ids.clv_run(run.id).as_str(), "[{l}]");
         assert_eq!(fit["customers"], 30);
         assert_eq!(fit["members"], 30);
         assert_eq!(fit["as_of"], "2026-03-02");
@@ -274,7 +275,7 @@ async fn the_clv_fit_and_a_members_clv_appear_after_the_job() {
         let answer = api.get(&path, &club.read).await;
         let clv = answer.assert_status(200)["clv"].clone();
         let stored = engine.member_clv(tenant, &first).await.unwrap().unwrap();
-        assert_eq!(clv["run_id"], run.id);
+        assert_eq!(clv["run_id"], club_ids.clv_run(run.id).as_str());
         assert_eq!(clv["p_alive"], stored.prediction.p_alive, "[{l}]");
         assert_eq!(
             clv["expected_purchases"],
