@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 mod analyze;
 #[path = "cli/jobs.rs"]
 mod jobs;
+#[path = "cli/program.rs"]
+mod program;
 #[path = "cli/tiers.rs"]
 mod tiers;
 
