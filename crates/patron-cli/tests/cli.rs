@@ -13,6 +13,8 @@ mod analyze;
 mod demo;
 #[path = "cli/jobs.rs"]
 mod jobs;
+#[path = "cli/program.rs"]
+mod program;
 #[path = "cli/tiers.rs"]
 mod tiers;
 

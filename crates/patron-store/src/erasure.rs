@@ -186,41 +186,23 @@ async fn cut_values(
     Ok(())
 }
 
-/// Rewrites the club's stored responses that carry the member's personal data.
+/// Rewrites the club's stored responses that carry the member's personal data. First the
+/// responses that name the member, whose views of them show every value they had (a phone
+/// since changed); then every response that holds one of those values or names the member.
 async fn redact_stored_responses(
     c: &mut Conn,
     tenant: TenantId,
     personal: &mut Personal,
 ) -> Result<(), StoreError> {
+    let naming = std::slice::from_ref(&personal.member_id).to_vec();
+    for (_, _, stored) in stored_responses(c, tenant, &naming).await? {
+        collect_views(&stored, personal);
+    }
     let needles: Vec<String> = std::iter::once(&personal.member_id)
         .chain(personal.identifiers.iter())
-        .map(|value| json_text(value))
+        .cloned()
         .collect();
-    let matches: Vec<String> = (0..needles.len())
-        .map(|i| format!("response LIKE '%' || ${} || '%'", i + 2))
-        .collect();
-    // Keys of shop documents (kept forever, one per purchase and refund) store receipts,
-    // which carry amounts, points and ids but no personal data: skipping them keeps an exit's
-    // scan to the client keys of the retention period.
-    let sql = format!(
-        "SELECT key, response FROM idempotency_keys WHERE tenant_id = $1 \
-         AND key NOT LIKE '{DOCUMENT_KEY_PREFIX}%' AND ({})",
-        matches.join(" OR ")
-    );
-    let mut query = sqlx::query(&sql).bind(tenant.0);
-    for needle in &needles {
-        query = query.bind(needle.as_str());
-    }
-    let mut rows = Vec::new();
-    for row in query.fetch_all(conn(c)).await? {
-        let key: String = row.try_get("key")?;
-        let response: String = row.try_get("response")?;
-        if let Ok(stored) = serde_json::from_str::<Value>(&response) {
-            collect_views(&stored, personal);
-            rows.push((key, response, stored));
-        }
-    }
-    for (key, response, mut stored) in rows {
+    for (key, response, mut stored) in stored_responses(c, tenant, &needles).await? {
         let names_member = response.contains(personal.member_id.as_str());
         redact(&mut stored, personal, names_member);
         let redacted = serde_json::to_string(&stored)?;
@@ -236,6 +218,39 @@ async fn redact_stored_responses(
         }
     }
     Ok(())
+}
+
+/// The club's stored responses (key, text, parsed) whose text contains one of `values`.
+async fn stored_responses(
+    c: &mut Conn,
+    tenant: TenantId,
+    values: &[String],
+) -> Result<Vec<(String, String, Value)>, StoreError> {
+    let matches: Vec<String> = (0..values.len())
+        .map(|i| format!("response LIKE '%' || ${} || '%'", i + 2))
+        .collect();
+    // Keys of shop documents (kept forever, one per purchase and refund) store receipts,
+    // which carry amounts, points and ids but no personal data: skipping them keeps an exit's
+    // scan to the client keys of the retention period.
+    let sql = format!(
+        "SELECT key, response FROM idempotency_keys WHERE tenant_id = $1 \
+         AND key NOT LIKE '{DOCUMENT_KEY_PREFIX}%' AND ({})",
+        matches.join(" OR ")
+    );
+    let mut query = sqlx::query(&sql).bind(tenant.0);
+    for value in values {
+        query = query.bind(json_text(value));
+    }
+    let mut found = Vec::new();
+    for row in query.fetch_all(conn(c)).await? {
+        let key: String = row.try_get("key")?;
+        let response: String = row.try_get("response")?;
+        // A response is JSON by construction; one that is not has nothing to redact as JSON.
+        if let Ok(stored) = serde_json::from_str::<Value>(&response) {
+            found.push((key, response, stored));
+        }
+    }
+    Ok(found)
 }
 
 /// A value as it appears inside a JSON string (escaped, without the quotes).

@@ -181,28 +181,12 @@ impl Store {
         rows.iter().map(version_from_row).collect()
     }
 
-    /// Stores a new program version and its audit entry (with the diff the caller computed).
-    /// Returns the new version number, or the current one unchanged when the source is
-    /// identical to it. A program that may replace any history (tests, the first program of
-    /// a club): [`Store::apply_program_checked`] with a decision that accepts everything.
-    pub async fn apply_program(
-        &self,
-        tenant: TenantId,
-        source: &str,
-        actor: &str,
-        diff: &str,
-        now: Timestamp,
-    ) -> Result<(i64, bool), StoreError> {
-        let accept = |_: &History| Ok(Vec::new());
-        self.apply_program_checked(tenant, source, actor, diff, now, &accept)
-            .await?
-            .map_err(|refusals| StoreError::Config(format!("{refusals:?}")))
-    }
-
-    /// [`Store::apply_program`] after asking `decide` whether the club's history allows the
-    /// new version (`patron_domain::program::history`): the facts are read in the unit of work
-    /// that stores it, and the tier moves it answers are made there too (members and their
-    /// floors, audited as `program.tier_replaced`). A refusal writes nothing.
+    /// Stores a new program version and its audit entry (with the diff the caller computed),
+    /// after asking `decide` whether the club's history allows the new version
+    /// (`patron_domain::program::history`): the facts are read in the unit of work that stores
+    /// it, and the tier moves it answers are made there too (members and their floors,
+    /// audited as `program.tier_replaced`). A refusal writes nothing. Answers the new
+    /// version number, or the current one unchanged when the source is identical to it.
     pub async fn apply_program_checked(
         &self,
         tenant: TenantId,

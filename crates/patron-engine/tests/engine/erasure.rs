@@ -228,6 +228,7 @@ async fn every_text_column_of_the_schema_is_classified_as_personal_or_not() {
 const NAME: &str = "Dana Levi";
 const NEW_NAME: &str = "Dana Cohen";
 const PHONE: &str = "+972501234567";
+const NEW_PHONE: &str = "+972501234999";
 const EMAIL: &str = "Dana.Levi@example.com";
 const EXTERNAL_ID: &str = "crm-dana-1001";
 const BIRTHDAY: &str = "1990-05-17";
@@ -259,7 +260,8 @@ fn dana() -> EnrollRequest {
 }
 
 /// Everything a member can do that leaves personal data somewhere: enrolled by referral with
-/// an idempotency key, refused as a duplicate under someone else's key, renamed under a key,
+/// an idempotency key, refused as a duplicate under someone else's key, renamed and given a
+/// new phone under a key (the texts written later still quote the old phone),
 /// purchases, a custom event with personal properties, a card replaced, an adjustment, a
 /// points hold and a reward's coupon described by name, a tier floor whose reason names them.
 async fn busy_member(club: &Club) -> Member {
@@ -284,8 +286,10 @@ async fn busy_member(club: &Club) -> Member {
         engine.enroll(tenant, &twin, Some("k-twin")).await.is_err(),
         "the same phone is a stored duplicate"
     );
+    // A new name and phone: the old ones stay in the copies made before.
     let patch = MemberPatch {
         name: Some(Some(NEW_NAME.into())),
+        phone: Some(Some(NEW_PHONE.into())),
         ..MemberPatch::default()
     };
     engine
@@ -380,7 +384,15 @@ async fn after_an_exit_no_personal_value_of_the_member_is_left_anywhere_in_the_d
         let member = busy_member(&club).await;
         let columns = text_columns(&club).await;
         // The scenario did leave every value around, or the test would prove nothing.
-        for value in [NAME, NEW_NAME, PHONE, EMAIL, EXTERNAL_ID, ATTRIBUTE] {
+        for value in [
+            NAME,
+            NEW_NAME,
+            PHONE,
+            NEW_PHONE,
+            EMAIL,
+            EXTERNAL_ID,
+            ATTRIBUTE,
+        ] {
             assert!(
                 !occurrences(&club, &columns, value).await.is_empty(),
                 "[{}] {value:?} was never stored",
@@ -395,6 +407,7 @@ async fn after_an_exit_no_personal_value_of_the_member_is_left_anywhere_in_the_d
             NAME,
             NEW_NAME,
             PHONE,
+            NEW_PHONE,
             EMAIL,
             EXTERNAL_ID,
             BIRTHDAY,
