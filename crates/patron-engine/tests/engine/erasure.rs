@@ -38,6 +38,8 @@ const PERSONAL: &[&str] = &[
 const NOT_PERSONAL: &[&str] = &[
     "patron_migrations.name",
     "tenants.name",
+    // The club's secret its opaque API ids are encrypted under.
+    "tenants.id_key",
     "program_versions.source",
     "program_versions.created_by",
     "audit_log.actor",

@@ -158,11 +158,11 @@ async fn an_rfv_run_id_of_one_club_is_not_found_in_another() {
         for run in [theirs.as_str(), "rfv_0123456789abcdef", "1", "rfv_1"] {
             api.get(&format!("/v1/analytics/rfv?run={run}"), &club.read)
                 .await
-                .assert_problem(404, "not_found");
+                .assert_problem(404, "no_rfv_run");
         }
         api.get(&format!("/v1/analytics/rfv?run={ours}"), &club.other)
             .await
-            .assert_problem(404, "not_found");
+            .assert_problem(404, "no_rfv_run");
         club.stop().await;
     }
 }
