@@ -192,9 +192,30 @@ pub enum Lines {
 /// answers it trimmed (white space at the ends is never meant). See the module's
 /// documentation for what it refuses.
 pub fn check_free_text(value: &str, max: usize, lines: Lines) -> Result<&str, TextError> {
-    use GeneralCategory as G;
     let value = value.trim();
     check_length(value, max)?;
+    check_readable(value, lines)?;
+    if !value.chars().any(is_visible) {
+        return Err(TextError::NothingVisible);
+    }
+    Ok(value)
+}
+
+/// Checks a text that is kept exactly as sent, such as a custom attribute's string value: it
+/// refuses the same characters as [`check_free_text`] (line breaks allowed), but may be
+/// empty and is not trimmed.
+pub fn check_value_text(value: &str, max: usize) -> Result<(), TextError> {
+    let length = value.chars().count();
+    if length > max {
+        return Err(TextError::TooLong { max, length });
+    }
+    check_readable(value, Lines::Many)
+}
+
+/// The characters free text refuses: what changes how other text is displayed, controls,
+/// separators, and the invisible format characters real writing does not need.
+fn check_readable(value: &str, lines: Lines) -> Result<(), TextError> {
+    use GeneralCategory as G;
     for c in value.chars() {
         let line_break = matches!(c, '\n' | '\r' | '\t');
         let kind = match c.general_category() {
@@ -209,10 +230,7 @@ pub fn check_free_text(value: &str, max: usize, lines: Lines) -> Result<&str, Te
         };
         return Err(forbidden(kind, c));
     }
-    if !value.chars().any(is_visible) {
-        return Err(TextError::NothingVisible);
-    }
-    Ok(value)
+    Ok(())
 }
 
 /// [`check_free_text`] for a one-line name of at most [`NAME_CHARS_MAX`] characters.
@@ -377,6 +395,24 @@ mod tests {
         assert_eq!(
             refused_as(check_free_text("I agree\u{202E}", 1_000, Lines::Many)),
             Some(Forbidden::BidiControl)
+        );
+    }
+
+    #[test]
+    fn a_value_kept_as_sent_may_be_empty_but_not_spoofing() {
+        assert_eq!(check_value_text("", 10), Ok(()));
+        assert_eq!(check_value_text(" padded ", 10), Ok(()));
+        assert_eq!(check_value_text("two\nlines", 10), Ok(()));
+        assert_eq!(
+            refused_as(check_value_text("a\u{202E}b", 10)),
+            Some(Forbidden::BidiControl)
+        );
+        assert_eq!(
+            check_value_text(&"x".repeat(11), 10),
+            Err(TextError::TooLong {
+                max: 10,
+                length: 11
+            })
         );
     }
 
