@@ -15,6 +15,8 @@ mod auth;
 mod documents;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/hygiene.rs"]
+mod hygiene;
 #[path = "api/idempotency.rs"]
 mod idempotency;
 #[path = "api/limits.rs"]
@@ -23,6 +25,8 @@ mod limits;
 mod members;
 #[path = "api/metrics.rs"]
 mod metrics;
+#[path = "api/numbers.rs"]
+mod numbers;
 #[path = "api/points.rs"]
 mod points;
 #[path = "api/program.rs"]
