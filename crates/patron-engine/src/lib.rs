@@ -872,29 +872,7 @@ impl Engine {
             id: new_id("ref"),
             purchase_id: purchase_id.to_string(),
             document_id: request.document_id.clone(),
-            lines: request
-                .lines
-                .as_ref()
-                .map(|lines| {
-                    lines
-                        .iter()
-                        .enumerate()
-                        .map(|(i, l)| {
-                            let quantity =
-                                text::number::parse_decimal(&l.quantity).map_err(|e| {
-                                    EngineError::invalid(
-                                        format!("lines[{i}].quantity"),
-                                        e.to_string(),
-                                    )
-                                })?;
-                            Ok(patron_store::purchases::RefundLine {
-                                line_no: l.line_no,
-                                quantity: quantity.to_string(),
-                            })
-                        })
-                        .collect::<Result<Vec<_>, EngineError>>()
-                })
-                .transpose()?,
+            lines: request.refund_lines()?,
             occurred_at: request.occurred_at.unwrap_or_else(|| self.now()),
             request_hash: hash.clone(),
         };

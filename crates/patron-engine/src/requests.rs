@@ -261,6 +261,26 @@ pub struct RefundRequest {
 }
 
 impl RefundRequest {
+    /// The lines to return, their quantities read in any digits (`patron_domain::text::number`)
+    /// and written in ASCII, as the store reads them; `None`: everything that remains.
+    pub(crate) fn refund_lines(
+        &self,
+    ) -> Result<Option<Vec<patron_store::purchases::RefundLine>>, EngineError> {
+        let Some(lines) = &self.lines else {
+            return Ok(None);
+        };
+        let mut read = Vec::with_capacity(lines.len());
+        for (i, line) in lines.iter().enumerate() {
+            let quantity = text::number::parse_decimal(&line.quantity)
+                .map_err(|e| EngineError::invalid(format!("lines[{i}].quantity"), e.to_string()))?;
+            read.push(patron_store::purchases::RefundLine {
+                line_no: line.line_no,
+                quantity: quantity.to_string(),
+            });
+        }
+        Ok(Some(read))
+    }
+
     pub fn validate(&self) -> Result<(), EngineError> {
         check_text("document_id", &self.document_id)?;
         if let Some(lines) = &self.lines
