@@ -4,7 +4,7 @@
 //! swaps of neighbouring digits, so a cashier's typo is rejected at the till instead of crediting
 //! some other member's card.
 
-use crate::contact::ascii_digit;
+use crate::text::number::ascii_digit;
 
 /// The shortest card number accepted (ISO/IEC 7812 allows 8 to 19 digits).
 pub const CARD_NUMBER_LENGTH_MIN: usize = 8;

@@ -204,15 +204,7 @@ pub fn normalize(input: &str) -> String {
         .filter(|c| {
             !(c.is_whitespace() || matches!(c, '-' | '_' | '\u{2010}'..='\u{2015}' | '\u{2212}'))
         })
-        .map(|c| match c {
-            '\u{06F0}'..='\u{06F9}' => {
-                char::from(b'0' + u8::try_from(u32::from(c) - 0x06F0).unwrap_or(0))
-            }
-            '\u{0660}'..='\u{0669}' => {
-                char::from(b'0' + u8::try_from(u32::from(c) - 0x0660).unwrap_or(0))
-            }
-            other => other.to_ascii_uppercase(),
-        })
+        .map(|c| crate::text::number::ascii_digit(c).unwrap_or(c.to_ascii_uppercase()))
         .collect()
 }
 

@@ -13,6 +13,7 @@ pub mod import;
 pub mod jobs;
 pub mod keys;
 pub mod metrics;
+mod profile;
 pub mod queries;
 pub mod requests;
 pub mod rewards;
@@ -26,8 +27,7 @@ use std::sync::{Arc, Mutex};
 use jiff::{SignedDuration, Timestamp};
 use patron_domain::program::{Program, parse_program};
 use patron_domain::rules::{RuleFailure, RuleUsage, Trigger, TriggerKind};
-use patron_domain::rust_decimal::Decimal;
-use patron_domain::{contact, earning};
+use patron_domain::{contact, earning, phone, text};
 use patron_store::idempotency::{Claim, DOCUMENT_KEY_PREFIX, Idempotent};
 use patron_store::members::{Lookup, Member, NewMember, Profile};
 use patron_store::purchases::{
@@ -45,6 +45,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::EngineError;
 pub use requests::*;
 pub use rules::RuleFailureObserver;
+
+use profile::{consents_from, profile_from};
 
 /// Redemption holds that name no expiry are released after this long.
 pub const HOLD_DEFAULT_MINUTES: i64 = 30;
@@ -101,97 +103,6 @@ pub fn request_hash<T: serde::Serialize>(
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// A member's profile from the fields of a request: every value validated and normalized
-/// (phone in E.164, email with a lower-case domain, birthday as a date not after today in the
-/// program's time zone).
-fn profile_from(
-    request: &ProfileFields,
-    program: &Program,
-    now: Timestamp,
-) -> Result<Profile, EngineError> {
-    let today = now.to_zoned(program.tz()).date();
-    let external_id = match &request.external_id {
-        Some(id) => {
-            contact::validate_external_id(id)
-                .map_err(|e| EngineError::invalid("external_id", e.to_string()))?;
-            Some(id.clone())
-        }
-        None => None,
-    };
-    let phone = request
-        .phone
-        .as_deref()
-        .map(contact::normalize_phone_e164)
-        .transpose()
-        .map_err(|e| EngineError::invalid("phone", e.to_string()))?;
-    let email = request
-        .email
-        .as_deref()
-        .map(contact::normalize_email)
-        .transpose()
-        .map_err(|e| EngineError::invalid("email", e.to_string()))?;
-    let birthday = request
-        .birthday
-        .as_deref()
-        .map(|b| contact::parse_birthday(b, today))
-        .transpose()
-        .map_err(|e| EngineError::invalid("birthday", e.to_string()))?
-        .map(|d| d.to_string());
-    let locale = match &request.locale {
-        Some(code) => match patron_domain::program::Locale::from_code(code) {
-            Some(locale) => Some(locale.code().to_string()),
-            None => return Err(EngineError::invalid("locale", "use fa, he or en")),
-        },
-        None => None,
-    };
-    if let Some(tz) = &request.time_zone
-        && jiff::tz::TimeZone::get(tz).is_err()
-    {
-        return Err(EngineError::invalid(
-            "time_zone",
-            format!("{tz:?} is not an IANA time zone"),
-        ));
-    }
-    if let Some(name) = &request.name
-        && (name.trim().is_empty()
-            || name.chars().count() > 200
-            || name.chars().any(char::is_control))
-    {
-        return Err(EngineError::invalid(
-            "name",
-            "must be 1 to 200 printable characters",
-        ));
-    }
-    let mut attributes = serde_json::Map::new();
-    for (key, value) in &request.attributes {
-        contact::validate_custom_attribute_key(key)
-            .map_err(|e| EngineError::invalid(format!("attributes.{key}"), e.to_string()))?;
-        if value.is_object() || value.is_array() {
-            return Err(EngineError::invalid(
-                format!("attributes.{key}"),
-                "must be a string, number, boolean or null",
-            ));
-        }
-        attributes.insert(key.clone(), value.clone());
-    }
-    if attributes.len() > 100 {
-        return Err(EngineError::invalid(
-            "attributes",
-            "at most 100 custom attributes",
-        ));
-    }
-    Ok(Profile {
-        external_id,
-        name: request.name.as_ref().map(|n| n.trim().to_string()),
-        phone,
-        email,
-        birthday,
-        locale,
-        time_zone: request.time_zone.clone(),
-        attributes: serde_json::Value::Object(attributes).to_string(),
-    })
-}
-
 /// The id of a new row (`mem_...`, `pur_...`): the prefix and a version 7 UUID whose bits
 /// below the millisecond are all random. `Uuid::now_v7` fills them from a counter the whole
 /// process shares, which would number the rows every club makes within a millisecond
@@ -223,15 +134,11 @@ fn check_time(program: &Program, at: Timestamp, now: Timestamp) -> Result<(), En
 }
 
 fn validate_idempotency_key(key: Option<&str>) -> Result<(), EngineError> {
-    if let Some(key) = key
-        && (key.is_empty() || key.len() > 255 || key.chars().any(|c| c.is_control()))
-    {
-        return Err(EngineError::invalid(
-            "Idempotency-Key",
-            "must be 1 to 255 printable characters",
-        ));
+    match key {
+        Some(key) => text::check_identifier(key, text::IDEMPOTENCY_KEY_CHARS_MAX)
+            .map_err(|e| EngineError::invalid("Idempotency-Key", e.to_string())),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 impl Engine {
@@ -394,37 +301,6 @@ impl Engine {
         profile_from(request, program, self.now())
     }
 
-    fn validate_consents(
-        consents: &[ConsentRequest],
-    ) -> Result<Vec<patron_store::members::ConsentInput>, EngineError> {
-        const CHANNELS: &[&str] = &["email", "sms", "whatsapp", "push", "phone", "mail"];
-        consents
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if !CHANNELS.contains(&c.channel.as_str()) {
-                    return Err(EngineError::invalid(
-                        format!("consents[{i}].channel"),
-                        format!("use one of {}", CHANNELS.join(", ")),
-                    ));
-                }
-                if c.text_shown.trim().is_empty() {
-                    return Err(EngineError::invalid(
-                        format!("consents[{i}].text_shown"),
-                        "the text the member was shown is the evidence; it is required",
-                    ));
-                }
-                Ok(patron_store::members::ConsentInput {
-                    channel: c.channel.clone(),
-                    topic: c.topic.clone().unwrap_or_else(|| "marketing".into()),
-                    granted: c.granted,
-                    method: c.method.clone(),
-                    text_shown: c.text_shown.clone(),
-                })
-            })
-            .collect()
-    }
-
     fn new_member(
         &self,
         request: &EnrollRequest,
@@ -461,7 +337,7 @@ impl Engine {
             id: new_id("mem"),
             profile: self.profile_from(&request.profile, program)?,
             channel: request.channel.clone(),
-            consents: Self::validate_consents(&request.consents)?,
+            consents: consents_from(&request.consents)?,
             physical_card,
             tier,
             card_prefix: program.cards.prefix.clone(),
@@ -562,7 +438,9 @@ impl Engine {
         let normalized;
         let lookup = match lookup {
             Lookup::Phone(p) => {
-                normalized = contact::normalize_phone_e164(p)
+                // A national number is read in the program's country, as at enrollment.
+                let country = self.program(tenant).await?.program.country;
+                normalized = phone::normalize_phone(p, country)
                     .map_err(|e| EngineError::invalid("phone", e.to_string()))?;
                 Lookup::Phone(&normalized)
             }
@@ -603,7 +481,7 @@ impl Engine {
         let mut alone = ProfileFields::default();
         patch.apply(&mut alone);
         profile_from(&alone, &program, now)?;
-        let consents = Self::validate_consents(&patch.consents)?;
+        let consents = consents_from(&patch.consents)?;
         let hash = request_hash("member.update", &(member_id, patch))?;
         let claims = claims(idempotency_key, "member.update", &hash);
         let merge = |current: &Profile| -> Result<Profile, patron_store::StoreError> {
@@ -742,9 +620,8 @@ impl Engine {
         let mut lines = Vec::with_capacity(request.lines.len());
         let (mut total, mut eligible_total) = (0i64, 0i64);
         for (i, line) in request.lines.iter().enumerate() {
-            let quantity: Decimal = line.quantity.parse().map_err(|_| {
-                EngineError::invalid(format!("lines[{i}].quantity"), "must be a decimal number")
-            })?;
+            let quantity = text::number::parse_decimal(&line.quantity)
+                .map_err(|e| EngineError::invalid(format!("lines[{i}].quantity"), e.to_string()))?;
             limits
                 .check_line(quantity, 0)
                 .map_err(|e| EngineError::invalid(format!("lines[{i}].quantity"), e.to_string()))?;
@@ -1041,15 +918,7 @@ impl Engine {
             id: new_id("ref"),
             purchase_id: purchase_id.to_string(),
             document_id: request.document_id.clone(),
-            lines: request.lines.as_ref().map(|lines| {
-                lines
-                    .iter()
-                    .map(|l| patron_store::purchases::RefundLine {
-                        line_no: l.line_no,
-                        quantity: l.quantity.clone(),
-                    })
-                    .collect()
-            }),
+            lines: request.refund_lines()?,
             occurred_at: request.occurred_at.unwrap_or_else(|| self.now()),
             request_hash: hash.clone(),
         };
@@ -1198,6 +1067,13 @@ impl Engine {
         if request.points <= 0 {
             return Err(EngineError::invalid("points", "must be greater than zero"));
         }
+        let description = request
+            .description
+            .as_deref()
+            .map(|d| text::check_free_text(d, text::DESCRIPTION_CHARS_MAX, text::Lines::One))
+            .transpose()
+            .map_err(|e| EngineError::invalid("description", e.to_string()))?
+            .map(str::to_string);
         let minutes = request.hold_minutes.unwrap_or(HOLD_DEFAULT_MINUTES);
         if request.hold && !(1..=HOLD_MAX_MINUTES).contains(&minutes) {
             return Err(EngineError::invalid(
@@ -1219,7 +1095,7 @@ impl Engine {
                 now.checked_add(SignedDuration::from_mins(minutes))
                     .unwrap_or(now)
             }),
-            description: request.description.clone(),
+            description,
         };
         unwrap_idempotent(
             self.store
@@ -1325,12 +1201,11 @@ impl Engine {
         if request.points == 0 {
             return Err(EngineError::invalid("points", "must not be zero"));
         }
-        if request.reason.trim().is_empty() || request.reason.len() > 500 {
-            return Err(EngineError::invalid(
-                "reason",
-                "an adjustment needs a reason (1 to 500 characters)",
-            ));
-        }
+        let reason =
+            text::check_free_text(&request.reason, text::REASON_CHARS_MAX, text::Lines::One)
+                .map_err(|e| {
+                    EngineError::invalid("reason", format!("an adjustment's reason {e}"))
+                })?;
         let program = self.program(tenant).await?.program;
         check_points(&program, request.points)?;
         let hash = request_hash("points.adjust", &(member_id, request))?;
@@ -1343,7 +1218,7 @@ impl Engine {
                     member_id,
                     &new_id("adj"),
                     request.points,
-                    request.reason.trim(),
+                    reason,
                     actor,
                     &claims,
                     self.now(),

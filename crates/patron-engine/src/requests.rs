@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use patron_domain::text;
 use patron_store::members::Profile;
 use serde::{Deserialize, Serialize};
 
@@ -12,16 +13,11 @@ use crate::EngineError;
 
 /// Longest list of lines in one purchase (TIGER_STYLE: a limit on everything).
 pub const PURCHASE_LINES_MAX: usize = 1000;
-const TEXT_MAX: usize = 128;
 
-fn check_text(field: &str, value: &str) -> Result<(), EngineError> {
-    if value.is_empty() || value.len() > TEXT_MAX || value.chars().any(char::is_control) {
-        return Err(EngineError::invalid(
-            field,
-            format!("must be 1 to {TEXT_MAX} printable characters"),
-        ));
-    }
-    Ok(())
+/// An identifier (a document id, a SKU...): see `patron_domain::text` for what it refuses.
+pub(crate) fn check_text(field: &str, value: &str) -> Result<(), EngineError> {
+    text::check_identifier(value, text::IDENTIFIER_CHARS_MAX)
+        .map_err(|e| EngineError::invalid(field, e.to_string()))
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -265,6 +261,26 @@ pub struct RefundRequest {
 }
 
 impl RefundRequest {
+    /// The lines to return, their quantities read in any digits (`patron_domain::text::number`)
+    /// and written in ASCII, as the store reads them; `None`: everything that remains.
+    pub(crate) fn refund_lines(
+        &self,
+    ) -> Result<Option<Vec<patron_store::purchases::RefundLine>>, EngineError> {
+        let Some(lines) = &self.lines else {
+            return Ok(None);
+        };
+        let mut read = Vec::with_capacity(lines.len());
+        for (i, line) in lines.iter().enumerate() {
+            let quantity = text::number::parse_decimal(&line.quantity)
+                .map_err(|e| EngineError::invalid(format!("lines[{i}].quantity"), e.to_string()))?;
+            read.push(patron_store::purchases::RefundLine {
+                line_no: line.line_no,
+                quantity: quantity.to_string(),
+            });
+        }
+        Ok(Some(read))
+    }
+
     pub fn validate(&self) -> Result<(), EngineError> {
         check_text("document_id", &self.document_id)?;
         if let Some(lines) = &self.lines
@@ -308,9 +324,8 @@ pub struct TransferRequest {
     pub points: i64,
 }
 
-/// Longest event type, and most properties an event may carry.
+/// Longest event type.
 const EVENT_TYPE_MAX: usize = 64;
-const EVENT_PROPERTIES_MAX: usize = 100;
 
 /// A custom event that happened to a member (a review written, an app installed...): the
 /// program's `event` rules of its type decide what it earns.
@@ -344,12 +359,37 @@ impl EventRequest {
                 format!("must be 1 to {EVENT_TYPE_MAX} characters of a-z, 0-9 and _"),
             ));
         }
-        if self.properties.len() > EVENT_PROPERTIES_MAX {
-            return Err(EngineError::invalid(
-                "properties",
-                format!("at most {EVENT_PROPERTIES_MAX} properties"),
-            ));
-        }
-        Ok(())
+        check_event_properties(&self.properties)
     }
+}
+
+/// At most [`text::EVENT_PROPERTIES_MAX`] properties with identifier keys, in at most
+/// [`text::EVENT_PROPERTIES_BYTES_MAX`] bytes of JSON: rules read them, and they are stored
+/// with the event.
+fn check_event_properties(
+    properties: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), EngineError> {
+    if properties.len() > text::EVENT_PROPERTIES_MAX {
+        return Err(EngineError::invalid(
+            "properties",
+            format!("at most {} properties", text::EVENT_PROPERTIES_MAX),
+        ));
+    }
+    for key in properties.keys() {
+        text::check_identifier(key, text::EVENT_PROPERTY_KEY_CHARS_MAX)
+            .map_err(|e| EngineError::invalid("properties", format!("a property's name {e}")))?;
+    }
+    let bytes = serde_json::Value::Object(properties.clone())
+        .to_string()
+        .len();
+    if bytes > text::EVENT_PROPERTIES_BYTES_MAX {
+        return Err(EngineError::invalid(
+            "properties",
+            format!(
+                "must be at most {} bytes of JSON, these are {bytes}",
+                text::EVENT_PROPERTIES_BYTES_MAX
+            ),
+        ));
+    }
+    Ok(())
 }

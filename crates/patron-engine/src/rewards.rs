@@ -105,31 +105,37 @@ fn check_limit(field: &str, limit: Option<&PeriodLimit>) -> Result<(), EngineErr
     Ok(())
 }
 
-fn check_benefit(benefit: &CouponBenefit) -> Result<(), EngineError> {
+/// The benefit as stored: checked, its percent (if any) read in any digits and written in
+/// ASCII, since the store reads it back with a plain decimal parser.
+fn check_benefit(benefit: &CouponBenefit) -> Result<CouponBenefit, EngineError> {
+    use patron_domain::rust_decimal::Decimal;
     let invalid =
         |field: &str, message: &str| Err(EngineError::invalid(format!("benefit.{field}"), message));
+    let ok = || Ok(benefit.clone());
     match benefit.kind.as_str() {
         "discount" => match (&benefit.amount_minor, &benefit.percent) {
-            (Some(amount), None) if *amount > 0 => Ok(()),
-            (None, Some(percent)) => {
-                match percent.parse::<patron_domain::rust_decimal::Decimal>() {
-                    Ok(p)
-                        if p > patron_domain::rust_decimal::Decimal::ZERO
-                            && p <= patron_domain::rust_decimal::Decimal::from(100) =>
-                    {
-                        Ok(())
-                    }
-                    _ => invalid("percent", "must be a number above 0 and at most 100"),
-                }
-            }
+            (Some(amount), None) if *amount > 0 => ok(),
+            (None, Some(percent)) => match patron_domain::text::number::parse_decimal(percent) {
+                Ok(p) if p > Decimal::ZERO && p <= Decimal::from(100) => Ok(CouponBenefit {
+                    percent: Some(p.normalize().to_string()),
+                    ..benefit.clone()
+                }),
+                Ok(_) => invalid("percent", "must be a number above 0 and at most 100"),
+                Err(e) => Err(EngineError::invalid("benefit.percent", e.to_string())),
+            },
             _ => invalid(
                 "amount_minor",
                 "a discount has a positive amount_minor or a percent, not both",
             ),
         },
-        "free_product" if benefit.sku.as_deref().is_some_and(|s| !s.is_empty()) => Ok(()),
-        "free_product" => invalid("sku", "a free product needs a sku"),
-        "soft_benefit" => Ok(()),
+        "free_product" => match benefit.sku.as_deref().map(|sku| {
+            patron_domain::text::check_identifier(sku, patron_domain::text::IDENTIFIER_CHARS_MAX)
+        }) {
+            Some(Ok(())) => ok(),
+            Some(Err(e)) => Err(EngineError::invalid("benefit.sku", e.to_string())),
+            None => invalid("sku", "a free product needs a sku"),
+        },
+        "soft_benefit" => ok(),
         _ => invalid("kind", "must be discount, free_product or soft_benefit"),
     }
 }
@@ -358,9 +364,8 @@ impl Engine {
         idempotency_key: Option<&str>,
     ) -> Outcome<Promotion> {
         validate_idempotency_key(idempotency_key)?;
-        if request.name.trim().is_empty() || request.name.chars().count() > 200 {
-            return Err(EngineError::invalid("name", "must be 1 to 200 characters"));
-        }
+        patron_domain::text::check_name(&request.name)
+            .map_err(|e| EngineError::invalid("name", e.to_string()))?;
         if let Some(id) = &request.id
             && (id.is_empty()
                 || id.len() > 64
@@ -375,7 +380,7 @@ impl Engine {
         }
         CodeFormat::new(&request.prefix, 8, 4)
             .map_err(|e| EngineError::invalid("prefix", e.to_string()))?;
-        check_benefit(&request.benefit)?;
+        let benefit = check_benefit(&request.benefit)?;
         check_limit("limit", request.limit.as_ref())?;
         check_limit("member_limit", request.member_limit.as_ref())?;
         for (field, value) in [
@@ -399,7 +404,7 @@ impl Engine {
         let new = NewPromotion {
             id: request.id.clone().unwrap_or_else(|| new_id("promo")),
             name: request.name.clone(),
-            benefit: request.benefit.clone(),
+            benefit,
             prefix: coupon::normalize(&request.prefix),
             budget_redemptions: request.budget_redemptions,
             budget_minor: request.budget_minor,
@@ -540,15 +545,8 @@ fn check_usage(usage: &CouponUse) -> Result<(), EngineError> {
             "must not be negative",
         ));
     }
-    if usage
-        .order_id
-        .as_deref()
-        .is_some_and(|id| id.is_empty() || id.len() > 128)
-    {
-        return Err(EngineError::invalid(
-            "order_id",
-            "must be 1 to 128 characters",
-        ));
+    match usage.order_id.as_deref() {
+        Some(id) => crate::requests::check_text("order_id", id),
+        None => Ok(()),
     }
-    Ok(())
 }

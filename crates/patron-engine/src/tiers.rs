@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// The longest reason a floor takes.
-pub const REASON_CHARS_MAX: usize = 500;
+pub const REASON_CHARS_MAX: usize = patron_domain::text::REASON_CHARS_MAX;
 
 /// `PUT /v1/members/{id}/tier`: the member is at least `tier` until `until`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,17 +199,8 @@ impl Engine {
 }
 
 fn check_reason(reason: &str) -> Result<&str, EngineError> {
-    let reason = reason.trim();
-    if reason.is_empty()
-        || reason.chars().count() > REASON_CHARS_MAX
-        || reason.chars().any(char::is_control)
-    {
-        return Err(EngineError::invalid(
-            "reason",
-            format!("a tier floor needs a reason (1 to {REASON_CHARS_MAX} printable characters)"),
-        ));
-    }
-    Ok(reason)
+    patron_domain::text::check_free_text(reason, REASON_CHARS_MAX, patron_domain::text::Lines::One)
+        .map_err(|e| EngineError::invalid("reason", format!("a tier floor's reason {e}")))
 }
 
 /// An RFC 3339 instant, or a date: the floor then holds through that day (until the next

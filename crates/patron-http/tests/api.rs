@@ -19,6 +19,8 @@ mod documents;
 mod errors;
 #[path = "api/hostile.rs"]
 mod hostile;
+#[path = "api/hygiene.rs"]
+mod hygiene;
 #[path = "api/idempotency.rs"]
 mod idempotency;
 #[path = "api/ids.rs"]
@@ -29,6 +31,8 @@ mod limits;
 mod members;
 #[path = "api/metrics.rs"]
 mod metrics;
+#[path = "api/numbers.rs"]
+mod numbers;
 #[path = "api/points.rs"]
 mod points;
 #[path = "api/program.rs"]

@@ -299,6 +299,9 @@ pub struct Program {
     /// What the club calls its points.
     pub points_name: Localized,
     pub currency: Currency,
+    /// Where national phone numbers are read and whose example numbers errors show (`[club]
+    /// country`; by default the country that issues the currency, if one does).
+    pub country: Option<crate::phone::Country>,
     /// Canonical IANA time zone name, e.g. `"Asia/Tehran"`.
     pub time_zone: String,
     /// The calendar months and years are counted in (expiry, tier years, rule limits,

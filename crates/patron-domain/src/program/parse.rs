@@ -7,6 +7,7 @@
 //! problem and keeps going, so later sections are still checked. Keep `docs/PROGRAM.md` in step
 //! with the keys, defaults and limits here.
 
+mod country;
 mod limits;
 mod rewards;
 mod rules;
@@ -158,6 +159,8 @@ struct Club {
     locales: Option<Vec<Locale>>,
     points_name: Option<Localized>,
     currency: Option<Currency>,
+    /// `Some(None)`: the club has no country.
+    country: Option<Option<crate::phone::Country>>,
     time_zone: Option<String>,
     calendar: Option<CalendarSystem>,
     cost_per_point: Option<Decimal>,
@@ -271,6 +274,7 @@ impl<'s> Parser<'s> {
                 locales: None,
                 points_name: None,
                 currency: None,
+                country: None,
                 time_zone: None,
                 calendar: None,
                 cost_per_point: None,
@@ -366,6 +370,7 @@ impl<'s> Parser<'s> {
             locales: club.locales?,
             points_name: club.points_name?,
             currency: club.currency?,
+            country: club.country?,
             time_zone: club.time_zone?,
             calendar: club.calendar?,
             earning: earning?,
@@ -395,6 +400,7 @@ impl<'s> Parser<'s> {
                 "locales",
                 "points_name",
                 "currency",
+                "country",
                 "time_zone",
                 "calendar",
                 "cost_per_point",
@@ -422,6 +428,10 @@ impl<'s> Parser<'s> {
         let currency = self
             .required(section, "currency")
             .and_then(|entry| self.currency(&entry));
+        let country = self.country(
+            section.entry("country"),
+            currency.as_ref().map(|c| c.code.as_str()),
+        );
         let time_zone = self
             .required(section, "time_zone")
             .and_then(|entry| self.time_zone(&entry));
@@ -439,6 +449,7 @@ impl<'s> Parser<'s> {
             locales,
             points_name,
             currency,
+            country,
             time_zone,
             calendar,
             cost_per_point,

@@ -644,7 +644,7 @@ async fn enrolling_with_a_phone_email_or_external_id_already_in_use_is_refused()
     for club in clubs(&COFFEE).await {
         let existing = ProfileFields {
             external_id: Some("ext-1".into()),
-            phone: Some("+972 50 123 4567".into()),
+            phone: Some("+972 50 765 4321".into()),
             email: Some("dana@example.com".into()),
             ..ProfileFields::default()
         };
@@ -665,9 +665,9 @@ async fn enrolling_with_a_phone_email_or_external_id_already_in_use_is_refused()
             // Written differently, the same number once normalized.
             (
                 "phone",
-                "+972501234567",
+                "+972507654321",
                 ProfileFields {
-                    phone: Some("00972-50-123-4567".into()),
+                    phone: Some("00972-50-765-4321".into()),
                     ..ProfileFields::default()
                 },
             ),

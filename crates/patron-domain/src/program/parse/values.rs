@@ -95,6 +95,17 @@ impl Parser<'_> {
             );
             return None;
         }
+        // Members read these texts next to others: the domain's rules for free text
+        // (docs/API-DESIGN.md, "Text hygiene") hold in the program too.
+        if let Err(error) = crate::text::check_free_text(text, chars, crate::text::Lines::Many) {
+            self.report(
+                entry.offset,
+                &entry.path,
+                format!("`{}` {error}", entry.path),
+                None,
+            );
+            return None;
+        }
         Some(text.to_owned())
     }
 
@@ -488,5 +499,36 @@ pub(super) fn describe_value(value: &Value) -> &'static str {
         Value::Datetime(_) => "a date",
         Value::Array(_) => "a list",
         Value::InlineTable(_) => "a table",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use crate::program::parse_program;
+
+    fn club_named(name: &str) -> String {
+        format!(
+            "[club]\nname = \"{name}\"\ndefault_locale = \"en\"\ncurrency = \"USD\"\n\
+             time_zone = \"UTC\"\n\n[earning]\npoints_per_unit = \"1\"\n\n\
+             [expiry]\npolicy = \"never\"\n\n[returns]\npolicy = \"within_balance\"\n\n\
+             [exit]\npolicy = \"forfeit\"\n"
+        )
+    }
+
+    #[test]
+    fn texts_members_read_refuse_bidi_controls_and_invisible_text() {
+        for name in [
+            "Club\\u202E",
+            "\\u2067Club\\u2069",
+            "\\u200B",
+            "Cl\\u0007ub",
+        ] {
+            let errors = parse_program(&club_named(name)).unwrap_err();
+            assert_eq!(errors[0].path, "club.name", "{name}: {errors:#?}");
+        }
+        let persian = parse_program(&club_named("باشگاه می\\u200Cخواهم")).unwrap();
+        assert_eq!(persian.names.en.as_deref(), Some("باشگاه می\u{200C}خواهم"));
     }
 }
