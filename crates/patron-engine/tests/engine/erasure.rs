@@ -229,8 +229,8 @@ async fn every_text_column_of_the_schema_is_classified_as_personal_or_not() {
 
 const NAME: &str = "Dana Levi";
 const NEW_NAME: &str = "Dana Cohen";
-const PHONE: &str = "+972501234567";
-const NEW_PHONE: &str = "+972501234999";
+const PHONE: &str = "+972507654321";
+const NEW_PHONE: &str = "+972507654399";
 const EMAIL: &str = "Dana.Levi@example.com";
 const EXTERNAL_ID: &str = "crm-dana-1001";
 const BIRTHDAY: &str = "1990-05-17";
@@ -242,7 +242,7 @@ fn dana() -> EnrollRequest {
         profile: ProfileFields {
             external_id: Some(EXTERNAL_ID.into()),
             name: Some(NAME.into()),
-            phone: Some("+972 50 123 4567".into()),
+            phone: Some("+972 50 765 4321".into()),
             email: Some("Dana.Levi@Example.COM".into()),
             birthday: Some(BIRTHDAY.into()),
             locale: Some("he".into()),
