@@ -72,7 +72,7 @@ pub struct EnrollBody {
     /// The club's own id for the member (unique in the club).
     pub external_id: Option<String>,
     pub name: Option<String>,
-    /// E.164 (`+15551234567`) or a national number the program's country understands.
+    /// E.164 (`+12015550123`) or a national number the program's country understands.
     pub phone: Option<String>,
     pub email: Option<String>,
     /// `YYYY-MM-DD`

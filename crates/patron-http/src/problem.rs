@@ -97,6 +97,8 @@ codes! {
         "The club has no program yet: PUT /v1/program first."),
     TenantNotFound => ("tenant_not_found", 404, "Club not found",
         "The club does not exist."),
+    SegmentNotFound => ("segment_not_found", 404, "Segment not found",
+        "The program has no segment with this id (an RFV segment code or a `[[segments]]` id)."),
     NoRfvRun => ("no_rfv_run", 404, "No RFV run",
         "The club has no RFV run yet (or none with this id, or none as of this date): the nightly `segments` job makes one, or `patron jobs run-now segments`."),
     MethodNotAllowed => ("method_not_allowed", 405, "Method not allowed",

@@ -100,7 +100,7 @@ pub struct SegmentMemberQuery {
     responses(
         (status = 200, description = "A page of members", body = SegmentMemberPage),
         (status = 400, description = "`invalid_cursor`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: the program has no such segment", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "`segment_not_found`: the program has no such segment", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "`no_program`", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
@@ -122,7 +122,7 @@ pub async fn members(
         .await?
     else {
         return Err(Problem::new(
-            Code::NotFound,
+            Code::SegmentNotFound,
             format!("the program has no segment {segment_id:?}"),
         ));
     };

@@ -142,9 +142,10 @@ async fn rfv_segments_members_and_baskets() {
         api.get("/v1/segments/best_customers/members", &club.admin)
             .await
             .assert_status(200);
+        // An unknown segment has its own code: `not_found` means no such route.
         api.get("/v1/segments/nope/members", &club.read)
             .await
-            .assert_problem(404, "not_found");
+            .assert_problem(404, "segment_not_found");
         api.get("/v1/segments/dormant/members?cursor=zz", &club.read)
             .await
             .assert_problem(400, "invalid_cursor");
