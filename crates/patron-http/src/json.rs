@@ -368,6 +368,14 @@ pub struct Strict<'a> {
     text: bool,
 }
 
+/// The integer a number written with a fraction or an exponent stands for (`80.0`, `1e3`):
+/// JSON Schema counts it an integer, so the API does too, as long as the number was read
+/// exactly (at most 2^53 in magnitude, where every integer has its own `f64`).
+fn exact_integer(value: f64) -> Option<i128> {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    (value.fract() == 0.0 && value.abs() <= EXACT).then_some(value as i128)
+}
+
 /// An integer type's name in JSON's words, with its range.
 fn integer_range(min: i128, max: i128) -> String {
     format!("an integer from {min} to {max}")
@@ -381,7 +389,8 @@ impl Strict<'_> {
                 let value = number
                     .as_i64()
                     .map(i128::from)
-                    .or_else(|| number.as_u64().map(i128::from));
+                    .or_else(|| number.as_u64().map(i128::from))
+                    .or_else(|| number.as_f64().and_then(exact_integer));
                 (value, self.node.describe())
             }
             Node::String(text) if self.text => (text.parse::<i128>().ok(), format!("{text:?}")),
