@@ -21,7 +21,7 @@ use crate::text::number::ascii_digit;
 
 /// The longest input read as a phone number, in characters: a formatted international number
 /// with every separator is under 30.
-const PHONE_CHARS_MAX: usize = 64;
+pub const PHONE_CHARS_MAX: usize = 64;
 
 /// A country whose numbering plan national numbers are read in: an ISO 3166-1 alpha-2 code
 /// that libphonenumber has a numbering plan for.

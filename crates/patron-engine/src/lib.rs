@@ -307,11 +307,10 @@ impl Engine {
         program: &Program,
         hash: String,
     ) -> Result<NewMember, EngineError> {
-        const CHANNELS: &[&str] = &["pos", "web", "phone", "import", "referral"];
-        if !CHANNELS.contains(&request.channel.as_str()) {
+        if !ENROLL_CHANNELS.contains(&request.channel.as_str()) {
             return Err(EngineError::invalid(
                 "channel",
-                format!("use one of {}", CHANNELS.join(", ")),
+                format!("use one of {}", ENROLL_CHANNELS.join(", ")),
             ));
         }
         let physical_card = match &request.card_number {

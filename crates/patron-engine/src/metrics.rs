@@ -34,8 +34,6 @@ use patron_store::tenants::Tenant;
 
 use crate::{Engine, EngineError};
 
-/// Store ids are at most this long (as purchases' `store_id`).
-const STORE_ID_CHARS_MAX: usize = 100;
 /// Members read per page by the CLV job.
 const CLV_PAGE: i64 = 10_000;
 /// Days per BG/NBD time unit: weeks.
@@ -157,13 +155,9 @@ impl Engine {
         tenant: &Tenant,
         request: &MetricsRequest,
     ) -> Result<MetricsReport, EngineError> {
-        if let Some(store) = &request.store_id
-            && (store.is_empty() || store.chars().count() > STORE_ID_CHARS_MAX)
-        {
-            return Err(EngineError::invalid(
-                "store",
-                format!("must be 1 to {STORE_ID_CHARS_MAX} characters"),
-            ));
+        if let Some(store) = &request.store_id {
+            // A store id as purchases carry it: the same rules, so every store can be named.
+            crate::requests::check_text("store", store)?;
         }
         let program = self.program(tenant).await?.program;
         let cal = program.calendar();

@@ -120,16 +120,15 @@ fn attributes_json(
 /// The consents of a request, each with its evidence: the text the member was shown is kept
 /// exactly as sent (once checked), the channel is one Patron knows.
 pub(crate) fn consents_from(consents: &[ConsentRequest]) -> Result<Vec<ConsentInput>, EngineError> {
-    const CHANNELS: &[&str] = &["email", "sms", "whatsapp", "push", "phone", "mail"];
     consents
         .iter()
         .enumerate()
         .map(|(i, c)| {
             let field = |name: &str| format!("consents[{i}].{name}");
-            if !CHANNELS.contains(&c.channel.as_str()) {
+            if !crate::CONSENT_CHANNELS.contains(&c.channel.as_str()) {
                 return Err(EngineError::invalid(
                     field("channel"),
-                    format!("use one of {}", CHANNELS.join(", ")),
+                    format!("use one of {}", crate::CONSENT_CHANNELS.join(", ")),
                 ));
             }
             text::check_free_text(&c.text_shown, text::CONSENT_TEXT_CHARS_MAX, Lines::Many)

@@ -14,6 +14,15 @@ use crate::EngineError;
 /// Longest list of lines in one purchase (TIGER_STYLE: a limit on everything).
 pub const PURCHASE_LINES_MAX: usize = 1000;
 
+/// Where a purchase is made.
+pub const PURCHASE_CHANNELS: &[&str] = &["pos", "web", "phone", "app"];
+
+/// How a member joins.
+pub const ENROLL_CHANNELS: &[&str] = &["pos", "web", "phone", "import", "referral"];
+
+/// The channels a member consents (or not) to be contacted on.
+pub const CONSENT_CHANNELS: &[&str] = &["email", "sms", "whatsapp", "push", "phone", "mail"];
+
 /// An identifier (a document id, a SKU...): see `patron_domain::text` for what it refuses.
 pub(crate) fn check_text(field: &str, value: &str) -> Result<(), EngineError> {
     text::check_identifier(value, text::IDENTIFIER_CHARS_MAX)
@@ -215,7 +224,7 @@ impl PurchaseRequest {
     pub fn validate(&self) -> Result<(), EngineError> {
         check_text("document_id", &self.document_id)?;
         check_text("store_id", &self.store_id)?;
-        if !["pos", "web", "phone", "app"].contains(&self.channel.as_str()) {
+        if !PURCHASE_CHANNELS.contains(&self.channel.as_str()) {
             return Err(EngineError::invalid(
                 "channel",
                 "use pos, web, phone or app",
@@ -325,7 +334,7 @@ pub struct TransferRequest {
 }
 
 /// Longest event type.
-const EVENT_TYPE_MAX: usize = 64;
+pub const EVENT_TYPE_CHARS_MAX: usize = 64;
 
 /// A custom event that happened to a member (a review written, an app installed...): the
 /// program's `event` rules of its type decide what it earns.
@@ -348,7 +357,7 @@ impl EventRequest {
     pub fn validate(&self) -> Result<(), EngineError> {
         check_text("member_id", &self.member_id)?;
         if self.event_type.is_empty()
-            || self.event_type.len() > EVENT_TYPE_MAX
+            || self.event_type.len() > EVENT_TYPE_CHARS_MAX
             || !self
                 .event_type
                 .chars()
@@ -356,7 +365,7 @@ impl EventRequest {
         {
             return Err(EngineError::invalid(
                 "type",
-                format!("must be 1 to {EVENT_TYPE_MAX} characters of a-z, 0-9 and _"),
+                format!("must be 1 to {EVENT_TYPE_CHARS_MAX} characters of a-z, 0-9 and _"),
             ));
         }
         check_event_properties(&self.properties)

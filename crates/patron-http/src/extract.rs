@@ -143,7 +143,17 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         match parts.headers.get(IDEMPOTENCY_KEY) {
             None => Ok(IdempotencyKey(None)),
             Some(value) => match value.to_str() {
-                Ok(text) => Ok(IdempotencyKey(Some(text.to_string()))),
+                // Checked here, not only by the use cases that store it: a key the API
+                // refuses is refused on every operation that declares the header.
+                Ok(text) => patron_domain::text::check_identifier(
+                    text,
+                    patron_domain::text::IDEMPOTENCY_KEY_CHARS_MAX,
+                )
+                .map(|()| IdempotencyKey(Some(text.to_string())))
+                .map_err(|e| {
+                    Problem::new(Code::InvalidIdempotencyKey, format!("Idempotency-Key {e}"))
+                        .with_field("Idempotency-Key")
+                }),
                 Err(_) => Err(Problem::new(
                     Code::InvalidIdempotencyKey,
                     "the Idempotency-Key header must be printable ASCII",

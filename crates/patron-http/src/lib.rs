@@ -9,6 +9,7 @@
 //! Architecture invariant: this is the only crate that knows HTTP; it knows no SQL, and it
 //! decides nothing about points: the engine does.
 
+pub mod bounds;
 mod connection;
 mod docs;
 mod dto;
@@ -380,6 +381,7 @@ pub(crate) fn openapi_document() -> Value {
     let (_, api) = api_router().split_for_parts();
     let mut document = serde_json::to_value(&api).unwrap_or(Value::Null);
     apply_conventions(&mut document);
+    bounds::apply(&mut document);
     document
 }
 

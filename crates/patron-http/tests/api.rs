@@ -13,6 +13,8 @@ mod analytics;
 mod auth;
 #[path = "api/bodies.rs"]
 mod bodies;
+#[path = "api/bounds.rs"]
+mod bounds;
 #[path = "api/documents.rs"]
 mod documents;
 #[path = "api/errors.rs"]

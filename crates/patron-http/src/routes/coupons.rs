@@ -56,6 +56,9 @@ pub async fn get(
 pub async fn validate(
     State(state): State<AppState>,
     auth: Auth<PosWrite>,
+    // Validating changes nothing, so the key is not stored; a malformed one is still refused,
+    // as on every POST.
+    _key: IdempotencyKey,
     PathParam(code): PathParam,
     OptionalJsonBody(body): OptionalJsonBody<CouponUseBody>,
 ) -> Result<Response, Problem> {

@@ -37,6 +37,7 @@ fn member_location(member: &MemberOut) -> Option<String> {
     responses(
         (status = 201, description = "Enrolled (or the stored answer of a repeated request)", body = MemberOut,
             headers(("Location" = String, description = "The new member"))),
+        (status = 404, description = "`card_not_found`: the pre-printed card handed over is not one of the club's", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "`duplicate`: the phone, email or external id is taken; `card_unavailable`; `no_program`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_value`; `unknown_referral_code`: the referral code belongs to no active member; `self_referral`: the newcomer has the referrer's phone or email", body = ProblemDocument, content_type = "application/problem+json"),
     )
@@ -112,6 +113,20 @@ pub async fn list(
         query.external_id.as_deref().map(Lookup::ExternalId),
         query.referral_code.as_deref().map(Lookup::ReferralCode),
     ];
+    for (name, value) in [
+        ("phone", &query.phone),
+        ("email", &query.email),
+        ("card", &query.card),
+        ("external_id", &query.external_id),
+        ("referral_code", &query.referral_code),
+    ] {
+        if let Some(value) = value {
+            patron_domain::text::check_identifier(value, patron_domain::text::IDENTIFIER_CHARS_MAX)
+                .map_err(|e| {
+                    Problem::new(Code::InvalidParameter, format!("`{name}` {e}")).with_field(name)
+                })?;
+        }
+    }
     let mut filters = filters.into_iter().flatten();
     let lookup = filters.next();
     if filters.next().is_some() {
