@@ -3,8 +3,8 @@
 //! Posting a purchase stores it with its lines (anonymous ones too: the identified-revenue
 //! metric needs them), credits the points the engine computed (pending until the return
 //! window closes, or posted at once with an expiry lot), and moves the member up a tier when
-//! they qualify. A refund returns lines, and claws back points in proportion (LEDGER.md,
-//! Refunds) under the program's return policy.
+//! they qualify. A refund returns lines, and claws back points in proportion
+//! (docs/LEDGER.md#refunds) under the program's return policy.
 
 use jiff::Timestamp;
 use patron_domain::clawback::{self, ClawbackInput, ClawbackMode, EarnState};
