@@ -692,7 +692,7 @@ impl Store {
         // instead of five round trips (BEGIN, the claim with the wallet's lock, the member's
         // read after the lock, the writes, COMMIT). A concurrent unit of work on the wallet,
         // a replay, points due to expire, a debt or a referral make it give way, having
-        // written nothing, to the locked path below (BENCHMARKS.md, seventh session).
+        // written nothing, to the locked path below (BENCHMARKS.md's history, 2026-12-05).
         if self.backend() == Backend::Postgres {
             let mut c = self.pool().acquire().await?;
             let result = idempotency::run_optimistic(
