@@ -21,6 +21,7 @@ mod referrals;
 mod rejections;
 mod rewards;
 mod rules;
+mod schema_parity;
 mod segments;
 mod smoke;
 mod stats;
