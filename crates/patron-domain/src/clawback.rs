@@ -205,7 +205,6 @@ pub fn mode_for_account(mode: ClawbackMode, account_open: bool) -> ClawbackMode 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

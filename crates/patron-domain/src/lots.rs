@@ -191,7 +191,6 @@ pub fn takes_not_yet_restored(takes: &[Take], restored: &[Take]) -> Vec<Take> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use jiff::SignedDuration;

@@ -271,7 +271,6 @@ pub fn renumber(sql: &str, offset: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
