@@ -8,7 +8,9 @@
 //! Before comparing, each side is read in a common vocabulary; these are the dialect
 //! differences that are not differences:
 //! - SQLite's `INTEGER PRIMARY KEY AUTOINCREMENT` (the rowid) and PostgreSQL's `BIGINT
-//!   GENERATED ... AS IDENTITY PRIMARY KEY` both read as `bigint identity`, not null;
+//!   GENERATED ... AS IDENTITY PRIMARY KEY` both read as `bigint identity`, not null (a rowid
+//!   without `AUTOINCREMENT`, which may hand out a deleted row's id again, reads as
+//!   `bigint rowid` and differs);
 //! - SQLite's `REAL` and PostgreSQL's `DOUBLE PRECISION` both read as `double precision`;
 //! - SQLite has no `INCLUDE`: its covering indexes end the key with the carried columns, so a
 //!   PostgreSQL index reads as its key columns followed by its `INCLUDE` columns;
