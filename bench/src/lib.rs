@@ -67,8 +67,8 @@ pub async fn settle_statistics(store: &patron_store::Store) -> Result<(), sqlx::
 }
 
 /// `PATRON_BENCH_EXPERIMENT_SQL`, when set: SQL run on a bench's PostgreSQL schema right after
-/// its migrations, for A/B experiments on the schema (BENCHMARKS.md names the ones made, such
-/// as dropping foreign keys). Nothing when unset.
+/// its migrations, for A/B experiments on the schema (BENCHMARKS.md's history names the ones
+/// made, such as dropping foreign keys). Nothing when unset.
 pub async fn experiment(store: &patron_store::Store) -> Result<(), sqlx::Error> {
     if let Ok(sql) = std::env::var("PATRON_BENCH_EXPERIMENT_SQL") {
         sqlx::raw_sql(&sql).execute(store.pool()).await?;

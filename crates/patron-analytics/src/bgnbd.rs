@@ -634,7 +634,6 @@ fn hyp2f1_tail_over_second(p: f64, q: f64, c: f64, z: f64) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::special::hyp2f1;
 

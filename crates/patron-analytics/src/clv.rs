@@ -74,7 +74,6 @@ pub fn discounted_value(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

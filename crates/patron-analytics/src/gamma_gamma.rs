@@ -263,7 +263,6 @@ impl GammaGammaParams {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const PUBLISHED: GammaGammaParams = GammaGammaParams {

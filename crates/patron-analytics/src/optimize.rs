@@ -383,7 +383,6 @@ pub fn standard_errors(hessian: &[Vec<f64>]) -> Option<Vec<f64>> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn rosenbrock(x: &[f64], g: &mut [f64]) -> f64 {

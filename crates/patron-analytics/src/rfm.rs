@@ -380,7 +380,6 @@ impl SegmentMap {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::member::{MemberId, MemberMap};
     use proptest::prelude::*;

@@ -3,7 +3,9 @@
 //! Data: `/work/shared/data/cdnow/` (from the `lifetimes` package): see `data_dir`. When it is missing the tests print one `skipped:` line and pass, except under
 //! `CI=true`, where a missing file fails them.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// A test target is always built with cfg(test); saying so lets clippy.toml's test
+// allowances (unwrap, expect, panic) cover the helpers too, not only the #[test] functions.
+#![cfg(test)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;

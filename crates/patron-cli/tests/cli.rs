@@ -1,7 +1,9 @@
 //! The `patron` binary as a user runs it: real processes, real SQLite files in temp folders.
 //! (The storage contract tests cover PostgreSQL; these keep to SQLite to stay fast.)
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// A test target is always built with cfg(test); saying so lets clippy.toml's test
+// allowances (unwrap, expect, panic) cover the helpers too, not only the #[test] functions.
+#![cfg(test)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -232,7 +232,6 @@ impl Calendar {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use proptest::prelude::*;
 

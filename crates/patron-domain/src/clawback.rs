@@ -1,10 +1,10 @@
 //! Proportional clawback of earned points when a purchase is refunded.
 //!
-//! LEDGER.md: target = round(points earned × cumulative refunded amount / original amount); post
-//! only the difference from what was already settled; the total never exceeds what was earned.
-//! Working from the *cumulative* refund rather than from each refund on its own is what makes
-//! several partial refunds claw back exactly what one full refund would (invariant 6): rounding
-//! errors cannot pile up, because every refund recomputes the whole target.
+//! docs/LEDGER.md#refunds: target = round(points earned × cumulative refunded amount / original
+//! amount); post only the difference from what was already settled; the total never exceeds what
+//! was earned. Working from the *cumulative* refund rather than from each refund on its own is what
+//! makes several partial refunds claw back exactly what one full refund would (invariant 6):
+//! rounding errors cannot pile up, because every refund recomputes the whole target.
 //!
 //! Which part of the difference is taken back depends on the program's return policy; this
 //! module takes its own [`ClawbackMode`] so it does not depend on the program model (callers map
@@ -191,12 +191,12 @@ pub fn plan_clawback(input: &ClawbackInput) -> ClawbackPlan {
     plan
 }
 
-/// The mode a refund's clawback takes on one account. Under `Unlimited` a clawback may take
-/// the balance below zero, a debt the member's later earnings settle (LEDGER.md). A closed
-/// account (its member left the club) never earns again, so a debt there could never be
-/// settled: its clawback stops at its balance, as under `WithinBalance`, and the rest is
-/// forgiven. (Under the `forfeit` exit policy that balance is zero; under
-/// `keep_until_expiry` the kept points are clawed back as far as they go.)
+/// The mode a refund's clawback takes on one account. Under `Unlimited` a clawback may take the
+/// balance below zero, a debt the member's later earnings settle (docs/LEDGER.md#refunds). A closed
+/// account (its member left the club) never earns again, so a debt there could never be settled:
+/// its clawback stops at its balance, as under `WithinBalance`, and the rest is forgiven. (Under
+/// the `forfeit` exit policy that balance is zero; under `keep_until_expiry` the kept points are
+/// clawed back as far as they go.)
 pub fn mode_for_account(mode: ClawbackMode, account_open: bool) -> ClawbackMode {
     match (mode, account_open) {
         (ClawbackMode::Unlimited, false) => ClawbackMode::WithinBalance,
@@ -205,7 +205,6 @@ pub fn mode_for_account(mode: ClawbackMode, account_open: bool) -> ClawbackMode 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -141,7 +141,6 @@ pub fn validate_custom_attribute_key(k: &str) -> Result<(), ContactError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use jiff::civil::date;

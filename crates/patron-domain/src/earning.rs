@@ -75,7 +75,6 @@ pub fn is_eligible(earning: &Earning, sku: &str, category: &str) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -170,7 +170,6 @@ fn next_yearly_date(instant: Timestamp, month: i8, day: i8, cal: &Calendar) -> O
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
     use jiff::civil::DateTime;

@@ -192,7 +192,6 @@ fn units_per_usd_exponent(code: &str) -> u32 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -3,10 +3,10 @@
 //!
 //! Every credit to a member wallet creates a lot (an amount and an expiry instant, or none).
 //! Spending consumes lots soonest-expiry first, so members lose as few points to expiry as
-//! possible and the store can record exactly which lots a debit came from (LEDGER.md, "Expiry
-//! lots"). These functions only *plan*; the store applies a plan in the same transaction as the
-//! transfer it belongs to, which keeps invariant 7 ("lot remainders equal a recomputation from
-//! the transfers") a matter of bookkeeping rather than of timing.
+//! possible and the store can record exactly which lots a debit came from
+//! (docs/LEDGER.md#expiry-lots). These functions only *plan*; the store applies a plan in the
+//! same transaction as the transfer it belongs to, which keeps invariant 7 ("each lot's
+//! remainder = amount + its movements") a matter of bookkeeping rather than of timing.
 
 use std::cmp::Ordering;
 
@@ -112,9 +112,9 @@ pub fn plan_consumption(lots: &[LotView], amount: i64, now: Timestamp) -> Consum
     }
 }
 
-/// How a new credit pays an existing debt first (LEDGER.md: "A negative balance is a debt that
-/// later earnings pay first"). Returns `(paid_to_debt, lot_remaining)`: the part of the credit
-/// that cancels debt, and the part left to become the new lot's `remaining`.
+/// How a new credit pays an existing debt first (docs/LEDGER.md#balances-and-debt: "every
+/// later credit pays the debt first"). Returns `(paid_to_debt, lot_remaining)`: the part of
+/// the credit that cancels debt, and the part left to become the new lot's `remaining`.
 ///
 /// `debt` is the amount owed as a non-negative number (the magnitude of a negative balance);
 /// negative values are treated as no debt, and a non-positive `credit` pays nothing. Always
@@ -126,7 +126,8 @@ pub fn settle_debt(credit: i64, debt: i64) -> (i64, i64) {
 }
 
 /// Plans which lots get points back when `amount` points of a debit are undone (a refunded
-/// redemption, a released hold). Lots are restored with their original expiry (LEDGER.md).
+/// redemption, a released hold). Lots are restored with their original expiry
+/// (docs/LEDGER.md#expiry-lots).
 ///
 /// `takes` are the debit's takes in the order they were consumed (as [`plan_consumption`]
 /// produced them). Restoring walks them in reverse, so the latest-expiring lots are refilled
@@ -190,7 +191,6 @@ pub fn takes_not_yet_restored(takes: &[Take], restored: &[Take]) -> Vec<Take> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use jiff::SignedDuration;

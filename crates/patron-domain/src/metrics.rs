@@ -270,7 +270,6 @@ pub fn week_starts_on(weekday: Weekday) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use jiff::civil::date;
     use jiff::tz::TimeZone;

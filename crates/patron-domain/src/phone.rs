@@ -197,7 +197,6 @@ pub fn normalize_phone(input: &str, country: Option<Country>) -> Result<String, 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

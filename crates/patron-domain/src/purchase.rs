@@ -85,7 +85,6 @@ pub fn refund_line_amount(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

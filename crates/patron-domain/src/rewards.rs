@@ -259,7 +259,6 @@ pub fn eligibility(reward: &Reward, facts: &Facts<'_>) -> Decision {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
 

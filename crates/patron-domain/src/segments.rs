@@ -818,7 +818,6 @@ pub fn statistics_read(source: &str) -> Vec<&str> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::rules::expr::Purpose;
 

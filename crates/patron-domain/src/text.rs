@@ -239,7 +239,6 @@ pub fn check_name(value: &str) -> Result<&str, TextError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -140,7 +140,6 @@ fn level_index(tiers: &Tiers, code: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
     use crate::program::{DowngradePolicy, TierBasis};

@@ -1,4 +1,4 @@
-//! Time is injected (LEDGER.md, invariant 10): use cases ask a [`Clock`], tests set one.
+//! Time is injected (docs/LEDGER.md#invariants, 10): use cases ask a [`Clock`], tests set one.
 
 use std::sync::{Arc, Mutex};
 

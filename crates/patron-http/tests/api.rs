@@ -2,7 +2,9 @@
 //! `PATRON_TEST_POSTGRES_URL` is set; required in CI). Every response the tests receive is
 //! checked against `/openapi.json`, and every error against RFC 9457 (see `support`).
 //! One test binary for the crate.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// A test target is always built with cfg(test); saying so lets clippy.toml's test
+// allowances (unwrap, expect, panic) cover the helpers too, not only the #[test] functions.
+#![cfg(test)]
 
 #[path = "api/support.rs"]
 mod support;

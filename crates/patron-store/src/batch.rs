@@ -3,7 +3,7 @@
 //! A purchase writes to half a dozen tables. Sent one by one, every statement costs a round
 //! trip: to the PostgreSQL server, or to sqlx's SQLite worker thread and back. Those
 //! hand-offs, not the writes, were most of a purchase's CPU time on the 2-core machines
-//! (BENCHMARKS.md, "HTTP load"). A [`Batch`] collects statements written in the SQL both
+//! (BENCHMARKS.md's history, 2026-11-22). A [`Batch`] collects statements written in the SQL both
 //! backends share, each with its own `$1..$n`, and sends them together:
 //! - SQLite: one multi-statement string. sqlx runs the statements in order on its worker
 //!   thread and binds `$k` to the k-th argument of the whole string, so each statement's
@@ -271,7 +271,6 @@ pub fn renumber(sql: &str, offset: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -340,7 +340,6 @@ fn redact(value: &mut Value, personal: &Personal, names_member: bool) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
 

@@ -1,5 +1,6 @@
-//! Idempotency (LEDGER.md): the same key and request give the same response and one effect,
-//! even after a crash between commit and reply; the same key with another request is refused.
+//! Idempotency (docs/LEDGER.md#idempotency): the same key and request give the same response and
+//! one effect, even after a crash between commit and reply; the same key with another request is
+//! refused.
 //!
 //! A unit of work first *claims* its keys (`INSERT ... ON CONFLICT DO NOTHING`). On PostgreSQL
 //! an identical request running concurrently blocks on that insert until the first commits,

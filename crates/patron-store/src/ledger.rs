@@ -1,4 +1,4 @@
-//! The points ledger, as `LEDGER.md` states it: accounts with four totals, append-only
+//! The points ledger, as docs/LEDGER.md states it: accounts with four totals, append-only
 //! transfers, two-phase (pending) transfers that resolve once, and expiry lots consumed
 //! soonest-expiry first.
 //!
@@ -60,7 +60,8 @@ pub struct Wallet {
 }
 
 impl Wallet {
-    /// LEDGER.md: spendable = credits posted − debits posted − debits pending.
+    /// docs/LEDGER.md#balances-and-debt: spendable = credits posted − debits posted − debits
+    /// pending.
     pub fn spendable(&self) -> i64 {
         self.credits_posted - self.debits_posted - self.debits_pending
     }
@@ -491,8 +492,8 @@ async fn add_movement(
     Ok(())
 }
 
-/// Creates the lot of a posted credit. A debt is paid first (LEDGER.md), recorded as a
-/// movement of the same transfer, so `remaining = amount + Σ movements` always holds.
+/// Creates the lot of a posted credit. A debt is paid first (docs/LEDGER.md#expiry-lots), recorded
+/// as a movement of the same transfer, so `remaining = amount + Σ movements` always holds.
 /// `debt_before` is the wallet's debt before the credit was applied to its totals.
 async fn create_lot(
     tx: &mut Conn,
@@ -828,11 +829,11 @@ pub(crate) async fn takes_of(tx: &mut Conn, transfer_id: i64) -> Result<Vec<Take
 /// Gives back up to `amount` of what `original_transfer` took from lots, recorded against
 /// `by_transfer`. Restored points keep their lot's original expiry.
 ///
-/// `debt_before` is the wallet's debt before the points come back. Like any credit, restored
-/// points pay a debt first (LEDGER.md): that part is taken straight back out of the restored
-/// lots, soonest-expiring first, as movements of the same transfer. Without this, a hold
-/// released (or a redemption reversed) after an `unlimited` clawback put the wallet in debt
-/// left the lots holding more than the spendable balance (invariant 7).
+/// `debt_before` is the wallet's debt before the points come back. Like any credit, restored points
+/// pay a debt first (docs/LEDGER.md#expiry-lots): that part is taken straight back out of the
+/// restored lots, soonest-expiring first, as movements of the same transfer. Without this, a hold
+/// released (or a redemption reversed) after an `unlimited` clawback put the wallet in debt left
+/// the lots holding more than the spendable balance (invariant 7).
 pub(crate) async fn restore_lots(
     tx: &mut Conn,
     ctx: LedgerCtx,
@@ -934,7 +935,7 @@ pub(crate) async fn pending_transfer(
 pub enum Resolution {
     Posted,
     Voided,
-    /// It had been resolved before; nothing was done (LEDGER.md: resolve exactly once).
+    /// It had been resolved before; nothing was done (docs/LEDGER.md#pending-points).
     AlreadyResolved,
 }
 

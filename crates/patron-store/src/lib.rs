@@ -275,9 +275,9 @@ async fn prepare_connection(
 ) -> Result<(), sqlx::Error> {
     match backend {
         Backend::Sqlite => {
-            // WAL for concurrent readers; FULL so a committed ledger transaction survives
-            // power loss (LEDGER.md); a busy timeout so a second process waits for the writer
-            // instead of failing.
+            // WAL for concurrent readers; FULL so a committed ledger transaction survives power
+            // loss (docs/LEDGER.md#concurrency); a busy timeout so a second process waits for the
+            // writer instead of failing.
             conn.execute(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                  PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",

@@ -30,7 +30,7 @@ pub struct MetricWindow {
     pub previous_activity_start: Timestamp,
 }
 
-/// The points ledger over one period (LEDGER.md invariant 9): closing = opening + issued −
+/// The points ledger over one period (docs/LEDGER.md#invariants, 9): closing = opening + issued −
 /// redeemed − expired − clawed back − forfeited + adjusted + other. Posted points only
 /// (pending earnings count when they post); outstanding is the sum of the members' posted
 /// balances, net of debts.

@@ -1,4 +1,6 @@
-//! Embedded, forward-only migrations, one list per backend.
+//! Embedded, forward-only migrations, one list per backend. The two are written by hand; the
+//! engine's test `schema_parity` migrates both and fails on any difference in the schemas
+//! they make that its table of allowed differences does not list with a reason.
 //!
 //! Each migration runs in its own transaction together with the row that records it, so a
 //! crash leaves the schema either before or after it, never half-way (PostgreSQL and SQLite

@@ -3,8 +3,8 @@
 //! Posting a purchase stores it with its lines (anonymous ones too: the identified-revenue
 //! metric needs them), credits the points the engine computed (pending until the return
 //! window closes, or posted at once with an expiry lot), and moves the member up a tier when
-//! they qualify. A refund returns lines, and claws back points in proportion (LEDGER.md,
-//! Refunds) under the program's return policy.
+//! they qualify. A refund returns lines, and claws back points in proportion
+//! (docs/LEDGER.md#refunds) under the program's return policy.
 
 use jiff::Timestamp;
 use patron_domain::clawback::{self, ClawbackInput, ClawbackMode, EarnState};
@@ -692,7 +692,7 @@ impl Store {
         // instead of five round trips (BEGIN, the claim with the wallet's lock, the member's
         // read after the lock, the writes, COMMIT). A concurrent unit of work on the wallet,
         // a replay, points due to expire, a debt or a referral make it give way, having
-        // written nothing, to the locked path below (BENCHMARKS.md, seventh session).
+        // written nothing, to the locked path below (BENCHMARKS.md's history, 2026-12-05).
         if self.backend() == Backend::Postgres {
             let mut c = self.pool().acquire().await?;
             let result = idempotency::run_optimistic(

@@ -452,8 +452,8 @@ pub struct ReferralPayout {
     pub referrer_points: i64,
 }
 
-/// Transfer code of the referrer's credit and of its clawback's reason (LEDGER.md: each
-/// transfer names why it moved points).
+/// Transfer code of the referrer's credit and of its clawback's reason (docs/LEDGER.md#model:
+/// each transfer names why it moved points).
 const REFERRAL: &str = "referral";
 
 /// Rewards a referral in the purchase's unit of work: marks the newcomer's referral used
@@ -558,7 +558,7 @@ pub(crate) async fn pay_referral(
 }
 
 /// The refund of a purchase that paid a referral takes the referrer's points back in the same
-/// proportion as the newcomer's (LEDGER.md, Refunds: target = round(earned × cumulative
+/// proportion as the newcomer's (docs/LEDGER.md#refunds: target = round(earned × cumulative
 /// refunded / original) on the eligible amounts, only the difference from what was settled
 /// before), under the program's return policy for *posted* points: `only_pending` forgives
 /// it, `within_balance` takes what the referrer's balance allows and forgives the rest,

@@ -609,8 +609,8 @@ async fn record_counted(
 /// costs less than a custom one and is kept. As a filter on all of the member's purchases,
 /// the generic plan's estimate of the subquery (a member's average purchase count, read by a
 /// bitmap scan) made a purchase that fires rules (whose statement is longer) look cheaper
-/// planned anew with its values every time, which cost ~0.4 ms a purchase (BENCHMARKS.md,
-/// ninth session).
+/// planned anew with its values every time, which cost ~0.4 ms a purchase (BENCHMARKS.md's
+/// history, 2026-12-05).
 fn push_counted(
     batch: &mut Batch,
     ctx: LedgerCtx,

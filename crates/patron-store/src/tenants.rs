@@ -59,7 +59,7 @@ impl std::fmt::Debug for IdKey {
     }
 }
 
-/// The program-level system accounts every tenant has (LEDGER.md, Model).
+/// The program-level system accounts every tenant has (docs/LEDGER.md#model).
 pub const SYSTEM_ACCOUNTS: &[&str] = &[
     "issuance",
     "redemption",

@@ -142,7 +142,9 @@ pub async fn postgres() -> Option<TestDatabase> {
     Some(postgres_at(&url).await)
 }
 
-/// A fresh, migrated PostgreSQL schema on the server at `url`. Panics if it is not usable.
+/// A fresh, migrated PostgreSQL schema on the server at `url`. Panics if it is not usable
+/// (test fixtures fail where they fail).
+#[allow(clippy::panic)]
 pub async fn postgres_at(url: &str) -> TestDatabase {
     let url = url.to_string();
     let schema = unique_name("patron_test");
@@ -170,6 +172,8 @@ pub async fn postgres_at(url: &str) -> TestDatabase {
 }
 
 /// Every backend available to this test run: SQLite always, PostgreSQL when configured.
+/// Panics when SQLite cannot create its file.
+#[allow(clippy::panic)]
 pub async fn all() -> Vec<TestDatabase> {
     let mut databases = Vec::with_capacity(2);
     match sqlite().await {

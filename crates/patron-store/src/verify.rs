@@ -1,5 +1,5 @@
 //! `patron ledger verify`: recompute every stored total and lot remainder from the append-only
-//! rows and check the invariants of LEDGER.md. Reads only.
+//! rows and check the invariants of docs/LEDGER.md. Reads only.
 
 use jiff::Timestamp;
 use sqlx::Row;

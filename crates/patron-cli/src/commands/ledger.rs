@@ -1,5 +1,5 @@
 //! `patron ledger verify`: recompute every stored total from the append-only rows and check
-//! the ledger invariants (LEDGER.md). Reads only.
+//! the ledger invariants (docs/LEDGER.md#invariants). Reads only.
 
 use std::process::ExitCode;
 

@@ -1,8 +1,6 @@
 //! Tests for the program model and its parser: the shipped examples, defaults, and every
 //! validation rule with its message and position.
 
-#![allow(clippy::unwrap_used)]
-
 use rust_decimal::Decimal;
 
 use super::*;

@@ -1,8 +1,6 @@
 //! Tests for earning rules: parsing and compiling `[[rules]]` (with exact positions), and
 //! evaluating every kind, filter, limit, priority and failure.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeMap;
 
 use jiff::civil::{Date, DateTime};

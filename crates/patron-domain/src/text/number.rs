@@ -135,7 +135,6 @@ fn why_not(folded: &str) -> NumberError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

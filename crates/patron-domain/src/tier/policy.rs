@@ -389,7 +389,6 @@ fn reviewed_term_end(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use jiff::civil::DateTime;
     use jiff::{SignedDuration, ToSpan};

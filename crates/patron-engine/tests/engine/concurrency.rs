@@ -1,5 +1,6 @@
-//! Concurrency (LEDGER.md): many requests on one member at once never overspend, never lose
-//! an update, and transfers in both directions between two members do not fail on deadlocks.
+//! Concurrency (docs/LEDGER.md#concurrency): many requests on one member at once never overspend,
+//! never lose an update, and transfers in both directions between two members do not fail on
+//! deadlocks.
 
 use patron_engine::{RedeemRequest, TransferRequest};
 use patron_store::Rejection;

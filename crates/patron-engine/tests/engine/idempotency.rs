@@ -1,4 +1,4 @@
-//! Exactly once (LEDGER.md, Idempotency; invariant 4): one key and one request give one effect
+//! Exactly once (docs/LEDGER.md#idempotency; invariant 4): one key and one request give one effect
 //! and the same answer, whether replayed in turn, concurrently, or after a crash between the
 //! commit and the reply; the same key with another request is refused and changes nothing.
 

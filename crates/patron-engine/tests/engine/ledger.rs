@@ -1,4 +1,4 @@
-//! Ledger behaviour (LEDGER.md): pending points, expiry under each policy, refunds under each
+//! Ledger behaviour (docs/LEDGER.md): pending points, expiry under each policy, refunds under each
 //! return policy, holds, reversals, transfers between members, audited adjustments,
 //! anonymous purchases and tier upgrades. Time moves only through the injected clock.
 

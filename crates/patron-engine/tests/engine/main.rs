@@ -1,6 +1,8 @@
 //! The engine's contract tests: every test runs on SQLite and on PostgreSQL (when
 //! `PATRON_TEST_POSTGRES_URL` is set; required in CI). One test binary for the crate.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// A test target is always built with cfg(test); saying so lets clippy.toml's test
+// allowances (unwrap, expect, panic) cover the helpers too, not only the #[test] functions.
+#![cfg(test)]
 
 mod support;
 
@@ -21,6 +23,7 @@ mod referrals;
 mod rejections;
 mod rewards;
 mod rules;
+mod schema_parity;
 mod segments;
 mod smoke;
 mod stats;

@@ -1,4 +1,4 @@
-//! Property tests (LEDGER.md, Invariants): random sequences of enroll, earn (posted or
+//! Property tests (docs/LEDGER.md#invariants): random sequences of enroll, earn (posted or
 //! pending), post (clock + jobs), void, redeem, hold/capture/release, reverse, refund (partial
 //! and full), adjust, transfer, expire and exit, on every backend, under several programs.
 //!

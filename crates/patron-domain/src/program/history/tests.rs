@@ -1,7 +1,5 @@
 //! The decision on a new program version: what history forbids, what a tier mapping moves.
 
-#![allow(clippy::unwrap_used)]
-
 use super::*;
 use crate::program::parse_program;
 

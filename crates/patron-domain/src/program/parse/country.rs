@@ -42,7 +42,6 @@ impl Parser<'_> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use crate::phone::Country;
     use crate::program::{Diagnostic, Program, parse_program};

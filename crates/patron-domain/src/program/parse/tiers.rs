@@ -153,7 +153,6 @@ impl Parser<'_> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use crate::program::{Diagnostic, Program, parse_program};
 

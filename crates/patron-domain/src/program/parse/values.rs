@@ -504,7 +504,6 @@ pub(super) fn describe_value(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use crate::program::parse_program;
 
