@@ -12,10 +12,6 @@
 mod connection;
 mod docs;
 mod dto;
-mod dto_analytics;
-mod dto_metrics;
-mod dto_rewards;
-mod dto_tiers;
 mod extract;
 pub mod ids;
 mod json;
