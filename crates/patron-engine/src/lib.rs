@@ -6,6 +6,12 @@
 //! call. It owns the clock ([`Clock`]) and the cache of parsed programs.
 //! It knows neither SQL nor HTTP; JSON appears only as the canonical form hashed for
 //! idempotency and the storage form of stored responses.
+//!
+//! It is the one face the API and the CLI call (and next the console and the portal): the
+//! use cases live in one module each (`members`, `purchases`, `points`, `events`, `program`,
+//! `admin` for the operator's tools, and the public [`rewards`], [`tiers`], [`segments`],
+//! [`metrics`], [`jobs`], [`keys`], [`queries`], [`import`]), and the records they answer
+//! with are named through [`model`], so no crate above depends on `patron-store`.
 
 mod admin;
 pub mod clock;
