@@ -5,41 +5,41 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use patron_engine::{Engine, EngineError, SystemClock};
-use patron_store::tenants::Tenant;
-use patron_store::{Store, StoreOptions};
+use patron_engine::model::{StoreOptions, Tenant};
+use patron_engine::{Clock, Engine, EngineError, SystemClock};
 
 use crate::settings::Settings;
 
-/// Connects to the database and applies pending migrations. Applied migrations are logged at
-/// `info` (`patron migrate` prints them).
-pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<(Store, Vec<String>)> {
-    connect_and_migrate_with(database_url, StoreOptions::default()).await
+/// Connects to the database and applies pending migrations: the engine over it, on the
+/// system clock. Applied migrations are logged at `info` (`patron migrate` prints them).
+pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<(Engine, Vec<String>)> {
+    connect_and_migrate_with(database_url, StoreOptions::default(), Arc::new(SystemClock)).await
 }
 
-/// [`connect_and_migrate`] with explicit connection settings.
+/// [`connect_and_migrate`] with explicit connection settings and clock.
 pub async fn connect_and_migrate_with(
     database_url: &str,
     options: StoreOptions,
-) -> anyhow::Result<(Store, Vec<String>)> {
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Engine, Vec<String>)> {
     let shown = redact(database_url);
-    let store = Store::connect(database_url, options)
+    let engine = Engine::connect(database_url, options, clock)
         .await
         .with_context(|| format!("cannot open the database {shown}"))?;
-    let report = store
+    let applied = engine
         .migrate()
         .await
         .with_context(|| format!("cannot migrate the database {shown}"))?;
-    for name in &report.applied {
+    for name in &applied {
         tracing::info!(migration = %name, database = %shown, "applied migration");
     }
-    Ok((store, report.applied))
+    Ok((engine, applied))
 }
 
 /// The engine over the configured database, migrated, on the system clock.
 pub async fn open(settings: &Settings) -> anyhow::Result<Engine> {
-    let (store, _) = connect_and_migrate(&settings.database_url).await?;
-    Ok(Engine::new(store, Arc::new(SystemClock)))
+    let (engine, _) = connect_and_migrate(&settings.database_url).await?;
+    Ok(engine)
 }
 
 /// The tenant with this name, or an error that says how to create it.

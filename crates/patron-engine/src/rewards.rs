@@ -61,6 +61,12 @@ pub struct PromotionRequest {
     pub ends_at: Option<jiff::Timestamp>,
 }
 
+/// The coupon benefit `reward` gives for `points` spent; a cash value is in units of
+/// 10^-`minor_unit` of the currency (the catalog, which states no currency, passes 0).
+pub fn benefit_of(reward: &Reward, points: i64, minor_unit: u32) -> CouponBenefit {
+    patron_store::rewards::benefit_of(reward, points, minor_unit)
+}
+
 /// The canonical forms a typed code may stand for, or why it cannot be a code: a code of
 /// ours must pass the check character; a partner code is looked up as typed (normalized).
 pub fn code_candidates(input: &str) -> (Vec<String>, Option<Rejection>) {

@@ -150,6 +150,39 @@ pub struct BasketReport {
     pub next: Vec<NextCategory>,
 }
 
+/// A candidate's statistics as a segment's condition reads them: the stored ones, the median
+/// gap from its purchase days, and its 180-day window (purchases, and how many of the club's
+/// top categories it bought).
+fn statistics_of(
+    candidate: &SegmentCandidate,
+    gaps: &BTreeMap<String, Vec<i64>>,
+    window: &BTreeMap<String, (i64, BTreeSet<String>)>,
+    top: &[String],
+) -> SegmentStatistics {
+    let (purchases_180d, categories) = window
+        .get(&candidate.member_id)
+        .map(|(n, set)| (*n, Some(set)))
+        .unwrap_or((0, None));
+    SegmentStatistics {
+        purchases: candidate.purchases,
+        purchase_days: candidate.purchase_days,
+        spend_minor: candidate.spend_minor,
+        first_purchase_at: candidate.first_purchase_at,
+        last_purchase_at: candidate.last_purchase_at,
+        last_purchase_day: candidate.last_purchase_day,
+        median_gap_days: gaps
+            .get(&candidate.member_id)
+            .and_then(|days| domain::median_gap_days(days)),
+        purchases_180d,
+        top_categories_180d: categories.map_or(0, |set| {
+            top.iter()
+                .filter(|category| set.contains(*category))
+                .count() as i64
+        }),
+        rfv: candidate.rfv,
+    }
+}
+
 fn day_of(date: Date) -> i64 {
     Day::from_ymd(
         i32::from(date.year()),
@@ -387,28 +420,7 @@ impl Engine {
                 BTreeMap::new()
             };
             for candidate in &page {
-                let (purchases_180d, categories) = window
-                    .get(&candidate.member_id)
-                    .map(|(n, set)| (*n, Some(set)))
-                    .unwrap_or((0, None));
-                let statistics = SegmentStatistics {
-                    purchases: candidate.purchases,
-                    purchase_days: candidate.purchase_days,
-                    spend_minor: candidate.spend_minor,
-                    first_purchase_at: candidate.first_purchase_at,
-                    last_purchase_at: candidate.last_purchase_at,
-                    last_purchase_day: candidate.last_purchase_day,
-                    median_gap_days: gaps
-                        .get(&candidate.member_id)
-                        .and_then(|days| domain::median_gap_days(days)),
-                    purchases_180d,
-                    top_categories_180d: categories.map_or(0, |set| {
-                        top.iter()
-                            .filter(|category| set.contains(*category))
-                            .count() as i64
-                    }),
-                    rfv: candidate.rfv,
-                };
+                let statistics = statistics_of(candidate, &gaps, &window, &top);
                 let mut facts = facts_of(candidate, program);
                 facts.statistics = statistics.facts(today, program.currency.minor_unit);
                 match domain::evaluate(segment, &facts, now, &tz) {

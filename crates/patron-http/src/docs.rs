@@ -280,15 +280,54 @@ fn render_schema(out: &mut String, name: &str, schema: &Value) {
     out.push_str("</div>");
 }
 
+/// An operation of the document: (first tag, path, method, the operation).
+type Operation = (String, String, String, Value);
+
 /// Renders the reference page from the OpenAPI document.
 pub fn render(document: &Value) -> String {
+    let mut out = String::with_capacity(128 * 1024);
+    render_head(&mut out, document);
+    let (tags, operations) = operations_by_tag(document);
+    render_nav(&mut out, &tags, &operations);
+    for tag in &tags {
+        let description = document
+            .get("tags")
+            .and_then(Value::as_array)
+            .and_then(|declared| {
+                declared
+                    .iter()
+                    .find(|t| t.get("name").and_then(Value::as_str) == Some(tag.as_str()))
+            })
+            .and_then(|t| t.get("description"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let _ = write!(out, "<h2>{}</h2>{}", escape(tag), prose(description));
+        for (_, path, method, operation) in operations.iter().filter(|(t, ..)| t == tag) {
+            render_operation(&mut out, method, path, operation);
+        }
+    }
+    render_error_codes(&mut out);
+    out.push_str("<h2 id=\"schemas\">Schemas</h2>");
+    if let Some(schemas) = document
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+    {
+        for (name, schema) in schemas {
+            render_schema(&mut out, name, schema);
+        }
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+/// The page's head, title and the API's description.
+fn render_head(out: &mut String, document: &Value) {
     let info = document.get("info").cloned().unwrap_or(Value::Null);
     let title = info.get("title").and_then(Value::as_str).unwrap_or("API");
     let version = info
         .get("version")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let mut out = String::with_capacity(128 * 1024);
     let _ = write!(
         out,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
@@ -303,9 +342,12 @@ pub fn render(document: &Value) -> String {
                 .unwrap_or_default()
         ),
     );
+}
 
-    // Operations, grouped by their first tag, in path order.
-    let mut operations: Vec<(String, String, String, Value)> = Vec::new();
+/// The operations, grouped by their first tag, in path order; the tags in the document's
+/// order, then those it does not declare.
+fn operations_by_tag(document: &Value) -> (Vec<String>, Vec<Operation>) {
+    let mut operations: Vec<Operation> = Vec::new();
     if let Some(paths) = document.get("paths").and_then(Value::as_object) {
         for (path, item) in paths {
             let Some(item) = item.as_object() else {
@@ -340,9 +382,13 @@ pub fn render(document: &Value) -> String {
             tags.push(tag.clone());
         }
     }
+    (tags, operations)
+}
 
+/// The list of endpoints at the top of the page.
+fn render_nav(out: &mut String, tags: &[String], operations: &[Operation]) {
     out.push_str("<nav><h2>Endpoints</h2><ul>");
-    for tag in &tags {
+    for tag in tags {
         for (_, path, method, operation) in operations.iter().filter(|(t, ..)| t == tag) {
             let id = operation
                 .get("operationId")
@@ -361,25 +407,10 @@ pub fn render(document: &Value) -> String {
     out.push_str(
         "</ul><p><a href=\"#errors\">Error codes</a> · <a href=\"#schemas\">Schemas</a></p></nav>",
     );
+}
 
-    for tag in &tags {
-        let description = document
-            .get("tags")
-            .and_then(Value::as_array)
-            .and_then(|declared| {
-                declared
-                    .iter()
-                    .find(|t| t.get("name").and_then(Value::as_str) == Some(tag.as_str()))
-            })
-            .and_then(|t| t.get("description"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let _ = write!(out, "<h2>{}</h2>{}", escape(tag), prose(description));
-        for (_, path, method, operation) in operations.iter().filter(|(t, ..)| t == tag) {
-            render_operation(&mut out, method, path, operation);
-        }
-    }
-
+/// The table of every problem code.
+fn render_error_codes(out: &mut String) {
     out.push_str("<h2 id=\"errors\">Error codes</h2><p>Every error is an RFC 9457 problem document (<code>application/problem+json</code>) whose <code>code</code> is one of these.</p>\
                    <table><tr><th>Code</th><th>Status</th><th>Title</th><th>When</th></tr>");
     for code in Code::ALL {
@@ -394,16 +425,4 @@ pub fn render(document: &Value) -> String {
         );
     }
     out.push_str("</table>");
-
-    out.push_str("<h2 id=\"schemas\">Schemas</h2>");
-    if let Some(schemas) = document
-        .pointer("/components/schemas")
-        .and_then(Value::as_object)
-    {
-        for (name, schema) in schemas {
-            render_schema(&mut out, name, schema);
-        }
-    }
-    out.push_str("</body></html>\n");
-    out
 }

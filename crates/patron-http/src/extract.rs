@@ -12,8 +12,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use patron_engine::keys::Scope;
-use patron_store::api_keys::ApiKey;
-use patron_store::tenants::Tenant;
+use patron_engine::model::{ApiKey, Tenant};
 use serde::de::DeserializeOwned;
 
 use crate::json;

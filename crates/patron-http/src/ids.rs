@@ -15,7 +15,7 @@
 
 use std::borrow::Cow;
 
-use patron_store::tenants::IdKey;
+use patron_engine::model::IdKey;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use speck_cipher::Speck64_128;

@@ -135,7 +135,7 @@ impl Metrics {
     }
 
     /// The purchase paths, as the store counted them since this process started.
-    pub fn set_purchase_paths(&self, paths: patron_store::PurchasePaths) {
+    pub fn set_purchase_paths(&self, paths: patron_engine::model::PurchasePaths) {
         for (path, value) in [
             ("optimistic", paths.optimistic),
             ("locked_fallback", paths.locked_fallbacks),

@@ -9,11 +9,15 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use patron_engine::EngineError;
-use patron_store::{Rejection, StoreError};
+use patron_engine::model::{Rejection, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// The header that marks a stored response (a success or a problem) answered again for a
+/// repeated request.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 macro_rules! codes {
     ($($variant:ident => ($code:literal, $status:literal, $title:literal, $when:literal),)*) => {
@@ -395,7 +399,7 @@ impl Problem {
     /// content is a conflict with that document; a client's Idempotency-Key reused is a
     /// client error.
     fn from_mismatch(key: &str) -> Problem {
-        if let Some(document) = key.strip_prefix(patron_store::idempotency::DOCUMENT_KEY_PREFIX) {
+        if let Some(document) = key.strip_prefix(patron_engine::model::DOCUMENT_KEY_PREFIX) {
             let document_id = document.split_once(':').map_or(document, |(_, id)| id);
             return Problem::new(
                 Code::DocumentConflict,
@@ -471,10 +475,7 @@ impl IntoResponse for Problem {
             headers.insert(header::RETRY_AFTER, value);
         }
         if self.replayed {
-            headers.insert(
-                crate::routes::IDEMPOTENT_REPLAYED,
-                HeaderValue::from_static("true"),
-            );
+            headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
         }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(

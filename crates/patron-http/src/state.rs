@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use patron_engine::Engine;
-use patron_store::tenants::TenantId;
+use patron_engine::model::TenantId;
 
 use crate::ServerConfig;
 use crate::limits::RateLimiter;

@@ -18,13 +18,15 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use patron_domain::program::parse_program;
+use patron_domain::program::{Program, parse_program};
 use patron_engine::keys::Scope;
+use patron_engine::model::{StoreOptions, Tenant};
 use patron_engine::{Clock, Engine, EngineError, ManualClock};
-use patron_store::tenants::Tenant;
 
-use self::simulation::{STORES, Simulation, at};
+use self::simulation::{STORES, Simulation, Stats, at};
 use crate::commands::ledger::verify_and_print;
 use crate::commands::serve::serve_until_signal;
 use crate::settings::{DEFAULT_LISTEN, Settings};
@@ -91,74 +93,122 @@ pub struct DemoArgs {
 pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let listener = listen_first(&args).await?;
-    let dir = args.dir.clone();
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the demo folder {}", dir.display()))?;
-    let database = dir.join(DATABASE_FILE);
-    let marker = dir.join(MARKER_FILE);
-    let url = format!("sqlite://{}", database.display());
-
-    // The marker says the database is the demo's: written before the simulation starts
-    // ("in progress") and rewritten when it ends ("complete"). A database without it is
-    // someone else's and is never deleted.
-    let marker_text = std::fs::read_to_string(&marker).ok();
-    let exists = database.exists();
-    if exists && marker_text.is_none() {
-        anyhow::bail!(
-            "{} exists but was not made by `patron demo`; choose another --dir, or move that database away",
-            database.display()
-        );
-    }
-    let finished = exists
-        && marker_text
-            .as_deref()
-            .is_some_and(|t| t.starts_with(MARKER_COMPLETE));
-    if finished && !args.fresh {
+    let folder = DemoFolder::open(&args.dir)?;
+    if let Some(built) = folder.finished()?
+        && !args.fresh
+    {
         eprintln!(
-            "reusing the demo in {} ({}); pass --fresh to build it again",
-            dir.display(),
-            marker_text
-                .as_deref()
-                .unwrap_or_default()
-                .trim_start_matches(MARKER_COMPLETE)
-                .trim()
+            "reusing the demo in {} ({built}); pass --fresh to build it again",
+            folder.dir.display()
         );
-        let (store, _) = connect_and_migrate(&url).await?;
-        let engine = Engine::new(store, Arc::new(patron_engine::SystemClock));
-        let tenant = crate::store::tenant(&engine, TENANT).await?;
-        let members = engine.store().count_members(tenant.id).await?;
-        println!(
-            "Demo club in {}: tenant {TENANT}, {} members",
-            dir.display(),
-            thousands(members)
-        );
-        let clean = verify_and_print(engine.store(), &tenant, engine.now())
-            .await?
-            .is_clean();
-        print_next_steps(&database);
+        let (engine, tenant, clean) = reopen(&folder).await?;
+        print_next_steps(&folder.database);
         return serve_demo(settings, &args, listener, engine, &tenant, clean).await;
     }
-    if exists && args.fresh {
-        eprintln!("--fresh: deleting the demo database in {}", dir.display());
-    } else if exists {
-        eprintln!(
-            "{} holds an unfinished demo database; building it again",
-            dir.display()
-        );
-    }
-    remove_demo_files(&dir)?;
-    std::fs::write(
-        &marker,
-        "in progress: `patron demo` is building this folder\n",
-    )
-    .with_context(|| format!("cannot write {}", marker.display()))?;
+    folder.start_building(args.fresh)?;
+    let (tenant, clean) = build(&folder, &args, started).await?;
+    folder.mark_complete(&args)?;
+    print_next_steps(&folder.database);
+    let (engine, _) = connect_and_migrate(&folder.url).await?;
+    serve_demo(settings, &args, listener, engine, &tenant, clean).await
+}
 
-    let program = parse_program(PROGRAM)
-        .map_err(|d| anyhow::anyhow!("the embedded demo program does not validate: {d:?}"))?;
-    let tz = program.tz();
+/// The demo's folder: its database and the marker that says the database is the demo's,
+/// written before the simulation starts ("in progress") and rewritten when it ends
+/// ("complete"). A database without it is someone else's and is never deleted.
+struct DemoFolder {
+    dir: PathBuf,
+    database: PathBuf,
+    marker: PathBuf,
+    url: String,
+}
+
+impl DemoFolder {
+    fn open(dir: &Path) -> anyhow::Result<DemoFolder> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the demo folder {}", dir.display()))?;
+        let database = dir.join(DATABASE_FILE);
+        Ok(DemoFolder {
+            dir: dir.to_path_buf(),
+            marker: dir.join(MARKER_FILE),
+            url: format!("sqlite://{}", database.display()),
+            database,
+        })
+    }
+
+    /// How a finished demo was built (the marker's words), or `None` when there is no demo
+    /// yet or it was left unfinished; an error when the database is not the demo's.
+    fn finished(&self) -> anyhow::Result<Option<String>> {
+        let marker_text = std::fs::read_to_string(&self.marker).ok();
+        if self.database.exists() && marker_text.is_none() {
+            anyhow::bail!(
+                "{} exists but was not made by `patron demo`; choose another --dir, or move that database away",
+                self.database.display()
+            );
+        }
+        Ok(marker_text
+            .filter(|text| self.database.exists() && text.starts_with(MARKER_COMPLETE))
+            .map(|text| text.trim_start_matches(MARKER_COMPLETE).trim().to_string()))
+    }
+
+    /// Deletes what an earlier demo left and marks the folder "in progress".
+    fn start_building(&self, fresh: bool) -> anyhow::Result<()> {
+        if self.database.exists() && fresh {
+            eprintln!(
+                "--fresh: deleting the demo database in {}",
+                self.dir.display()
+            );
+        } else if self.database.exists() {
+            eprintln!(
+                "{} holds an unfinished demo database; building it again",
+                self.dir.display()
+            );
+        }
+        remove_demo_files(&self.dir)?;
+        std::fs::write(
+            &self.marker,
+            "in progress: `patron demo` is building this folder\n",
+        )
+        .with_context(|| format!("cannot write {}", self.marker.display()))
+    }
+
+    fn mark_complete(&self, args: &DemoArgs) -> anyhow::Result<()> {
+        std::fs::write(
+            &self.marker,
+            format!(
+                "{MARKER_COMPLETE} built by `patron demo --members {} --months {} --seed {}` on {}\n",
+                args.members,
+                args.months,
+                args.seed,
+                Timestamp::now().strftime("%Y-%m-%d %H:%M UTC")
+            ),
+        )
+        .with_context(|| format!("cannot write {}", self.marker.display()))
+    }
+}
+
+/// Opens a finished demo, says what it holds and verifies its ledger: (engine, tenant, clean).
+async fn reopen(folder: &DemoFolder) -> anyhow::Result<(Engine, Tenant, bool)> {
+    let (engine, _) = connect_and_migrate(&folder.url).await?;
+    let tenant = crate::store::tenant(&engine, TENANT).await?;
+    let members = engine.count_members(&tenant).await?;
+    println!(
+        "Demo club in {}: tenant {TENANT}, {} members",
+        folder.dir.display(),
+        thousands(members)
+    );
+    let clean = verify_and_print(&engine, &tenant, engine.now())
+        .await?
+        .is_clean();
+    Ok((engine, tenant, clean))
+}
+
+/// The days to simulate: from `months` months before today (in the club's time zone) to
+/// yesterday.
+fn simulated_days(tz: &TimeZone, months: u32) -> anyhow::Result<Vec<Date>> {
     let today = Timestamp::now().to_zoned(tz.clone()).date();
     let first_day = today
-        .checked_sub(jiff::Span::new().months(i64::from(args.months)))
+        .checked_sub(jiff::Span::new().months(i64::from(months)))
         .context("cannot compute the demo's first day")?;
     let mut days = Vec::new();
     let mut day = first_day;
@@ -166,30 +216,47 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
         days.push(day);
         day = day.tomorrow().context("date out of range")?;
     }
+    Ok(days)
+}
 
+/// Builds the club: the program applied, the simulation run, the ledger brought to the
+/// present, the analytics computed, a summary printed and the ledger verified. Answers the
+/// tenant and whether its ledger is clean.
+async fn build(
+    folder: &DemoFolder,
+    args: &DemoArgs,
+    started: Instant,
+) -> anyhow::Result<(Tenant, bool)> {
+    let program = parse_program(PROGRAM)
+        .map_err(|d| anyhow::anyhow!("the embedded demo program does not validate: {d:?}"))?;
+    let tz = program.tz();
+    let days = simulated_days(&tz, args.months)?;
+    let (Some(&first_day), Some(&last_day)) = (days.first(), days.last()) else {
+        anyhow::bail!("the demo has no day to simulate");
+    };
     eprintln!(
         "building the demo club in {}: {} members over {} month{} ({} to {}), seed {}",
-        dir.display(),
+        folder.dir.display(),
         thousands(args.members),
         args.months,
         if args.months == 1 { "" } else { "s" },
         first_day,
-        today.yesterday().unwrap_or(today),
+        last_day,
         args.seed
     );
     // One connection: the simulation is one sequential stream of units of work, and SQLite
     // has one writer anyway; a single connection keeps every query on the same worker thread.
-    let options = patron_store::StoreOptions {
+    let options = StoreOptions {
         max_connections: 1,
-        ..patron_store::StoreOptions::default()
+        ..StoreOptions::default()
     };
-    let (store, _) = connect_and_migrate_with(&url, options).await?;
     let clock = ManualClock::new(
         at(&tz, first_day, 6 * 60)?
             .checked_sub(SignedDuration::from_hours(24))
             .unwrap_or(Timestamp::UNIX_EPOCH),
     );
-    let engine = Engine::new(store, Arc::new(clock.clone()));
+    let (engine, _) =
+        connect_and_migrate_with(&folder.url, options, Arc::new(clock.clone())).await?;
     let (tenant, version, _) = engine
         .apply_program(TENANT, PROGRAM, ACTOR)
         .await
@@ -201,9 +268,36 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
         })?;
     tracing::info!(version, "applied the demo program");
 
-    let mut sim = Simulation::new(&engine, clock, tenant.clone(), tz, days, &args)?;
+    let simulated = simulate(&engine, clock, &tenant, tz, days, args).await?;
+    run_analytics_jobs(&engine, &tenant).await?;
+    print_summary(&program, &simulated, folder, started);
+    let clean = verify_and_print(&engine, &tenant, simulated.end)
+        .await?
+        .is_clean();
+    engine.close().await;
+    Ok((tenant, clean))
+}
+
+/// What the simulation did, over how many days, and the present it ended at.
+struct Simulated {
+    stats: Stats,
+    days: usize,
+    end: Timestamp,
+}
+
+/// Runs the simulation day by day, then brings the ledger to the real present (the jobs due
+/// by then run).
+async fn simulate(
+    engine: &Engine,
+    clock: ManualClock,
+    tenant: &Tenant,
+    tz: TimeZone,
+    days: Vec<Date>,
+    args: &DemoArgs,
+) -> anyhow::Result<Simulated> {
+    let mut sim = Simulation::new(engine, clock, tenant.clone(), tz, days, args)?;
     let cards_count = (args.members / 5).max(1);
-    let (_, cards) = engine.issue_card_batch(&tenant, cards_count, ACTOR).await?;
+    let (_, cards) = engine.issue_card_batch(tenant, cards_count, ACTOR).await?;
     sim.cards = cards;
     sim.cards.reverse(); // popped from the end: hand out the lowest numbers first
     sim.run().await?;
@@ -211,16 +305,24 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
     // Bring the ledger to the real present and check it.
     let end = Timestamp::now().max(sim.clock.now());
     sim.clock.set(end);
-    let final_jobs = engine.run_due_jobs(&tenant).await?;
+    let final_jobs = engine.run_due_jobs(tenant).await?;
     sim.stats.add_jobs(&final_jobs);
-    // The analytics the console and the API show (RFV grid, segments, lifetime value) come
-    // from jobs that run at night; run them once now so the demo has them at once.
+    Ok(Simulated {
+        days: sim.days.len(),
+        stats: sim.stats,
+        end,
+    })
+}
+
+/// The analytics the console and the API show (RFV grid, segments, lifetime value) come from
+/// jobs that run at night; runs them once now so the demo has them at once.
+async fn run_analytics_jobs(engine: &Engine, tenant: &Tenant) -> anyhow::Result<()> {
     let worker = patron_engine::jobs::Worker::new(jiff::SignedDuration::from_secs(600));
     for kind in [
         patron_engine::jobs::JobKind::Segments,
         patron_engine::jobs::JobKind::Clv,
     ] {
-        let report = engine.run_job_now(&tenant, kind, &worker).await?;
+        let report = engine.run_job_now(tenant, kind, &worker).await?;
         match &report.outcome {
             Ok(summary) => {
                 tracing::info!(kind = %report.kind, %summary, "ran the demo's analytics job")
@@ -228,14 +330,18 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
             Err(error) => eprintln!("the {} job failed: {error}", report.kind),
         }
     }
+    Ok(())
+}
 
-    let stats = &sim.stats;
+/// What the simulation made, in the club's own words for its points.
+fn print_summary(program: &Program, simulated: &Simulated, folder: &DemoFolder, started: Instant) {
+    let stats = &simulated.stats;
     let name = program
         .names
         .resolve(program.default_locale, program.default_locale);
     println!(
         "Demo club \"{name}\" (tenant {TENANT}) is ready in {}",
-        dir.display()
+        folder.dir.display()
     );
     println!(
         "  {} members, {} purchases ({} anonymous), {} refunds, {} redemptions",
@@ -256,28 +362,9 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<ExitCode
     );
     println!(
         "  simulated {} days in {:.1} s",
-        sim.days.len(),
+        simulated.days,
         started.elapsed().as_secs_f64()
     );
-    let clean = verify_and_print(engine.store(), &tenant, end)
-        .await?
-        .is_clean();
-    engine.store().close().await;
-    std::fs::write(
-        &marker,
-        format!(
-            "{MARKER_COMPLETE} built by `patron demo --members {} --months {} --seed {}` on {}\n",
-            args.members,
-            args.months,
-            args.seed,
-            Timestamp::now().strftime("%Y-%m-%d %H:%M UTC")
-        ),
-    )
-    .with_context(|| format!("cannot write {}", marker.display()))?;
-    print_next_steps(&database);
-    let (store, _) = connect_and_migrate(&url).await?;
-    let engine = Engine::new(store, Arc::new(patron_engine::SystemClock));
-    serve_demo(settings, &args, listener, engine, &tenant, clean).await
 }
 
 /// Takes the demo's address before anything is built or created: a busy port fails at once,
@@ -316,8 +403,7 @@ async fn serve_demo(
         .await?;
     tracing::info!(key = key.id, "created the demo's admin API key");
     let member = engine
-        .store()
-        .list_members(tenant.id, None, 1)
+        .list_members(tenant, None, 1)
         .await?
         .into_iter()
         .next()
@@ -351,7 +437,7 @@ async fn serve_demo(
     println!("API key:");
     println!("{secret}");
     let Some(listener) = listener else {
-        engine.store().close().await;
+        engine.close().await;
         return Ok(code);
     };
     tracing::info!(%address, "listening");

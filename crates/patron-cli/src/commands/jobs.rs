@@ -8,7 +8,7 @@ use clap::builder::PossibleValuesParser;
 use clap::{Args, Subcommand};
 use jiff::SignedDuration;
 use patron_engine::jobs::{JobKind, Worker};
-use patron_store::jobs::{JobFilter, state};
+use patron_engine::model::{JobFilter, job_states as state};
 
 use crate::settings::Settings;
 use crate::store::{open, tenant, thousands};
@@ -117,9 +117,8 @@ async fn list(settings: &Settings, args: ListArgs) -> anyhow::Result<ExitCode> {
             .is_none_or(|s| state::ALL.contains(&s))
     );
     let jobs = engine
-        .store()
         .list_jobs(
-            tenant.id,
+            &tenant,
             &JobFilter {
                 state: args.state.as_deref(),
                 kind: args.kind.as_deref(),

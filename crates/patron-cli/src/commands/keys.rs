@@ -82,7 +82,7 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<Ex
         }
         KeysCommand::List(args) => {
             let tenant = tenant(&engine, &args.tenant).await?;
-            let keys = engine.store().api_keys(tenant.id).await?;
+            let keys = engine.api_keys(&tenant).await?;
             if keys.is_empty() {
                 println!(
                     "tenant {} has no API keys; create one with: patron keys create --tenant {} --scope admin",
@@ -124,10 +124,7 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<Ex
         KeysCommand::Revoke(args) => {
             let tenant = tenant(&engine, &args.tenant).await?;
             let actor = args.actor.unwrap_or_else(default_actor);
-            let revoked = engine
-                .store()
-                .revoke_api_key(tenant.id, args.id, &actor, engine.now())
-                .await?;
+            let revoked = engine.revoke_api_key(&tenant, args.id, &actor).await?;
             if !revoked {
                 eprintln!(
                     "error: tenant {} has no live API key {} (`patron keys list --tenant {}` shows them)",

@@ -4,9 +4,8 @@
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Subcommand};
-use patron_store::Store;
-use patron_store::tenants::Tenant;
-use patron_store::verify::VerifyReport;
+use patron_engine::Engine;
+use patron_engine::model::{Tenant, VerifyReport};
 
 use crate::settings::Settings;
 use crate::store::{open, tenant, thousands};
@@ -37,7 +36,7 @@ pub async fn run(settings: &Settings, command: LedgerCommand) -> anyhow::Result<
     let engine = open(settings).await?;
     let tenants = match &args.tenant {
         Some(name) => vec![tenant(&engine, name).await?],
-        None => engine.store().list_tenants().await?,
+        None => engine.tenants().await?,
     };
     if tenants.is_empty() {
         println!("no tenants in this database: nothing to verify");
@@ -45,7 +44,7 @@ pub async fn run(settings: &Settings, command: LedgerCommand) -> anyhow::Result<
     }
     let mut clean = true;
     for tenant in &tenants {
-        clean &= verify_and_print(engine.store(), tenant, engine.now())
+        clean &= verify_and_print(&engine, tenant, engine.now())
             .await?
             .is_clean();
     }
@@ -59,11 +58,11 @@ pub async fn run(settings: &Settings, command: LedgerCommand) -> anyhow::Result<
 /// Verifies one tenant's ledger as of `now` and prints the outcome (discrepancies on stdout,
 /// one per line, so they can be piped).
 pub async fn verify_and_print(
-    store: &Store,
+    engine: &Engine,
     tenant: &Tenant,
     now: jiff::Timestamp,
 ) -> anyhow::Result<VerifyReport> {
-    let report = store.verify_ledger(tenant.id, now).await?;
+    let report = engine.verify_ledger(tenant, now).await?;
     let verdict = if report.is_clean() {
         "clean".to_string()
     } else {

@@ -7,7 +7,7 @@ use crate::store::{connect_and_migrate, redact};
 
 pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     let shown = redact(&settings.database_url);
-    let (store, applied) = connect_and_migrate(&settings.database_url).await?;
+    let (engine, applied) = connect_and_migrate(&settings.database_url).await?;
     if applied.is_empty() {
         println!("{shown}: already up to date, nothing to apply");
     } else {
@@ -20,6 +20,6 @@ pub async fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
             if applied.len() == 1 { "" } else { "s" }
         );
     }
-    store.close().await;
+    engine.close().await;
     Ok(ExitCode::SUCCESS)
 }

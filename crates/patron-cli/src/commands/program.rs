@@ -163,7 +163,7 @@ async fn apply(settings: &Settings, args: ApplyArgs) -> anyhow::Result<ExitCode>
 async fn show(settings: &Settings, args: ShowArgs) -> anyhow::Result<ExitCode> {
     let engine = open(settings).await?;
     let tenant = tenant(&engine, &args.tenant).await?;
-    let versions = engine.store().program_versions(tenant.id).await?;
+    let versions = engine.program_versions(&tenant).await?;
     let Some(latest) = versions.iter().map(|v| v.version).max() else {
         anyhow::bail!(
             "tenant {:?} has no program yet; apply one with: patron program apply FILE --tenant {}",
@@ -200,14 +200,13 @@ async fn show(settings: &Settings, args: ShowArgs) -> anyhow::Result<ExitCode> {
 async fn history(settings: &Settings, tenant_name: &str) -> anyhow::Result<ExitCode> {
     let engine = open(settings).await?;
     let tenant = tenant(&engine, tenant_name).await?;
-    let store = engine.store();
-    let mut versions = store.program_versions(tenant.id).await?;
+    let mut versions = engine.program_versions(&tenant).await?;
     if versions.is_empty() {
         println!("tenant {}: no program yet", tenant.name);
         return Ok(ExitCode::SUCCESS);
     }
     versions.sort_by_key(|v| std::cmp::Reverse(v.version));
-    let audit = store.audit_log(tenant.id, Some("program:v"), 1000).await?;
+    let audit = engine.audit_log(&tenant, Some("program:v"), 1000).await?;
     for version in &versions {
         println!(
             "version {}  {}  by {}",

@@ -98,7 +98,7 @@ async fn scheduler_loop(
             last_prune = Some(now);
             if let Ok(before) =
                 now.checked_sub(jiff::SignedDuration::from_hours(24 * JOB_RETENTION_DAYS))
-                && let Err(error) = engine.store().prune_jobs(before).await
+                && let Err(error) = engine.prune_jobs(before).await
             {
                 tracing::warn!(%error, "cannot prune old jobs");
             }
@@ -126,11 +126,11 @@ pub(crate) async fn serve_until_signal(
     engine: Engine,
     config: patron_http::ServerConfig,
 ) -> anyhow::Result<()> {
-    let store = engine.store().clone();
+    let closing = engine.clone();
     patron_http::serve_on(listener, engine, config, shutdown_signal())
         .await
         .context("the HTTP server stopped")?;
-    store.close().await;
+    closing.close().await;
     eprintln!("stopped");
     Ok(())
 }

@@ -17,8 +17,7 @@ pub enum TenantsCommand {
 pub async fn run(settings: &Settings, command: TenantsCommand) -> anyhow::Result<ExitCode> {
     let TenantsCommand::List = command;
     let engine = open(settings).await?;
-    let store = engine.store();
-    let tenants = store.list_tenants().await?;
+    let tenants = engine.tenants().await?;
     if tenants.is_empty() {
         println!("no tenants yet; create one with: patron program apply FILE --tenant NAME");
         return Ok(ExitCode::SUCCESS);
@@ -30,11 +29,11 @@ pub async fn run(settings: &Settings, command: TenantsCommand) -> anyhow::Result
         "CREATED".into(),
     ]];
     for tenant in &tenants {
-        let program = match store.current_program(tenant.id).await? {
+        let program = match engine.current_program(tenant).await? {
             Some(version) => format!("v{}", version.version),
             None => "none".into(),
         };
-        let members = store.count_members(tenant.id).await?;
+        let members = engine.count_members(tenant).await?;
         rows.push([
             tenant.name.clone(),
             program,

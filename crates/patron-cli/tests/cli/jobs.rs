@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use patron_engine::jobs::JobKind;
+use patron_engine::model::JobFilter;
 use patron_engine::{
     Engine, EnrollRequest, ManualClock, ProfileFields, PurchaseLineRequest, PurchaseRequest,
 };
-use patron_store::jobs::JobFilter;
 
 use super::{TempDir, apply_coffee, patron, patron_db};
 
@@ -91,7 +91,7 @@ fn three_servers_run_every_job_once_when_one_is_killed() {
 
 async fn three_servers() {
     // Skips with one `skipped:` line when PATRON_TEST_POSTGRES_URL is unset; fails in CI.
-    let Some(db) = patron_store::testing::postgres().await else {
+    let Some(db) = patron_engine::testing::postgres().await else {
         return;
     };
     let schema = db.schema.clone().unwrap();

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use patron_engine::model::StoreOptions;
 use patron_engine::{Engine, EnrollRequest, ProfileFields, SystemClock};
-use patron_store::{Store, StoreOptions};
 
 use super::{TempDir, apply_coffee, examples_dir, patron_db};
 
@@ -15,10 +15,9 @@ fn enroll_with_join_gift(dir: &TempDir, tenant: &str) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let store = Store::connect(&dir.db(), StoreOptions::default())
+        let engine = Engine::connect(&dir.db(), StoreOptions::default(), Arc::new(SystemClock))
             .await
             .unwrap();
-        let engine = Engine::new(store.clone(), Arc::new(SystemClock));
         let tenant = engine.tenant(tenant).await.unwrap();
         let request = EnrollRequest {
             profile: ProfileFields {
@@ -30,7 +29,7 @@ fn enroll_with_join_gift(dir: &TempDir, tenant: &str) {
             consents: vec![],
         };
         engine.enroll(&tenant, &request, None).await.unwrap();
-        store.close().await;
+        engine.close().await;
     });
 }
 

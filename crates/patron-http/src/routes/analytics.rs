@@ -9,7 +9,7 @@ use patron_engine::segments::BasketLevel as Level;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::dto_analytics::{
+use crate::dto::analytics::{
     BasketPairOut, BasketsOut, NextCategoryOut, RfvCellOut, RfvOut, RfvSegmentOut,
 };
 use crate::extract::{Auth, QueryParams, Read};

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::response::Response;
 
-use crate::dto::{CardReplacementOut, ReplaceCardBody};
+use crate::dto::cards::{CardReplacementOut, ReplaceCardBody};
 use crate::extract::{Admin, Auth, IdempotencyKey, OptionalJsonBody, PathParam};
 use crate::problem::{Problem, ProblemDocument};
 use crate::routes::{Reply, mutate};

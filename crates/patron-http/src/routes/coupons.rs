@@ -4,9 +4,9 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use patron_store::coupons::CouponUse;
+use patron_engine::model::CouponUse;
 
-use crate::dto_rewards::{
+use crate::dto::coupons::{
     CouponCheckOut, CouponOut, CouponReceiptOut, CouponReleaseBody, CouponUseBody,
 };
 use crate::extract::{Auth, IdempotencyKey, OptionalJsonBody, PathParam, PosRead, PosWrite};

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::response::Response;
 use patron_engine::EventRequest;
 
-use crate::dto::{EventBody, EventReceiptOut};
+use crate::dto::events::{EventBody, EventReceiptOut};
 use crate::extract::{Auth, IdempotencyKey, JsonBody, PosWrite};
 use crate::problem::{Problem, ProblemDocument};
 use crate::routes::{Reply, mutate};

@@ -3,12 +3,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use patron_engine::model::Lookup;
 use patron_engine::{EnrollRequest, MemberPatch};
-use patron_store::members::Lookup;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::dto::{
+use crate::dto::members::{
     EnrollBody, ExitOut, LedgerEntryOut, LedgerPage, MemberBalanceOut, MemberOut, MemberPage,
     MemberPatchBody, ReferrerBody,
 };

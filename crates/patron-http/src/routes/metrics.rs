@@ -9,7 +9,7 @@ use patron_engine::metrics::MetricsRequest;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::dto_metrics::{ClvFitOut, ClvModelOut, MemberClvOut, MetricsOut};
+use crate::dto::metrics::{ClvFitOut, ClvModelOut, MemberClvOut, MetricsOut};
 use crate::extract::{Auth, PathParam, QueryParams, Read};
 use crate::ids::{ClubIds, Present};
 use crate::problem::{Code, Problem, ProblemDocument};

@@ -21,15 +21,12 @@ use std::future::Future;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use patron_engine::Outcome;
-use patron_store::tenants::Tenant;
+use patron_engine::model::Tenant;
 use serde::Serialize;
 
 use crate::ids::{ClubIds, Present};
-use crate::problem::{Code, Problem};
+use crate::problem::{Code, IDEMPOTENT_REPLAYED, Problem};
 use crate::state::AppState;
-
-/// The header that marks a stored response answered again for a repeated request.
-pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// A JSON response with an optional `Location` and the replay marker.
 pub fn json_response<T: Serialize>(

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::dto::{HealthOut, ReadyOut};
+use crate::dto::ops::{HealthOut, ReadyOut};
 use crate::extract::PathParam;
 use crate::problem::{Code, Problem};
 use crate::routes::json_response;
@@ -80,7 +80,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     }
     state
         .metrics()
-        .set_purchase_paths(state.engine().store().purchase_paths());
+        .set_purchase_paths(state.engine().purchase_paths());
     match state.metrics().render() {
         Ok(text) => (
             [(

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use patron_engine::{AdjustRequest, RedeemRequest, TransferRequest};
 
-use crate::dto::{
+use crate::dto::points::{
     AdjustBody, AdjustmentOut, CaptureBody, RedeemBody, RedemptionOut, RewardCancellationOut,
     TransferBody, TransferOut,
 };

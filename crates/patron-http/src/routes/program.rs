@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use patron_engine::Engine;
 
-use crate::dto::{ProgramAppliedOut, ProgramOut};
+use crate::dto::program::{ProgramAppliedOut, ProgramOut};
 use crate::extract::{Admin, Auth, Read, TomlBody};
 use crate::problem::{Code, Problem, ProblemDocument};
 use crate::routes::json_response;

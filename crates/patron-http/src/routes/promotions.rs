@@ -8,9 +8,10 @@ use patron_engine::rewards::PromotionRequest;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::dto_rewards::{
-    CodeBatchOut, CouponOut, CouponPage, GenerateCodesBody, PartnerCodesBody, PartnerCodesOut,
-    PromotionBody, PromotionOut,
+use crate::dto::coupons::CouponOut;
+use crate::dto::promotions::{
+    CodeBatchOut, CouponPage, GenerateCodesBody, PartnerCodesBody, PartnerCodesOut, PromotionBody,
+    PromotionOut,
 };
 use crate::extract::{Admin, Auth, IdempotencyKey, JsonBody, PathParam, QueryParams};
 use crate::problem::{Problem, ProblemDocument};

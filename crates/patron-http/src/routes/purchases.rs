@@ -7,7 +7,7 @@ use patron_engine::{PurchaseRequest, RefundRequest};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::dto::{
+use crate::dto::purchases::{
     AttachBody, PurchaseBody, PurchaseOut, PurchaseReceiptOut, RefundBody, RefundReceiptOut,
     RuleAwardOut,
 };

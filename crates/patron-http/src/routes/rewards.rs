@@ -8,8 +8,8 @@ use patron_domain::program::Locale;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::dto::{RedeemBody, RedemptionOut};
-use crate::dto_rewards::{RewardOut, RewardPage, RewardRedeemBody, RewardRedemptionOut};
+use crate::dto::points::{RedeemBody, RedemptionOut};
+use crate::dto::rewards::{RewardOut, RewardPage, RewardRedeemBody, RewardRedemptionOut};
 use crate::extract::{Auth, IdempotencyKey, JsonBody, PathParam, PosRead, PosWrite, QueryParams};
 use crate::json::{self, Node};
 use crate::problem::{Code, Problem, ProblemDocument};

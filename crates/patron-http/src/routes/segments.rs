@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::dto_analytics::{SegmentMemberOut, SegmentMemberPage, SegmentOut, SegmentPage};
+use crate::dto::segments::{SegmentMemberOut, SegmentMemberPage, SegmentOut, SegmentPage};
 use crate::extract::{Auth, PathParam, QueryParams, Read};
 use crate::problem::{Code, Problem, ProblemDocument};
 use crate::routes::analytics::locale_param;

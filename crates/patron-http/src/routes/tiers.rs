@@ -6,7 +6,7 @@ use patron_engine::tiers::TierFloorRequest;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::dto_tiers::{TierFloorBody, TierFloorReceiptOut};
+use crate::dto::tiers::{TierFloorBody, TierFloorReceiptOut};
 use crate::extract::{Admin, Auth, IdempotencyKey, JsonBody, PathParam, QueryParams};
 use crate::problem::{Problem, ProblemDocument};
 use crate::routes::{Reply, mutate};

@@ -263,8 +263,8 @@ async fn metrics_count_requests_by_route_and_ledger_postings() {
         // PostgreSQL posted the purchase optimistically and gave its replay to the locked path
         // (which answers replays); SQLite has only the locked path.
         let paths = match club.db.backend() {
-            patron_store::Backend::Postgres => (Some(1.0), Some(1.0)),
-            patron_store::Backend::Sqlite => (Some(0.0), Some(0.0)),
+            patron_engine::testing::Backend::Postgres => (Some(1.0), Some(1.0)),
+            patron_engine::testing::Backend::Sqlite => (Some(0.0), Some(0.0)),
         };
         assert_eq!(
             (
@@ -282,7 +282,7 @@ async fn metrics_count_requests_by_route_and_ledger_postings() {
         // worker that fails it for good), one not yet due.
         let store = &club.db.store;
         let now = club.engine.now();
-        let job = |key: &str, minutes: i64, max_attempts: i64| patron_store::jobs::NewJob {
+        let job = |key: &str, minutes: i64, max_attempts: i64| patron_engine::testing::NewJob {
             kind: "expiry".into(),
             key: key.into(),
             run_at: now + jiff::SignedDuration::from_mins(minutes),
@@ -313,7 +313,7 @@ async fn metrics_count_requests_by_route_and_ledger_postings() {
         assert_eq!(gauges(&text), (Some(2.0), Some(0.0)), "{text}");
         let claimed = store
             .claim_job(
-                patron_store::jobs::ClaimScope::Key(club.tenant.id, "expiry:doomed"),
+                patron_engine::testing::ClaimScope::Key(club.tenant.id, "expiry:doomed"),
                 "test-worker",
                 now,
                 jiff::SignedDuration::from_mins(5),

@@ -194,7 +194,7 @@ async fn a_key_still_in_flight_is_409() {
         let path = format!("/v1/members/{member}/adjustments");
         let body = json!({ "points": 5, "reason": "slow" });
         let mut lock = club.db.store.begin_write().await.unwrap();
-        if club.db.backend() == patron_store::Backend::Postgres {
+        if club.db.backend() == patron_engine::testing::Backend::Postgres {
             sqlx::query("LOCK TABLE idempotency_keys IN EXCLUSIVE MODE")
                 .execute(&mut *lock)
                 .await
@@ -240,7 +240,7 @@ async fn shutdown_lets_a_request_in_flight_finish() {
         let path = format!("/v1/members/{member}/adjustments");
         let body = json!({ "points": 7, "reason": "closing time" });
         let mut lock = club.db.store.begin_write().await.unwrap();
-        if club.db.backend() == patron_store::Backend::Postgres {
+        if club.db.backend() == patron_engine::testing::Backend::Postgres {
             sqlx::query("LOCK TABLE idempotency_keys IN EXCLUSIVE MODE")
                 .execute(&mut *lock)
                 .await

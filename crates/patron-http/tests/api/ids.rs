@@ -282,8 +282,8 @@ fn every_id_the_openapi_document_describes_is_a_string() {
 }
 
 mod codec {
+    use patron_engine::model::IdKey;
     use patron_http::ids::{ClubIds, IdKind};
-    use patron_store::tenants::IdKey;
     use proptest::prelude::*;
 
     const KINDS: [IdKind; 4] = [

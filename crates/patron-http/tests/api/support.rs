@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use patron_engine::keys::Scope;
+use patron_engine::model::Tenant;
+use patron_engine::testing::{self, TestDatabase};
 use patron_engine::{Engine, ManualClock};
 use patron_http::ServerConfig;
-use patron_store::tenants::Tenant;
-use patron_store::testing::{self, TestDatabase};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -389,8 +389,8 @@ pub struct Club {
 impl Club {
     pub fn label(&self) -> &'static str {
         match self.db.backend() {
-            patron_store::Backend::Sqlite => "sqlite",
-            patron_store::Backend::Postgres => "postgres",
+            patron_engine::testing::Backend::Sqlite => "sqlite",
+            patron_engine::testing::Backend::Postgres => "postgres",
         }
     }
 

@@ -9,11 +9,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
+use patron_engine::model::Tenant;
 use patron_engine::{
     Clock, ConsentRequest, Engine, EngineError, EnrollRequest, ManualClock, ProfileFields,
     PurchaseLineRequest, PurchaseRequest, RedeemRequest, RefundLineRequest, RefundRequest,
 };
-use patron_store::tenants::Tenant;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

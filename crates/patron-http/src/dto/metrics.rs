@@ -1,4 +1,5 @@
-//! Response types of the success metrics and lifetime-value endpoints.
+//! The shapes of the metrics endpoints: the club's metrics, campaigns, the points flow, and
+//! customer lifetime value (the fitted models and a member's prediction).
 
 use jiff::Timestamp;
 use patron_domain::metrics::Scored;
@@ -6,8 +7,7 @@ use patron_domain::program::ActivityPeriod;
 use patron_domain::rust_decimal::Decimal;
 use patron_domain::rust_decimal::prelude::ToPrimitive;
 use patron_engine::metrics::{CampaignMetrics, MemberClv, MetricsReport, PeriodMetrics};
-use patron_store::clv::{BgNbdValues, ClvRun, GammaGammaValues};
-use patron_store::metrics::PointsFlow;
+use patron_engine::model::{BgNbdValues, ClvRun, GammaGammaValues, PointsFlow};
 use serde::Serialize;
 use utoipa::ToSchema;
 

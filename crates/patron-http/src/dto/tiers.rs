@@ -1,9 +1,8 @@
-//! The DTOs of tiers in full: the member's tier in the balance view (name and benefits in the
-//! member's language, the floor), the "will downgrade on" review, and the manual floor.
+//! The shapes of the tiers endpoints: tier floors, a member's tier and its review.
 
 use jiff::Timestamp;
+use patron_engine::model::{TierFloor, TierFloorReceipt};
 use patron_engine::tiers::{MemberTier, ReviewView, TierFloorRequest};
-use patron_store::standing::{TierFloor, TierFloorReceipt};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
