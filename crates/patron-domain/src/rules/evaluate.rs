@@ -15,9 +15,10 @@ use super::{
     Amount, Award, Beneficiary, EarningRule, EvalInput, Evaluation, EventFacts, FactValue,
     LineFacts, MemberFacts, PurchaseFacts, RuleFailure, RuleKind, RulePart, Trigger,
 };
+use crate::calendar::start_of_day;
 use crate::earning::{base_points, is_eligible};
-use crate::expiry::start_of_day;
-use crate::program::{Program, Rounding};
+use crate::program::Program;
+use crate::shared::Rounding;
 
 /// Evaluates the program's rules for one occasion. Pure and total: it never panics and never
 /// fails; a rule whose expression fails is skipped and listed in [`Evaluation::failures`].

@@ -29,8 +29,8 @@ use jiff::Timestamp;
 
 use super::{TierDecision, decide, level_index, qualifying_tier, window_end, window_start};
 use crate::calendar::Calendar;
-use crate::expiry::add_civil;
-use crate::program::{DowngradePolicy, ExpiryUnit, TierWindow, Tiers};
+use crate::expiry::{ExpiryUnit, add_civil};
+use crate::program::{DowngradePolicy, TierWindow, Tiers};
 
 /// A manual tier floor: the member is at least `tier` until `until` (for good when `None`).
 #[derive(Debug, Clone, PartialEq, Eq)]

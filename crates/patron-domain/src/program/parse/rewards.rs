@@ -13,10 +13,13 @@ use toml_edit::Value;
 
 use super::{Entry, Parser, Section};
 use crate::coupon::CodeFormat;
-use crate::program::diagnostic::{closest, line_column};
-use crate::program::{Currency, Locale, Tiers};
+use crate::program::Tiers;
+use crate::program::diagnostic::line_column;
+use crate::rewards::RewardKindCode as Kind;
 use crate::rewards::{CouponSettings, DiscountValue, Reward, RewardKind, SoftBenefit, TierPrice};
-use crate::rules::{LimitPer, RuleLimit};
+use crate::rules::limit::{LimitPer, RuleLimit};
+use crate::shared::closest;
+use crate::shared::{Currency, Locale};
 
 /// At most this many rewards in a catalog.
 pub(super) const REWARDS_MAX: usize = 500;
@@ -54,39 +57,16 @@ const KIND_KEYS: &[&str] = &[
     "pool",
 ];
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Discount,
-    FreeProduct,
-    PointsToCash,
-    SoftBenefit,
-    PartnerVoucher,
-}
+const KINDS: &[(&str, Kind)] = Kind::CODES;
 
-const KINDS: &[(&str, Kind)] = &[
-    ("discount", Kind::Discount),
-    ("free_product", Kind::FreeProduct),
-    ("points_to_cash", Kind::PointsToCash),
-    ("soft_benefit", Kind::SoftBenefit),
-    ("partner_voucher", Kind::PartnerVoucher),
-];
-
-impl Kind {
-    fn word(self) -> &'static str {
-        KINDS
-            .iter()
-            .find(|(_, kind)| *kind == self)
-            .map_or("", |(word, _)| word)
-    }
-
-    fn keys(self) -> &'static [&'static str] {
-        match self {
-            Kind::Discount => &["amount", "percent", "cap"],
-            Kind::FreeProduct => &["sku"],
-            Kind::PointsToCash => &["points_per_unit"],
-            Kind::SoftBenefit => &["benefit"],
-            Kind::PartnerVoucher => &["pool"],
-        }
+/// The keys of a reward's table that belong to its kind.
+fn kind_keys(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Discount => &["amount", "percent", "cap"],
+        Kind::FreeProduct => &["sku"],
+        Kind::PointsToCash => &["points_per_unit"],
+        Kind::SoftBenefit => &["benefit"],
+        Kind::PartnerVoucher => &["pool"],
     }
 }
 
@@ -183,11 +163,14 @@ impl Parser<'_> {
 
         let mut misplaced = false;
         if let Some(kind) = kind {
-            for key in KIND_KEYS.iter().filter(|key| !kind.keys().contains(key)) {
+            for key in KIND_KEYS
+                .iter()
+                .filter(|key| !kind_keys(kind).contains(key))
+            {
                 if let Some(entry) = table.entry(key) {
                     let owner = KINDS
                         .iter()
-                        .find(|(_, owner)| owner.keys().contains(key))
+                        .find(|(_, owner)| kind_keys(*owner).contains(key))
                         .map_or("", |(word, _)| word);
                     self.report(
                         table.key_offset(key).unwrap_or(entry.offset),
@@ -195,7 +178,7 @@ impl Parser<'_> {
                         format!(
                             "`{}` does not apply to a reward of kind \"{}\"",
                             entry.path,
-                            kind.word()
+                            kind.code()
                         ),
                         Some(format!(
                             "remove it; `{key}` belongs to rewards of kind \"{owner}\""
@@ -422,7 +405,7 @@ impl Parser<'_> {
         &mut self,
         entry: &Entry<'_>,
         default_locale: Option<Locale>,
-    ) -> Option<crate::program::Localized> {
+    ) -> Option<crate::shared::Localized> {
         let localized = self.localized(entry, default_locale)?;
         for locale in Locale::ALL {
             if localized
@@ -612,7 +595,7 @@ impl Parser<'_> {
             } else {
                 civil_date
             };
-            return crate::expiry::start_of_day(day, tz?);
+            return crate::calendar::start_of_day(day, tz?);
         };
         let Ok(civil_time) = jiff::civil::Time::new(
             i8::try_from(time.hour).unwrap_or(i8::MAX),

@@ -13,12 +13,14 @@ use toml_edit::{Item, Value};
 
 use super::values::describe_value;
 use super::{EXCLUDED_ITEMS_MAX, Entry, Parser, ROUNDINGS, Section};
-use crate::program::diagnostic::{closest, line_column};
-use crate::program::{Currency, Locale, Rounding, Tiers};
+use crate::program::Tiers;
+use crate::program::diagnostic::line_column;
 use crate::rules::expr::{CompiledExpr, Purpose};
 use crate::rules::{
     Amount, EarningRule, LimitPer, LineFilter, RuleKind, RuleLimit, TriggerKind, variables_for,
 };
+use crate::shared::closest;
+use crate::shared::{Currency, Locale, Rounding};
 
 /// At most this many rules in a program: each one costs every purchase a little.
 pub(super) const RULES_MAX: usize = 200;
@@ -748,7 +750,7 @@ impl Parser<'_> {
             } else {
                 civil_date
             };
-            return crate::expiry::start_of_day(day, tz);
+            return crate::calendar::start_of_day(day, tz);
         };
         let Ok(civil_time) = jiff::civil::Time::new(
             i8::try_from(time.hour).unwrap_or(i8::MAX),
