@@ -173,6 +173,13 @@ const SECTIONS: &[&str] = &[
     "limits",
 ];
 
+/// The `from` and `until` of a rule or a reward: each `Some(None)` when absent, `None` when
+/// reported.
+type Window = (
+    Option<Option<jiff::Timestamp>>,
+    Option<Option<jiff::Timestamp>>,
+);
+
 /// The sections about points, each `None` when it reported a problem.
 struct PointsSections {
     earning: Option<Earning>,

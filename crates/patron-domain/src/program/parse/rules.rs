@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use toml_edit::{Item, Value};
 
 use super::values::describe_value;
-use super::{EXCLUDED_ITEMS_MAX, Entry, Parser, ROUNDINGS, Section};
+use super::{EXCLUDED_ITEMS_MAX, Entry, Parser, ROUNDINGS, Section, Window};
 use crate::program::Tiers;
 use crate::program::diagnostic::line_column;
 use crate::rules::expr::{CompiledExpr, Purpose};
@@ -225,21 +225,9 @@ impl Parser<'_> {
         let all_keys: Vec<&str> = COMMON_KEYS.iter().chain(KIND_KEYS).copied().collect();
         self.check_keys(table, &all_keys);
 
-        let id = self.required(table, "id").and_then(|entry| {
-            let id = self.code(&entry, RULE_ID_CHARS_MAX)?;
-            if let Some((_, first)) = seen_ids.iter().find(|(seen, _)| *seen == id) {
-                let (first_line, _) = line_column(self.source, *first);
-                self.report(
-                    entry.offset,
-                    &entry.path,
-                    format!("rule id \"{id}\" is used twice (first on line {first_line})"),
-                    Some("ids must be unique: limits and the ledger count by id".to_owned()),
-                );
-                return None;
-            }
-            seen_ids.push((id.clone(), entry.offset));
-            Some(id)
-        });
+        let id = self
+            .required(table, "id")
+            .and_then(|entry| self.unique_rule_id(&entry, seen_ids));
         let names = self
             .required(table, "name")
             .and_then(|entry| self.localized(&entry, context.default_locale));
@@ -249,53 +237,7 @@ impl Parser<'_> {
             .and_then(|entry| self.choice(entry, KINDS));
 
         // Keys that belong to another kind are almost always a mistake (a copied rule).
-        let mut misplaced = false;
-        if let Some(kind) = kind {
-            for key in KIND_KEYS.iter().filter(|key| !kind.keys().contains(key)) {
-                if let Some(entry) = table.entry(key) {
-                    let owners: Vec<String> = Kind::owners_of(key)
-                        .map(|owner| format!("\"{}\"", owner.word()))
-                        .collect();
-                    let hint = if owners.is_empty() {
-                        "remove it".to_owned()
-                    } else {
-                        format!(
-                            "remove it; `{key}` belongs to rules of kind {}",
-                            owners.join(" or ")
-                        )
-                    };
-                    self.report(
-                        table.key_offset(key).unwrap_or(entry.offset),
-                        &entry.path,
-                        format!(
-                            "`{}` does not apply to a rule of kind \"{}\"",
-                            entry.path,
-                            kind.word()
-                        ),
-                        Some(hint),
-                    );
-                    misplaced = true;
-                }
-            }
-            if !kind.is_purchase() {
-                for key in ["channels", "stores"] {
-                    if let Some(entry) = table.entry(key) {
-                        self.report(
-                            table.key_offset(key).unwrap_or(entry.offset),
-                            &entry.path,
-                            format!(
-                                "`{}` does not apply to a rule of kind \"{}\": only purchases \
-                                 have a channel and a store",
-                                entry.path,
-                                kind.word()
-                            ),
-                            Some("remove it".to_owned()),
-                        );
-                        misplaced = true;
-                    }
-                }
-            }
-        }
+        let misplaced = kind.is_some_and(|kind| self.misplaced_rule_keys(table, kind));
 
         let rounding = match table.entry("rounding") {
             Some(entry) => self.choice(&entry, ROUNDINGS),
@@ -309,26 +251,7 @@ impl Parser<'_> {
             Some(entry) => self.boolean(&entry),
             None => Some(false),
         };
-        let from = match table.entry("from") {
-            Some(entry) => self.instant(&entry, tz, false).map(Some),
-            None => Some(None),
-        };
-        let until = match table.entry("until") {
-            Some(entry) => self.instant(&entry, tz, true).map(Some),
-            None => Some(None),
-        };
-        if let (Some(Some(from)), Some(Some(until)), Some(entry)) =
-            (from, until, table.entry("until"))
-            && until <= from
-        {
-            self.report(
-                entry.offset,
-                &entry.path,
-                format!("`{}` must be after `from`", entry.path),
-                Some("a rule runs from `from` (inclusive) until `until` (exclusive)".to_owned()),
-            );
-            return None;
-        }
+        let (from, until) = self.rule_window(table, tz)?;
         let channels = self.optional_list(table, "channels", FILTER_ITEMS_MAX);
         let stores = self.optional_list(table, "stores", FILTER_ITEMS_MAX);
         let tiers = self.rule_tiers(table, context.tiers);
@@ -369,22 +292,115 @@ impl Parser<'_> {
         })
     }
 
+    /// The rule's id, reported when an earlier rule has it already.
+    fn unique_rule_id(
+        &mut self,
+        entry: &Entry<'_>,
+        seen_ids: &mut Vec<(String, usize)>,
+    ) -> Option<String> {
+        let id = self.code(entry, RULE_ID_CHARS_MAX)?;
+        if let Some((_, first)) = seen_ids.iter().find(|(seen, _)| *seen == id) {
+            let (first_line, _) = line_column(self.source, *first);
+            self.report(
+                entry.offset,
+                &entry.path,
+                format!("rule id \"{id}\" is used twice (first on line {first_line})"),
+                Some("ids must be unique: limits and the ledger count by id".to_owned()),
+            );
+            return None;
+        }
+        seen_ids.push((id.clone(), entry.offset));
+        Some(id)
+    }
+
+    /// Reports each key of another kind than `kind` the table has, and `channels` or `stores`
+    /// on a rule that is not about purchases; true when there was one.
+    fn misplaced_rule_keys(&mut self, table: &Section<'_>, kind: Kind) -> bool {
+        let mut misplaced = false;
+        for key in KIND_KEYS.iter().filter(|key| !kind.keys().contains(key)) {
+            if let Some(entry) = table.entry(key) {
+                let owners: Vec<String> = Kind::owners_of(key)
+                    .map(|owner| format!("\"{}\"", owner.word()))
+                    .collect();
+                let hint = if owners.is_empty() {
+                    "remove it".to_owned()
+                } else {
+                    format!(
+                        "remove it; `{key}` belongs to rules of kind {}",
+                        owners.join(" or ")
+                    )
+                };
+                self.report(
+                    table.key_offset(key).unwrap_or(entry.offset),
+                    &entry.path,
+                    format!(
+                        "`{}` does not apply to a rule of kind \"{}\"",
+                        entry.path,
+                        kind.word()
+                    ),
+                    Some(hint),
+                );
+                misplaced = true;
+            }
+        }
+        if !kind.is_purchase() {
+            for key in ["channels", "stores"] {
+                if let Some(entry) = table.entry(key) {
+                    self.report(
+                        table.key_offset(key).unwrap_or(entry.offset),
+                        &entry.path,
+                        format!(
+                            "`{}` does not apply to a rule of kind \"{}\": only purchases \
+                             have a channel and a store",
+                            entry.path,
+                            kind.word()
+                        ),
+                        Some("remove it".to_owned()),
+                    );
+                    misplaced = true;
+                }
+            }
+        }
+        misplaced
+    }
+
+    /// `from` and `until`, each optional; `None` (reported) when `until` is not after `from`.
+    fn rule_window(&mut self, table: &Section<'_>, tz: Option<&TimeZone>) -> Option<Window> {
+        let from = match table.entry("from") {
+            Some(entry) => self.instant(&entry, tz, false).map(Some),
+            None => Some(None),
+        };
+        let until = match table.entry("until") {
+            Some(entry) => self.instant(&entry, tz, true).map(Some),
+            None => Some(None),
+        };
+        if let (Some(Some(from)), Some(Some(until)), Some(entry)) =
+            (from, until, table.entry("until"))
+            && until <= from
+        {
+            self.report(
+                entry.offset,
+                &entry.path,
+                format!("`{}` must be after `from`", entry.path),
+                Some("a rule runs from `from` (inclusive) until `until` (exclusive)".to_owned()),
+            );
+            return None;
+        }
+        Some((from, until))
+    }
+
     fn rule_kind(
         &mut self,
         table: &Section<'_>,
         kind: Kind,
         currency: Option<&Currency>,
     ) -> Option<RuleKind> {
-        let minimum = |parser: &mut Self| match table.entry("minimum_purchase") {
-            Some(entry) => parser.money(&entry, currency),
-            None => Some(0),
-        };
         match kind {
             Kind::Spend => {
                 let rate = self
                     .required(table, "points_per_unit")
                     .and_then(|entry| self.positive_decimal(&entry, Decimal::new(1_000_000, 0)));
-                let minimum = minimum(self);
+                let minimum = self.minimum_purchase(table, currency);
                 let lines = self.line_filter(table, false);
                 Some(RuleKind::Spend {
                     points_per_unit: rate?,
@@ -393,23 +409,9 @@ impl Parser<'_> {
                 })
             }
             Kind::Multiplier => {
-                let multiplier = self.required(table, "multiplier").and_then(|entry| {
-                    let value = self.decimal_in(&entry, Decimal::ZERO, Decimal::new(100, 0))?;
-                    if value <= Decimal::ONE {
-                        self.report(
-                            entry.offset,
-                            &entry.path,
-                            format!("`{}` must be greater than 1, found {value}", entry.path),
-                            Some(
-                                "2 doubles the points of the matching lines; to stop products \
-                                 earning, list them in [earning] excluded_skus"
-                                    .to_owned(),
-                            ),
-                        );
-                        return None;
-                    }
-                    Some(value)
-                });
+                let multiplier = self
+                    .required(table, "multiplier")
+                    .and_then(|entry| self.rule_multiplier(&entry));
                 let lines = self.line_filter(table, false);
                 Some(RuleKind::Multiplier {
                     multiplier: multiplier?,
@@ -443,31 +445,65 @@ impl Parser<'_> {
             Kind::Join => Some(RuleKind::Join {
                 points: self.amount(table, kind)?,
             }),
-            Kind::Referral => {
-                let mut read = |key: &str| match table.entry(key) {
-                    Some(entry) => self.integer_in(&entry, 0..=POINTS_MAX),
-                    None => Some(0),
-                };
-                let referrer = read("referrer_points");
-                let newcomer = read("newcomer_points");
-                let minimum = minimum(self);
-                let (referrer, newcomer) = (referrer?, newcomer?);
-                if referrer == 0 && newcomer == 0 {
-                    self.report(
-                        table.anchor,
-                        &table.path,
-                        format!("`{}` gives no points to anyone", table.path),
-                        Some("set referrer_points, newcomer_points or both".to_owned()),
-                    );
-                    return None;
-                }
-                Some(RuleKind::Referral {
-                    referrer_points: referrer,
-                    newcomer_points: newcomer,
-                    minimum_purchase_minor: minimum?,
-                })
-            }
+            Kind::Referral => self.referral(table, currency),
         }
+    }
+
+    /// `minimum_purchase`: money, 0 when absent.
+    fn minimum_purchase(
+        &mut self,
+        table: &Section<'_>,
+        currency: Option<&Currency>,
+    ) -> Option<i64> {
+        match table.entry("minimum_purchase") {
+            Some(entry) => self.money(&entry, currency),
+            None => Some(0),
+        }
+    }
+
+    /// A multiplier rule's `multiplier`: above 1, at most 100.
+    fn rule_multiplier(&mut self, entry: &Entry<'_>) -> Option<Decimal> {
+        let value = self.decimal_in(entry, Decimal::ZERO, Decimal::new(100, 0))?;
+        if value <= Decimal::ONE {
+            self.report(
+                entry.offset,
+                &entry.path,
+                format!("`{}` must be greater than 1, found {value}", entry.path),
+                Some(
+                    "2 doubles the points of the matching lines; to stop products \
+                     earning, list them in [earning] excluded_skus"
+                        .to_owned(),
+                ),
+            );
+            return None;
+        }
+        Some(value)
+    }
+
+    /// A referral rule: points for the referrer, the newcomer or both, and a minimum purchase.
+    fn referral(&mut self, table: &Section<'_>, currency: Option<&Currency>) -> Option<RuleKind> {
+        let mut read = |key: &str| match table.entry(key) {
+            Some(entry) => self.integer_in(&entry, 0..=POINTS_MAX),
+            None => Some(0),
+        };
+        let referrer = read("referrer_points");
+        let newcomer = read("newcomer_points");
+        let minimum = self.minimum_purchase(table, currency);
+        let (referrer, newcomer) = (referrer?, newcomer?);
+        if referrer == 0 && newcomer == 0 {
+            self.report(
+                table.anchor,
+                &table.path,
+                format!("`{}` gives no points to anyone", table.path),
+                Some("set referrer_points, newcomer_points or both".to_owned()),
+            );
+            return None;
+        }
+        Some(RuleKind::Referral {
+            referrer_points: referrer,
+            newcomer_points: newcomer,
+            minimum_purchase_minor: minimum?,
+        })
     }
 
     /// `points` (a fixed number) or `amount` (an expression): exactly one of them.
