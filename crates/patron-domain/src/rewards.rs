@@ -53,6 +53,16 @@ pub enum SoftBenefit {
 }
 
 impl SoftBenefit {
+    /// Every soft benefit with its word (the program's `benefit = "..."`, a coupon's
+    /// `benefit.benefit`).
+    pub const CODES: &'static [(&'static str, SoftBenefit)] = &[
+        ("birthday_gift", SoftBenefit::BirthdayGift),
+        ("priority_service", SoftBenefit::PriorityService),
+        ("event_invite", SoftBenefit::EventInvite),
+        ("other", SoftBenefit::Other),
+    ];
+
+    /// The benefit's word.
     pub fn code(self) -> &'static str {
         match self {
             SoftBenefit::BirthdayGift => "birthday_gift",
@@ -317,6 +327,9 @@ mod tests {
             assert_eq!(RewardKindCode::from_code(word), Some(*kind));
         }
         assert_eq!(RewardKindCode::CODES.len(), 5);
+        for (word, benefit) in SoftBenefit::CODES {
+            assert_eq!(benefit.code(), *word);
+        }
         assert_eq!(RewardKindCode::from_code("Discount"), None);
         assert_eq!(reward().kind.code(), "free_product");
     }

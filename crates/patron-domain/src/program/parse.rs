@@ -10,9 +10,11 @@
 mod club;
 mod country;
 mod earning;
+mod expressions;
 mod limits;
 mod rewards;
 mod rules;
+mod schedule;
 mod segments;
 mod targets;
 mod tiers;

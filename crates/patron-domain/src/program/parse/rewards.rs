@@ -70,12 +70,7 @@ fn kind_keys(kind: Kind) -> &'static [&'static str] {
     }
 }
 
-const BENEFITS: &[(&str, SoftBenefit)] = &[
-    ("birthday_gift", SoftBenefit::BirthdayGift),
-    ("priority_service", SoftBenefit::PriorityService),
-    ("event_invite", SoftBenefit::EventInvite),
-    ("other", SoftBenefit::Other),
-];
+const BENEFITS: &[(&str, SoftBenefit)] = SoftBenefit::CODES;
 
 const PERIODS: &[(&str, LimitPer)] = &[
     ("day", LimitPer::Day),

@@ -5,9 +5,7 @@
 //! problem is reported at its line and column *inside the expression*, mapped back through the
 //! TOML string's quotes and escapes to the position in the file.
 
-use jiff::civil::{DateTime, Weekday};
 use jiff::tz::TimeZone;
-use jiff::{Timestamp, ToSpan};
 use rust_decimal::Decimal;
 use toml_edit::{Item, Value};
 
@@ -15,10 +13,8 @@ use super::values::describe_value;
 use super::{EXCLUDED_ITEMS_MAX, Entry, Parser, ROUNDINGS, Section, Window};
 use crate::program::Tiers;
 use crate::program::diagnostic::line_column;
-use crate::rules::expr::{CompiledExpr, Purpose};
-use crate::rules::{
-    Amount, EarningRule, LimitPer, LineFilter, RuleKind, RuleLimit, TriggerKind, variables_for,
-};
+use crate::rules::expr::Purpose;
+use crate::rules::{Amount, EarningRule, LineFilter, RuleKind, TriggerKind, variables_for};
 use crate::shared::closest;
 use crate::shared::{Currency, Locale, Rounding};
 
@@ -26,7 +22,6 @@ use crate::shared::{Currency, Locale, Rounding};
 pub(super) const RULES_MAX: usize = 200;
 const RULE_ID_CHARS_MAX: usize = 64;
 const PRIORITY_MAX: i64 = 1_000_000;
-const LIMIT_COUNT_MAX: i64 = 1_000_000;
 const FILTER_ITEMS_MAX: usize = 1_000;
 const POINTS_MAX: i64 = 1_000_000_000;
 
@@ -105,24 +100,6 @@ impl Kind {
             .filter(move |kind| kind.keys().contains(&key))
     }
 }
-
-const PERIODS: &[(&str, LimitPer)] = &[
-    ("day", LimitPer::Day),
-    ("week", LimitPer::Week),
-    ("month", LimitPer::Month),
-    ("year", LimitPer::Year),
-    ("lifetime", LimitPer::Lifetime),
-];
-
-const WEEKDAYS: &[(&str, Weekday)] = &[
-    ("monday", Weekday::Monday),
-    ("tuesday", Weekday::Tuesday),
-    ("wednesday", Weekday::Wednesday),
-    ("thursday", Weekday::Thursday),
-    ("friday", Weekday::Friday),
-    ("saturday", Weekday::Saturday),
-    ("sunday", Weekday::Sunday),
-];
 
 /// What the rules need from the rest of the file; each is `None` when that part did not parse
 /// (its problem is reported already, so checks that need it are skipped silently).
@@ -636,45 +613,6 @@ impl Parser<'_> {
         ok.then_some(codes)
     }
 
-    fn limit(&mut self, entry: &Entry<'_>) -> Option<RuleLimit> {
-        let Some(table) = entry.item.as_table_like() else {
-            self.wrong_type(entry, "a table such as { count = 1, per = \"day\" }");
-            return None;
-        };
-        let section = Section {
-            table,
-            anchor: entry.offset,
-            path: entry.path.clone(),
-        };
-        self.check_keys(&section, &["count", "per", "week_starts"]);
-        let count = self
-            .required(&section, "count")
-            .and_then(|count| self.integer_in(&count, 1..=LIMIT_COUNT_MAX));
-        let per = self
-            .required(&section, "per")
-            .and_then(|per| self.choice(&per, PERIODS));
-        let week_start = match section.entry("week_starts") {
-            Some(week_starts) => {
-                if per.is_some_and(|per| per != LimitPer::Week) {
-                    self.report(
-                        week_starts.offset,
-                        &week_starts.path,
-                        format!("`{}` applies only to per = \"week\"", week_starts.path),
-                        Some("remove it".to_owned()),
-                    );
-                    return None;
-                }
-                self.choice(&week_starts, WEEKDAYS)
-            }
-            None => Some(Weekday::Monday),
-        };
-        Some(RuleLimit {
-            count: u32::try_from(count?).ok()?,
-            per: per?,
-            week_start: week_start?,
-        })
-    }
-
     /// A rule id or event type: like a tier code, up to `chars_max` characters.
     fn code(&mut self, entry: &Entry<'_>, chars_max: usize) -> Option<String> {
         let code = self.string(entry)?;
@@ -730,188 +668,6 @@ impl Parser<'_> {
             return None;
         }
         Some(value)
-    }
-
-    /// A TOML date or date-time in the club's time zone (or with an explicit offset). A date
-    /// alone means the start of that day for `from`, and the end of that day for `until`.
-    fn instant(
-        &mut self,
-        entry: &Entry<'_>,
-        tz: Option<&TimeZone>,
-        end_of_date: bool,
-    ) -> Option<Timestamp> {
-        let Some(datetime) = entry.item.as_datetime() else {
-            let hint = entry.item.as_str().map(|text| {
-                format!(
-                    "write it without quotes: {} = {text}",
-                    entry.path.rsplit('.').next().unwrap_or("from")
-                )
-            });
-            self.wrong_type_hinted(
-                entry,
-                "a date (2025-03-01) or a date and time (2025-03-01T09:00:00)",
-                hint,
-            );
-            return None;
-        };
-        let Some(date) = datetime.date else {
-            self.report(
-                entry.offset,
-                &entry.path,
-                format!("`{}` needs a date, found only a time", entry.path),
-                Some("write 2025-03-01T09:00:00".to_owned()),
-            );
-            return None;
-        };
-        let invalid = |parser: &mut Self| {
-            parser.report(
-                entry.offset,
-                &entry.path,
-                format!("`{}` is not a valid date", entry.path),
-                None,
-            );
-            None
-        };
-        let Ok(civil_date) = jiff::civil::Date::new(
-            i16::try_from(date.year).unwrap_or(i16::MAX),
-            i8::try_from(date.month).unwrap_or(i8::MAX),
-            i8::try_from(date.day).unwrap_or(i8::MAX),
-        ) else {
-            return invalid(self);
-        };
-        let Some(time) = datetime.time else {
-            let tz = tz?;
-            let day = if end_of_date {
-                civil_date.checked_add(1.day()).ok()?
-            } else {
-                civil_date
-            };
-            return crate::calendar::start_of_day(day, tz);
-        };
-        let Ok(civil_time) = jiff::civil::Time::new(
-            i8::try_from(time.hour).unwrap_or(i8::MAX),
-            i8::try_from(time.minute).unwrap_or(i8::MAX),
-            i8::try_from(time.second.unwrap_or(0)).unwrap_or(i8::MAX),
-            i32::try_from(time.nanosecond.unwrap_or(0)).unwrap_or(i32::MAX),
-        ) else {
-            return invalid(self);
-        };
-        let civil = DateTime::from_parts(civil_date, civil_time);
-        match datetime.offset {
-            None => civil
-                .to_zoned(tz?.clone())
-                .ok()
-                .map(|zoned| zoned.timestamp()),
-            Some(offset) => {
-                let minutes = match offset {
-                    toml_edit::Offset::Z => 0,
-                    toml_edit::Offset::Custom { minutes } => i32::from(minutes),
-                };
-                let offset = jiff::tz::Offset::from_seconds(minutes * 60).ok()?;
-                offset.to_timestamp(civil).ok()
-            }
-        }
-    }
-
-    /// Compiles the expression in a string value, reporting each problem at its place in the
-    /// file.
-    pub(super) fn expression(
-        &mut self,
-        entry: &Entry<'_>,
-        purpose: Purpose,
-        variables: &[crate::rules::expr::Variable],
-    ) -> Option<CompiledExpr> {
-        let source = self.string(entry)?;
-        match CompiledExpr::compile(source, purpose, variables) {
-            Ok(expression) => Some(expression),
-            Err(errors) => {
-                for error in errors {
-                    let offset = self.offset_in_string(entry, error.char_offset);
-                    self.report(
-                        offset,
-                        &entry.path,
-                        format!("`{}`: {}", entry.path, error.message),
-                        error.hint,
-                    );
-                }
-                None
-            }
-        }
-    }
-
-    /// The byte offset in the file of the character at `char_offset` in a string value's
-    /// decoded text, following the string's delimiters and escapes. Falls back to the start of
-    /// the value when the raw text cannot be followed.
-    fn offset_in_string(&self, entry: &Entry<'_>, char_offset: usize) -> usize {
-        let Some(span) = entry.item.span() else {
-            return entry.offset;
-        };
-        let Some(raw) = self.source.get(span.clone()) else {
-            return entry.offset;
-        };
-        let (delimiter, literal) = if raw.starts_with("'''") {
-            ("'''", true)
-        } else if raw.starts_with("\"\"\"") {
-            ("\"\"\"", false)
-        } else if raw.starts_with('\'') {
-            ("'", true)
-        } else if raw.starts_with('"') {
-            ("\"", false)
-        } else {
-            return entry.offset;
-        };
-        let multi_line = delimiter.len() == 3;
-        let mut body_start = delimiter.len();
-        if multi_line {
-            // A newline right after the opening delimiter is not part of the text.
-            if raw[body_start..].starts_with("\r\n") {
-                body_start += 2;
-            } else if raw[body_start..].starts_with('\n') {
-                body_start += 1;
-            }
-        }
-        let body = &raw[body_start..];
-        let mut decoded = 0;
-        let mut chars = body.char_indices().peekable();
-        while let Some((index, character)) = chars.next() {
-            if decoded == char_offset {
-                return span.start + body_start + index;
-            }
-            if !literal && character == '\\' {
-                match chars.peek().map(|(_, next)| *next) {
-                    Some('u') => {
-                        chars.nth(4);
-                        decoded += 1;
-                    }
-                    Some('U') => {
-                        chars.nth(8);
-                        decoded += 1;
-                    }
-                    Some('x') => {
-                        chars.nth(2);
-                        decoded += 1;
-                    }
-                    Some(' ' | '\t' | '\r' | '\n') if multi_line => {
-                        // A line-ending backslash: the whitespace after it is not text.
-                        while chars
-                            .peek()
-                            .is_some_and(|(_, next)| matches!(next, ' ' | '\t' | '\r' | '\n'))
-                        {
-                            chars.next();
-                        }
-                    }
-                    Some(_) => {
-                        chars.next();
-                        decoded += 1;
-                    }
-                    None => {}
-                }
-                continue;
-            }
-            decoded += 1;
-        }
-        // Past the end of the text: point at the closing delimiter.
-        span.start + raw.len().saturating_sub(delimiter.len())
     }
 }
 
