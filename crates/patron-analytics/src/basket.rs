@@ -26,110 +26,23 @@
 //! in a dense triangle when the frequent items are few (≤ 2,048 cells per side, about), else
 //! in a hash map keyed by the id pair.
 
+mod counts;
+mod vocabulary;
+
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use crate::date::Day;
-use crate::member::{FastBuildHasher, canonical_number};
+use crate::member::FastBuildHasher;
+use counts::PairCounts;
+pub use vocabulary::{Id, Vocabulary};
+use vocabulary::{Key, key, translate};
 
 /// The sku slot of a line without a SKU.
 const NO_SKU: u32 = u32::MAX;
 /// Pair counters with at most this many cells are a plain array (16 MiB of `u64`).
 const DENSE_CELLS_MAX: usize = 1 << 21;
-
-/// Names interned as dense `u32` ids, in order of first sight.
-#[derive(Debug, Default, Clone)]
-pub struct Vocabulary {
-    ids: HashMap<Box<str>, u32, FastBuildHasher>,
-    names: Vec<Box<str>>,
-}
-
-impl Vocabulary {
-    /// The id of `name`, added on first sight.
-    #[inline]
-    pub fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        self.insert(name.into())
-    }
-
-    fn insert(&mut self, name: Box<str>) -> u32 {
-        // More than 4 billion distinct names is not a basket file.
-        let id = self.names.len() as u32;
-        self.ids.insert(name.clone(), id);
-        self.names.push(name);
-        id
-    }
-
-    /// The id of `name`, if seen.
-    pub fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
-    }
-
-    /// The name of `id` (empty for an unknown id).
-    pub fn name(&self, id: u32) -> &str {
-        self.names.get(id as usize).map_or("", |n| n)
-    }
-
-    /// Distinct names.
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    /// True when nothing was interned.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
-    /// Interns every name of `other`; returns their ids here, indexed by their ids there.
-    fn absorb(&mut self, other: Vocabulary) -> Vec<u32> {
-        let Vocabulary { ids, names } = other;
-        drop(ids);
-        names
-            .into_iter()
-            .map(|name| match self.ids.get(&name) {
-                Some(&id) => id,
-                None => self.insert(name),
-            })
-            .collect()
-    }
-}
-
-/// A member or document id as read from a line: a canonical whole number or other text.
-/// Text that is a canonical whole number (`"17"`) is the number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Id<'a> {
-    /// Written as a plain whole number.
-    Number(u64),
-    /// Any other id.
-    Text(&'a str),
-}
-
-/// An interned id: a number, or text by its index in a [`Vocabulary`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Key {
-    Number(u64),
-    Text(u32),
-}
-
-fn key(id: Id<'_>, texts: &mut Vocabulary) -> Key {
-    match id {
-        Id::Number(n) => Key::Number(n),
-        Id::Text(t) => match canonical_number(t.as_bytes()) {
-            Some(n) => Key::Number(n),
-            None => Key::Text(texts.intern(t)),
-        },
-    }
-}
-
-fn translate(key: Key, texts: &[u32]) -> Key {
-    match key {
-        Key::Number(_) => key,
-        Key::Text(i) => Key::Text(texts.get(i as usize).copied().unwrap_or(i)),
-    }
-}
 
 /// One basket's identity and day.
 #[derive(Debug, Clone, Copy)]
@@ -504,94 +417,6 @@ impl Next<'_> {
     /// count / from.
     pub fn share(&self) -> f64 {
         ratio(self.count, self.from)
-    }
-}
-
-/// Counts of item pairs among `k` items: a dense array when small, a hash map otherwise.
-/// `ordered` counts (i, j) and (j, i) apart; unordered ones take i < j.
-enum PairCounts {
-    Dense {
-        k: usize,
-        ordered: bool,
-        cells: Vec<u64>,
-    },
-    Sparse {
-        cells: HashMap<u64, u64, FastBuildHasher>,
-    },
-}
-
-impl PairCounts {
-    /// Dense when it takes at most `dense_max` cells.
-    fn new(k: usize, ordered: bool, dense_max: usize) -> Self {
-        let cells = if ordered {
-            k.checked_mul(k)
-        } else {
-            k.checked_mul(k.saturating_sub(1)).map(|c| c / 2)
-        };
-        match cells {
-            Some(cells) if cells <= dense_max => PairCounts::Dense {
-                k,
-                ordered,
-                cells: vec![0; cells],
-            },
-            _ => PairCounts::Sparse {
-                cells: HashMap::default(),
-            },
-        }
-    }
-
-    /// Row-major cell of (i, j); for unordered counts the upper triangle without the
-    /// diagonal, i < j.
-    #[inline]
-    fn cell(k: usize, ordered: bool, i: usize, j: usize) -> usize {
-        if ordered {
-            i * k + j
-        } else {
-            i * (2 * k - i - 1) / 2 + (j - i - 1)
-        }
-    }
-
-    #[inline]
-    fn add(&mut self, i: u32, j: u32) {
-        match self {
-            PairCounts::Dense { k, ordered, cells } => {
-                let cell = Self::cell(*k, *ordered, i as usize, j as usize);
-                if let Some(c) = cells.get_mut(cell) {
-                    *c += 1;
-                }
-            }
-            PairCounts::Sparse { cells, .. } => {
-                *cells
-                    .entry((u64::from(i) << 32) | u64::from(j))
-                    .or_default() += 1;
-            }
-        }
-    }
-
-    /// Every (i, j, count) with count > 0.
-    fn into_counts(self) -> Vec<(u32, u32, u64)> {
-        match self {
-            PairCounts::Dense { k, ordered, cells } => {
-                let mut out = Vec::new();
-                for i in 0..k {
-                    let from = if ordered { 0 } else { i + 1 };
-                    for j in from..k {
-                        let count = cells
-                            .get(Self::cell(k, ordered, i, j))
-                            .copied()
-                            .unwrap_or(0);
-                        if count > 0 {
-                            out.push((i as u32, j as u32, count));
-                        }
-                    }
-                }
-                out
-            }
-            PairCounts::Sparse { cells } => cells
-                .into_iter()
-                .map(|(key, count)| ((key >> 32) as u32, key as u32, count))
-                .collect(),
-        }
     }
 }
 
