@@ -95,42 +95,14 @@ where
                 converged: true,
             };
         }
-        for i in 0..n {
-            direction[i] = -dot(&h[i], &g);
-        }
-        let mut slope = dot(&g, &direction);
-        if slope.is_nan() || slope >= 0.0 {
-            h = identity(n);
-            fresh = true;
-            for i in 0..n {
-                direction[i] = -g[i];
-            }
-            slope = dot(&g, &direction);
-        }
-        let longest = norm_max(&direction);
-        if longest > settings.step_max {
-            let shrink = settings.step_max / longest;
-            direction.iter_mut().for_each(|d| *d *= shrink);
-            slope *= shrink;
-        }
-        // Backtracking with the Armijo condition; halving, at most 60 times (2^-60).
-        let mut step = 1.0;
-        let mut accepted = None;
-        for _ in 0..60 {
-            for i in 0..n {
-                x_new[i] = x[i] + step * direction[i];
-            }
-            let value = f(&x_new, &mut g_new);
-            evaluations += 1;
-            if value.is_finite()
-                && g_new.iter().all(|v| v.is_finite())
-                && value <= fx + 1e-4 * step * slope
-            {
-                accepted = Some(value);
-                break;
-            }
-            step *= 0.5;
-        }
+        let slope = search_direction(&mut h, &mut fresh, &g, &mut direction, settings.step_max);
+        let search = LineSearch {
+            x: &x,
+            fx,
+            direction: &direction,
+            slope,
+        };
+        let accepted = line_search(&mut f, search, &mut x_new, &mut g_new, &mut evaluations);
         let Some(value) = accepted else {
             if fresh {
                 // Even steepest descent cannot improve: we are at the floating-point floor.
@@ -167,28 +139,7 @@ where
         } else {
             stalled = 0;
         }
-        let sy = dot(&s, &y);
-        if sy > 1e-12 * dot(&s, &s).sqrt() * dot(&y, &y).sqrt() {
-            if fresh {
-                let scale = sy / dot(&y, &y);
-                h = identity(n)
-                    .into_iter()
-                    .map(|row| row.into_iter().map(|v| v * scale).collect())
-                    .collect();
-                fresh = false;
-            }
-            // H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ, expanded:
-            // H + ρ² (yᵀHy) s sᵀ + ρ s sᵀ − ρ (H y sᵀ + s yᵀ H).
-            let rho = 1.0 / sy;
-            let hy: Vec<f64> = (0..n).map(|i| dot(&h[i], &y)).collect();
-            let yhy = dot(&y, &hy);
-            for i in 0..n {
-                for j in 0..n {
-                    h[i][j] +=
-                        (rho * rho * yhy + rho) * s[i] * s[j] - rho * (hy[i] * s[j] + s[i] * hy[j]);
-                }
-            }
-        }
+        update_inverse_hessian(&mut h, &mut fresh, &s, &y);
     }
     Minimum {
         x,
@@ -196,6 +147,105 @@ where
         iterations: settings.iterations_max,
         evaluations,
         converged: false,
+    }
+}
+
+/// The search direction −H·g, reset to steepest descent (and `h` to the identity) when it
+/// does not descend, and shortened to at most `step_max` in any coordinate. Returns the
+/// slope gᵀd along it.
+fn search_direction(
+    h: &mut Vec<Vec<f64>>,
+    fresh: &mut bool,
+    g: &[f64],
+    direction: &mut [f64],
+    step_max: f64,
+) -> f64 {
+    let n = g.len();
+    for i in 0..n {
+        direction[i] = -dot(&h[i], g);
+    }
+    let mut slope = dot(g, direction);
+    if slope.is_nan() || slope >= 0.0 {
+        *h = identity(n);
+        *fresh = true;
+        for i in 0..n {
+            direction[i] = -g[i];
+        }
+        slope = dot(g, direction);
+    }
+    let longest = norm_max(direction);
+    if longest > step_max {
+        let shrink = step_max / longest;
+        direction.iter_mut().for_each(|d| *d *= shrink);
+        slope *= shrink;
+    }
+    slope
+}
+
+/// Where a line search starts and which way it goes.
+struct LineSearch<'a> {
+    x: &'a [f64],
+    fx: f64,
+    direction: &'a [f64],
+    slope: f64,
+}
+
+/// Backtracking with the Armijo condition; halving, at most 60 times (2^-60). The accepted
+/// value, with `x_new` and `g_new` at its point; `None` when no step was accepted.
+fn line_search<F>(
+    f: &mut F,
+    search: LineSearch<'_>,
+    x_new: &mut [f64],
+    g_new: &mut [f64],
+    evaluations: &mut usize,
+) -> Option<f64>
+where
+    F: FnMut(&[f64], &mut [f64]) -> f64,
+{
+    let mut step = 1.0;
+    for _ in 0..60 {
+        for i in 0..search.x.len() {
+            x_new[i] = search.x[i] + step * search.direction[i];
+        }
+        let value = f(x_new, g_new);
+        *evaluations += 1;
+        if value.is_finite()
+            && g_new.iter().all(|v| v.is_finite())
+            && value <= search.fx + 1e-4 * step * search.slope
+        {
+            return Some(value);
+        }
+        step *= 0.5;
+    }
+    None
+}
+
+/// The BFGS update of the inverse Hessian approximation `h` with the step `s` and the
+/// gradient change `y`; skipped when the curvature sᵀy is not clearly positive. The first
+/// update after a reset scales the identity by sᵀy / yᵀy.
+fn update_inverse_hessian(h: &mut Vec<Vec<f64>>, fresh: &mut bool, s: &[f64], y: &[f64]) {
+    let n = s.len();
+    let sy = dot(s, y);
+    if sy > 1e-12 * dot(s, s).sqrt() * dot(y, y).sqrt() {
+        if *fresh {
+            let scale = sy / dot(y, y);
+            *h = identity(n)
+                .into_iter()
+                .map(|row| row.into_iter().map(|v| v * scale).collect())
+                .collect();
+            *fresh = false;
+        }
+        // H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ, expanded:
+        // H + ρ² (yᵀHy) s sᵀ + ρ s sᵀ − ρ (H y sᵀ + s yᵀ H).
+        let rho = 1.0 / sy;
+        let hy: Vec<f64> = (0..n).map(|i| dot(&h[i], y)).collect();
+        let yhy = dot(y, &hy);
+        for i in 0..n {
+            for j in 0..n {
+                h[i][j] +=
+                    (rho * rho * yhy + rho) * s[i] * s[j] - rho * (hy[i] * s[j] + s[i] * hy[j]);
+            }
+        }
     }
 }
 

@@ -206,7 +206,7 @@ impl Calendar {
 
     /// The first instant of a local date: midnight, or the end of a DST gap that swallows it.
     pub fn start_of_day(&self, date: Date) -> Option<Timestamp> {
-        crate::expiry::start_of_day(date, &self.tz)
+        start_of_day(date, &self.tz)
     }
 
     /// `instant` plus `months` (negative: minus) of this calendar, keeping the local wall-clock
@@ -228,6 +228,13 @@ impl Calendar {
             }
         }
     }
+}
+
+/// The first instant of a local date: midnight, or the end of a DST gap that swallows midnight.
+pub fn start_of_day(date: Date, tz: &TimeZone) -> Option<Timestamp> {
+    date.to_zoned(tz.clone())
+        .ok()
+        .map(|zoned| zoned.timestamp())
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use crate::program::{Currency, Earning, Rounding};
+use crate::program::Earning;
+use crate::shared::{Currency, Rounding};
 
 /// Points earned on a purchase.
 ///

@@ -14,12 +14,55 @@
 //! Nothing here panics: arithmetic beyond jiff's range (year 9999) yields `None` ("no expiry
 //! within the representable future") or, when only the rounding fails, the unrounded instant.
 
-use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp};
 
 use crate::calendar::Calendar;
-use crate::program::{ExpiryPolicy, ExpiryRounding, ExpiryUnit, Pending};
+pub use crate::calendar::start_of_day;
+
+/// How long earned points wait before the member can spend them (the return window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// Calendar days in the program's time zone; 0 means points are available at once.
+    pub days: u32,
+}
+
+/// Where an expiry instant is rounded up to. See [`round_up`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpiryRounding {
+    None,
+    EndOfDay,
+    EndOfMonth,
+    EndOfQuarter,
+    EndOfYear,
+}
+
+/// The unit of an [`ExpiryPolicy::AfterEarning`] period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpiryUnit {
+    Days,
+    Months,
+}
+
+/// When points expire. See [`crate::expiry`] for the exact instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryPolicy {
+    /// Points never expire.
+    Never,
+    /// Each lot expires a fixed period after it was earned, optionally rounded up to the end of
+    /// a day, month, quarter or year.
+    AfterEarning {
+        amount: u32,
+        unit: ExpiryUnit,
+        round_to: ExpiryRounding,
+    },
+    /// Every lot expires at the start of the next occurrence of this date (in the program's time
+    /// zone). `month` is 1-12; `day` is 1-31 and valid for the month (29 February is allowed and
+    /// falls on 28 February in other years).
+    FixedYearlyDate { month: i8, day: i8 },
+    /// All of a member's points expire after this many months without activity.
+    Inactivity { months: u32 },
+}
 
 /// When a lot of points earned at `earned_at` expires, or `None` if lots do not expire on their
 /// own: under [`ExpiryPolicy::Never`], and under [`ExpiryPolicy::Inactivity`], where expiry is
@@ -119,13 +162,6 @@ fn next_boundary(
         return Some(instant);
     }
     cal.start_of_day(next_period_start)
-}
-
-/// The first instant of a local date: midnight, or the end of a DST gap that swallows midnight.
-pub fn start_of_day(date: Date, tz: &TimeZone) -> Option<Timestamp> {
-    date.to_zoned(tz.clone())
-        .ok()
-        .map(|zoned| zoned.timestamp())
 }
 
 /// `instant` plus `amount` civil days or months of the club's calendar, in its zone. `None`

@@ -24,6 +24,7 @@ pub mod purchase;
 pub mod rewards;
 pub mod rules;
 pub mod segments;
+pub mod shared;
 pub mod text;
 pub mod tier;
 

@@ -16,7 +16,7 @@
 use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
 
-use crate::program::Currency;
+use crate::shared::Currency;
 
 /// The largest amount, in minor units, a line or a purchase may ever be (ten trillion).
 pub const AMOUNT_MINOR_CEILING: i64 = 10_000_000_000_000;

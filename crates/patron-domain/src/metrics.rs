@@ -105,7 +105,7 @@ impl std::fmt::Display for PeriodError {
 }
 
 /// Local midnight of `date` in `tz` (the first instant of the day, also across a DST gap).
-pub use crate::expiry::start_of_day;
+pub use crate::calendar::start_of_day;
 
 /// The periods from the one containing `from` to the one containing `to`, in the club's zone
 /// and calendar (a Persian club's months run from the first of each Persian month).

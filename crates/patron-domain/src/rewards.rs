@@ -13,8 +13,8 @@ use jiff::civil::Weekday;
 use rust_decimal::Decimal;
 
 use crate::coupon::{CodeError, CodeFormat};
-use crate::program::Localized;
-use crate::rules::{LimitPer, LimitPeriod, RuleLimit, limit_period};
+use crate::rules::limit::{LimitPer, LimitPeriod, RuleLimit, limit_period};
+use crate::shared::Localized;
 
 /// What a discount takes off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,16 @@ pub enum SoftBenefit {
 }
 
 impl SoftBenefit {
+    /// Every soft benefit with its word (the program's `benefit = "..."`, a coupon's
+    /// `benefit.benefit`).
+    pub const CODES: &'static [(&'static str, SoftBenefit)] = &[
+        ("birthday_gift", SoftBenefit::BirthdayGift),
+        ("priority_service", SoftBenefit::PriorityService),
+        ("event_invite", SoftBenefit::EventInvite),
+        ("other", SoftBenefit::Other),
+    ];
+
+    /// The benefit's word.
     pub fn code(self) -> &'static str {
         match self {
             SoftBenefit::BirthdayGift => "birthday_gift",
@@ -87,15 +97,62 @@ pub enum RewardKind {
 }
 
 impl RewardKind {
+    /// The kind without its settings.
+    pub fn code_kind(&self) -> RewardKindCode {
+        match self {
+            RewardKind::Discount(_) => RewardKindCode::Discount,
+            RewardKind::FreeProduct { .. } => RewardKindCode::FreeProduct,
+            RewardKind::PointsToCash { .. } => RewardKindCode::PointsToCash,
+            RewardKind::Soft { .. } => RewardKindCode::SoftBenefit,
+            RewardKind::PartnerVoucher { .. } => RewardKindCode::PartnerVoucher,
+        }
+    }
+
     /// The stable word of the kind, as written in the program.
     pub fn code(&self) -> &'static str {
+        self.code_kind().code()
+    }
+}
+
+/// The kind of a reward without its settings, and the one table of the words that name the
+/// kinds: in the program file (`kind = "discount"`), in the database (`coupons.kind`) and in the
+/// API (a coupon's `benefit.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RewardKindCode {
+    Discount,
+    FreeProduct,
+    PointsToCash,
+    SoftBenefit,
+    PartnerVoucher,
+}
+
+impl RewardKindCode {
+    /// Every kind with its word, in the order the documentation lists them.
+    pub const CODES: &'static [(&'static str, RewardKindCode)] = &[
+        ("discount", RewardKindCode::Discount),
+        ("free_product", RewardKindCode::FreeProduct),
+        ("points_to_cash", RewardKindCode::PointsToCash),
+        ("soft_benefit", RewardKindCode::SoftBenefit),
+        ("partner_voucher", RewardKindCode::PartnerVoucher),
+    ];
+
+    /// The kind's word.
+    pub fn code(self) -> &'static str {
         match self {
-            RewardKind::Discount(_) => "discount",
-            RewardKind::FreeProduct { .. } => "free_product",
-            RewardKind::PointsToCash { .. } => "points_to_cash",
-            RewardKind::Soft { .. } => "soft_benefit",
-            RewardKind::PartnerVoucher { .. } => "partner_voucher",
+            RewardKindCode::Discount => "discount",
+            RewardKindCode::FreeProduct => "free_product",
+            RewardKindCode::PointsToCash => "points_to_cash",
+            RewardKindCode::SoftBenefit => "soft_benefit",
+            RewardKindCode::PartnerVoucher => "partner_voucher",
         }
+    }
+
+    /// The kind this exact word names, if any.
+    pub fn from_code(code: &str) -> Option<RewardKindCode> {
+        RewardKindCode::CODES
+            .iter()
+            .find(|(word, _)| *word == code)
+            .map(|(_, kind)| *kind)
     }
 }
 
@@ -261,6 +318,20 @@ pub fn eligibility(reward: &Reward, facts: &Facts<'_>) -> Decision {
 mod tests {
 
     use super::*;
+
+    #[test]
+    fn every_reward_kind_code_reads_back_as_its_kind() {
+        for (word, kind) in RewardKindCode::CODES {
+            assert_eq!(kind.code(), *word);
+            assert_eq!(RewardKindCode::from_code(word), Some(*kind));
+        }
+        assert_eq!(RewardKindCode::CODES.len(), 5);
+        for (word, benefit) in SoftBenefit::CODES {
+            assert_eq!(benefit.code(), *word);
+        }
+        assert_eq!(RewardKindCode::from_code("Discount"), None);
+        assert_eq!(reward().kind.code(), "free_product");
+    }
 
     fn reward() -> Reward {
         Reward {

@@ -10,9 +10,9 @@
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 
-use crate::calendar::Calendar;
-use crate::expiry::start_of_day;
-use crate::program::{Localized, Tier, TierWindow, Tiers};
+use crate::calendar::{Calendar, start_of_day};
+use crate::program::{Tier, TierWindow, Tiers};
+use crate::shared::Localized;
 
 mod policy;
 

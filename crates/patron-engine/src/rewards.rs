@@ -4,7 +4,7 @@
 
 use patron_domain::coupon::{self, CodeFormat};
 use patron_domain::program::Locale;
-use patron_domain::rewards::{self, Facts, Reward};
+use patron_domain::rewards::{self, Facts, Reward, RewardKindCode};
 use patron_store::Rejection;
 use patron_store::coupons::{
     CodeBatch, Coupon, CouponBenefit, CouponCheck, CouponReceipt, CouponUse, NewPromotion,
@@ -118,8 +118,8 @@ fn check_benefit(benefit: &CouponBenefit) -> Result<CouponBenefit, EngineError> 
     let invalid =
         |field: &str, message: &str| Err(EngineError::invalid(format!("benefit.{field}"), message));
     let ok = || Ok(benefit.clone());
-    match benefit.kind.as_str() {
-        "discount" => match (&benefit.amount_minor, &benefit.percent) {
+    match RewardKindCode::from_code(&benefit.kind) {
+        Some(RewardKindCode::Discount) => match (&benefit.amount_minor, &benefit.percent) {
             (Some(amount), None) if *amount > 0 => ok(),
             (None, Some(percent)) => match patron_domain::text::number::parse_decimal(percent) {
                 Ok(p) if p > Decimal::ZERO && p <= Decimal::from(100) => Ok(CouponBenefit {
@@ -134,14 +134,14 @@ fn check_benefit(benefit: &CouponBenefit) -> Result<CouponBenefit, EngineError> 
                 "a discount has a positive amount_minor or a percent, not both",
             ),
         },
-        "free_product" => match benefit.sku.as_deref().map(|sku| {
+        Some(RewardKindCode::FreeProduct) => match benefit.sku.as_deref().map(|sku| {
             patron_domain::text::check_identifier(sku, patron_domain::text::IDENTIFIER_CHARS_MAX)
         }) {
             Some(Ok(())) => ok(),
             Some(Err(e)) => Err(EngineError::invalid("benefit.sku", e.to_string())),
             None => invalid("sku", "a free product needs a sku"),
         },
-        "soft_benefit" => ok(),
+        Some(RewardKindCode::SoftBenefit) => ok(),
         _ => invalid("kind", "must be discount, free_product or soft_benefit"),
     }
 }

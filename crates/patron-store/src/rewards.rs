@@ -55,36 +55,36 @@ pub struct RewardCounts {
 pub fn benefit_of(reward: &Reward, points: i64, minor_unit: u32) -> CouponBenefit {
     match &reward.kind {
         RewardKind::Discount(DiscountValue::Amount { minor }) => CouponBenefit {
-            kind: "discount".into(),
+            kind: reward.kind.code().into(),
             amount_minor: Some(*minor),
             ..CouponBenefit::default()
         },
         RewardKind::Discount(DiscountValue::Percent { percent, cap_minor }) => CouponBenefit {
-            kind: "discount".into(),
+            kind: reward.kind.code().into(),
             percent: Some(percent.normalize().to_string()),
             cap_minor: *cap_minor,
             ..CouponBenefit::default()
         },
         RewardKind::FreeProduct { sku } => CouponBenefit {
-            kind: "free_product".into(),
+            kind: reward.kind.code().into(),
             sku: Some(sku.clone()),
             ..CouponBenefit::default()
         },
         RewardKind::PointsToCash { points_per_unit } => {
             let scale = 10_i64.checked_pow(minor_unit).unwrap_or(1);
             CouponBenefit {
-                kind: "points_to_cash".into(),
+                kind: reward.kind.code().into(),
                 amount_minor: Some(points.saturating_mul(scale) / (*points_per_unit).max(1)),
                 ..CouponBenefit::default()
             }
         }
         RewardKind::Soft { benefit } => CouponBenefit {
-            kind: "soft_benefit".into(),
+            kind: reward.kind.code().into(),
             benefit: Some(benefit.code().into()),
             ..CouponBenefit::default()
         },
         RewardKind::PartnerVoucher { .. } => CouponBenefit {
-            kind: "partner_voucher".into(),
+            kind: reward.kind.code().into(),
             ..CouponBenefit::default()
         },
     }

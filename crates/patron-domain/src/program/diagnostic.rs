@@ -52,57 +52,6 @@ pub(crate) fn line_column(source: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// The candidate closest to `input`, if it is close enough to be a plausible typo: at most one
-/// edit for short words, about a third of the length for longer ones, or one word containing
-/// the other. Case differences alone always count as close.
-pub(crate) fn closest<'c>(input: &str, candidates: &[&'c str]) -> Option<&'c str> {
-    let lowered = input.to_lowercase();
-    let limit = (input.chars().count() / 3).max(1);
-    candidates
-        .iter()
-        .map(|candidate| {
-            let candidate_lowered = candidate.to_lowercase();
-            // A part of the right word (`months` for `rolling_months`) is as good as a typo.
-            let part = lowered.chars().count() >= 3
-                && (candidate_lowered.contains(&lowered) || lowered.contains(&candidate_lowered));
-            (
-                edit_distance(&lowered, &candidate_lowered),
-                part,
-                *candidate,
-            )
-        })
-        .filter(|(distance, part, _)| *distance <= limit || *part)
-        .min_by_key(|(distance, _, _)| *distance)
-        .map(|(_, _, candidate)| candidate)
-}
-
-/// Levenshtein distance over characters, with adjacent transpositions counted as one edit
-/// (the most common typo: `threshlod`).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    // Three rolling rows: two back (for transpositions), previous, current.
-    let mut before_previous: Vec<usize> = vec![0; b.len() + 1];
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current: Vec<usize> = vec![0; b.len() + 1];
-    for i in 1..=a.len() {
-        current[0] = i;
-        for j in 1..=b.len() {
-            let substitution = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (previous[j] + 1)
-                .min(current[j - 1] + 1)
-                .min(previous[j - 1] + substitution);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(before_previous[j - 2] + 1);
-            }
-            current[j] = best;
-        }
-        std::mem::swap(&mut before_previous, &mut previous);
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,30 +84,5 @@ mod tests {
             ..diagnostic
         };
         assert_eq!(plain.to_string(), "3:7: unknown value");
-    }
-
-    #[test]
-    fn closest_finds_typos_and_ignores_strangers() {
-        let keys = ["threshold", "multiplier", "code", "name", "benefits"];
-        assert_eq!(closest("threshlod", &keys), Some("threshold"));
-        assert_eq!(closest("treshold", &keys), Some("threshold"));
-        assert_eq!(closest("Code", &keys), Some("code"));
-        assert_eq!(closest("nam", &keys), Some("name"));
-        assert_eq!(closest("colour", &keys), None);
-        assert_eq!(closest("xy", &keys), None);
-        assert_eq!(
-            closest("months", &["rolling_months"]),
-            Some("rolling_months")
-        );
-        assert_eq!(closest("multiplier_percent", &keys), Some("multiplier"));
-    }
-
-    #[test]
-    fn edit_distance_counts_insertions_deletions_substitutions_and_swaps() {
-        assert_eq!(edit_distance("", ""), 0);
-        assert_eq!(edit_distance("abc", ""), 3);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("ab", "ba"), 1);
-        assert_eq!(edit_distance("روز", "روز"), 0);
     }
 }

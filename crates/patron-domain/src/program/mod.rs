@@ -21,109 +21,12 @@ use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 
 use crate::calendar::{Calendar, CalendarSystem};
-use crate::rules::EarningRule;
+use crate::rules::{EarningRule, TriggerKind};
 
+pub use crate::expiry::{ExpiryPolicy, ExpiryRounding, ExpiryUnit, Pending};
+pub use crate::shared::{Currency, Locale, Localized, Rounding};
 pub use diagnostic::Diagnostic;
-pub(crate) use diagnostic::closest;
 pub use parse::parse_program;
-
-/// A language Patron speaks to members and staff.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Locale {
-    /// Persian (Farsi).
-    Fa,
-    /// Hebrew.
-    He,
-    /// English.
-    En,
-}
-
-impl Locale {
-    /// Every supported locale, in a fixed order.
-    pub const ALL: [Locale; 3] = [Locale::Fa, Locale::He, Locale::En];
-
-    /// The BCP 47 language code: `"fa"`, `"he"` or `"en"`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Locale::Fa => "fa",
-            Locale::He => "he",
-            Locale::En => "en",
-        }
-    }
-
-    /// Whether text in this language runs right to left.
-    pub fn is_rtl(&self) -> bool {
-        matches!(self, Locale::Fa | Locale::He)
-    }
-
-    /// The locale with this exact code (`"fa"`, `"he"`, `"en"`), if supported.
-    pub fn from_code(code: &str) -> Option<Locale> {
-        Locale::ALL.into_iter().find(|locale| locale.code() == code)
-    }
-}
-
-/// A text in each language the club writes it in. Any of them may be missing.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Localized {
-    pub fa: Option<String>,
-    pub he: Option<String>,
-    pub en: Option<String>,
-}
-
-impl Localized {
-    /// The text in exactly this language, if the club wrote one.
-    pub fn get(&self, locale: Locale) -> Option<&str> {
-        match locale {
-            Locale::Fa => self.fa.as_deref(),
-            Locale::He => self.he.as_deref(),
-            Locale::En => self.en.as_deref(),
-        }
-    }
-
-    /// The best text to show: the requested language, then `fallback`, then any non-empty text
-    /// (in [`Locale::ALL`] order), then `""`. Never fails, so templates can always render.
-    pub fn resolve(&self, locale: Locale, fallback: Locale) -> &str {
-        let non_empty = |locale: Locale| self.get(locale).filter(|text| !text.is_empty());
-        non_empty(locale)
-            .or_else(|| non_empty(fallback))
-            .or_else(|| Locale::ALL.into_iter().find_map(non_empty))
-            .unwrap_or("")
-    }
-
-    /// Sets the text for one language.
-    pub fn set(&mut self, locale: Locale, text: String) {
-        match locale {
-            Locale::Fa => self.fa = Some(text),
-            Locale::He => self.he = Some(text),
-            Locale::En => self.en = Some(text),
-        }
-    }
-}
-
-/// The club's currency.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Currency {
-    /// ISO 4217 alphabetic code, e.g. `"IRR"`.
-    pub code: String,
-    /// Digits after the decimal point in the amounts the shops send: an amount of `1234` with
-    /// `minor_unit = 2` is 12.34. Defaults to the ISO 4217 exponent; a club may override it
-    /// (Iranian rials are ISO exponent 2, but in practice are used without decimals, so
-    /// Iranian clubs write `minor_unit = 0`).
-    pub minor_unit: u32,
-}
-
-/// How a fractional number of points becomes a whole number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Rounding {
-    /// Toward zero (floor for positive amounts): the club never gives a fraction away.
-    Down,
-    /// Away from zero (ceiling for positive amounts).
-    Up,
-    /// To the nearest; exact halves go up.
-    HalfUp,
-    /// To the nearest; exact halves go to the even neighbour (banker's rounding).
-    HalfEven,
-}
 
 /// How purchases earn points.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,50 +40,6 @@ pub struct Earning {
     pub excluded_categories: Vec<String>,
     /// Product SKUs that earn nothing (compared exactly with what the shop sends).
     pub excluded_skus: Vec<String>,
-}
-
-/// How long earned points wait before the member can spend them (the return window).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pending {
-    /// Calendar days in the program's time zone; 0 means points are available at once.
-    pub days: u32,
-}
-
-/// Where an expiry instant is rounded up to. See [`crate::expiry::round_up`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ExpiryRounding {
-    None,
-    EndOfDay,
-    EndOfMonth,
-    EndOfQuarter,
-    EndOfYear,
-}
-
-/// The unit of an [`ExpiryPolicy::AfterEarning`] period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ExpiryUnit {
-    Days,
-    Months,
-}
-
-/// When points expire. See [`crate::expiry`] for the exact instants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpiryPolicy {
-    /// Points never expire.
-    Never,
-    /// Each lot expires a fixed period after it was earned, optionally rounded up to the end of
-    /// a day, month, quarter or year.
-    AfterEarning {
-        amount: u32,
-        unit: ExpiryUnit,
-        round_to: ExpiryRounding,
-    },
-    /// Every lot expires at the start of the next occurrence of this date (in the program's time
-    /// zone). `month` is 1-12; `day` is 1-31 and valid for the month (29 February is allowed and
-    /// falls on 28 February in other years).
-    FixedYearlyDate { month: i8, day: i8 },
-    /// All of a member's points expire after this many months without activity.
-    Inactivity { months: u32 },
 }
 
 /// What a return (refund) may do to points already earned on the purchase.
@@ -411,6 +270,14 @@ impl Program {
     /// The reward with this id.
     pub fn reward(&self, id: &str) -> Option<&crate::rewards::Reward> {
         self.rewards.iter().find(|reward| reward.id == id)
+    }
+
+    /// The rules evaluated on this kind of occasion, in evaluation order: what the engine
+    /// needs usage counts for.
+    pub fn rules_for(&self, trigger: TriggerKind) -> impl Iterator<Item = &EarningRule> {
+        self.rules
+            .iter()
+            .filter(move |rule| rule.kind.trigger() == trigger)
     }
 
     /// The tier level with this code.

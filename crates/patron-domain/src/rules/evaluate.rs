@@ -15,9 +15,10 @@ use super::{
     Amount, Award, Beneficiary, EarningRule, EvalInput, Evaluation, EventFacts, FactValue,
     LineFacts, MemberFacts, PurchaseFacts, RuleFailure, RuleKind, RulePart, Trigger,
 };
+use crate::calendar::start_of_day;
 use crate::earning::{base_points, is_eligible};
-use crate::expiry::start_of_day;
-use crate::program::{Program, Rounding};
+use crate::program::Program;
+use crate::shared::Rounding;
 
 /// Evaluates the program's rules for one occasion. Pure and total: it never panics and never
 /// fails; a rule whose expression fails is skipped and listed in [`Evaluation::failures`].
@@ -40,28 +41,11 @@ pub fn evaluate(program: &Program, input: &EvalInput<'_>) -> Evaluation {
 
     let mut evaluation = Evaluation::default();
     if purchase.is_some() {
-        let eligible_minor = eligible_total_minor(&lines);
-        let multiplier = program
-            .tier(&input.member.tier)
-            .map_or(Decimal::ONE, |tier| tier.multiplier);
-        // The minimum is compared with the eligible amount: excluded products do not count
-        // toward it.
-        match eligible_minor.and_then(|eligible_minor| {
-            base_points(
-                &program.earning,
-                &program.currency,
-                eligible_minor,
-                eligible_minor,
-                multiplier,
-            )
-            .ok()
-        }) {
-            Some(points) if program.limits.check_points(points).is_ok() => {
-                evaluation.base_points = points;
-            }
+        match purchase_base_points(program, input, &lines) {
+            Some(points) => evaluation.base_points = points,
             // The base alone is beyond what one operation may move: the purchase is refused
             // (the rules are not worth evaluating).
-            _ => {
+            None => {
                 evaluation.over_limit = true;
                 return evaluation;
             }
@@ -109,47 +93,7 @@ pub fn evaluate(program: &Program, input: &EvalInput<'_>) -> Evaluation {
         };
         match context.points() {
             Ok(awards) if awards.iter().any(|(_, points)| *points > 0) => {
-                for (beneficiary, points) in awards {
-                    if points <= 0 {
-                        continue;
-                    }
-                    // A rule may not take the member's earning (base and rules) past what one
-                    // operation may move, nor give a referrer more: it is skipped, like a rule
-                    // whose expression failed, and reported.
-                    let total = match beneficiary {
-                        Beneficiary::Member => evaluation
-                            .total_points
-                            .checked_add(evaluation.base_points)
-                            .and_then(|total| total.checked_add(points)),
-                        _ => Some(points),
-                    };
-                    if let Err(error) = total
-                        .ok_or(crate::earning::PointsOverflow)
-                        .map_err(|overflow| overflow.to_string())
-                        .and_then(|total| {
-                            program
-                                .limits
-                                .check_points(total)
-                                .map_err(|limit| format!("the points {limit}"))
-                        })
-                    {
-                        evaluation.failures.push(RuleFailure {
-                            rule_id: rule.id.clone(),
-                            part: RulePart::Amount,
-                            error: ExprError::Invalid(error),
-                        });
-                        continue;
-                    }
-                    if beneficiary == Beneficiary::Member {
-                        evaluation.total_points += points;
-                    }
-                    evaluation.awards.push(Award {
-                        rule_id: rule.id.clone(),
-                        names: rule.names.clone(),
-                        points,
-                        beneficiary,
-                    });
-                }
+                record_awards(&mut evaluation, program, rule, awards);
                 if rule.stop {
                     break;
                 }
@@ -165,6 +109,82 @@ pub fn evaluate(program: &Program, input: &EvalInput<'_>) -> Evaluation {
     // Checked above: base + the member's awards is at most the program's `points_max`.
     evaluation.total_points = (evaluation.total_points + evaluation.base_points).max(0);
     evaluation
+}
+
+/// The base earning of a purchase: the eligible amount × the rate × the tier multiplier (the
+/// minimum is compared with the eligible amount: excluded products do not count toward it).
+/// `None` when it is beyond what one operation may move, or too large to count.
+fn purchase_base_points(
+    program: &Program,
+    input: &EvalInput<'_>,
+    lines: &[Line<'_>],
+) -> Option<i64> {
+    let eligible_minor = eligible_total_minor(lines)?;
+    let multiplier = program
+        .tier(&input.member.tier)
+        .map_or(Decimal::ONE, |tier| tier.multiplier);
+    let points = base_points(
+        &program.earning,
+        &program.currency,
+        eligible_minor,
+        eligible_minor,
+        multiplier,
+    )
+    .ok()?;
+    program
+        .limits
+        .check_points(points)
+        .is_ok()
+        .then_some(points)
+}
+
+/// Adds a fired rule's awards to the evaluation. A rule may not take the member's earning
+/// (base and rules) past what one operation may move, nor give a referrer more: such an award
+/// is skipped, like a rule whose expression failed, and reported.
+fn record_awards(
+    evaluation: &mut Evaluation,
+    program: &Program,
+    rule: &EarningRule,
+    awards: Vec<(Beneficiary, i64)>,
+) {
+    for (beneficiary, points) in awards {
+        if points <= 0 {
+            continue;
+        }
+        let total = match beneficiary {
+            Beneficiary::Member => evaluation
+                .total_points
+                .checked_add(evaluation.base_points)
+                .and_then(|total| total.checked_add(points)),
+            _ => Some(points),
+        };
+        if let Err(error) = total
+            .ok_or(crate::earning::PointsOverflow)
+            .map_err(|overflow| overflow.to_string())
+            .and_then(|total| {
+                program
+                    .limits
+                    .check_points(total)
+                    .map_err(|limit| format!("the points {limit}"))
+            })
+        {
+            evaluation.failures.push(RuleFailure {
+                rule_id: rule.id.clone(),
+                part: RulePart::Amount,
+                error: ExprError::Invalid(error),
+            });
+            continue;
+        }
+        if beneficiary == Beneficiary::Member {
+            evaluation.total_points += points;
+        }
+        evaluation.awards.push(Award {
+            rule_id: rule.id.clone(),
+            names: rule.names.clone(),
+            points,
+            beneficiary,
+        });
+    }
 }
 
 /// A line the program does not exclude, with its amounts.
@@ -340,37 +360,12 @@ impl Context<'_, '_> {
                 member(round_points(points, rule.rounding))
             }
             RuleKind::Multiplier { multiplier, lines } => {
-                let mut base = Some(Decimal::ZERO);
-                for (_, line) in self.matching_lines(lines)? {
-                    let line_base = self
-                        .major(line.facts.total_minor.max(0))
-                        .and_then(|amount| {
-                            amount.checked_mul(self.program.earning.points_per_unit)
-                        });
-                    base = base
-                        .zip(line_base)
-                        .and_then(|(sum, add)| sum.checked_add(add));
-                }
+                let base = self.base_of_matching_lines(lines)?;
                 let bonus = base.and_then(|base| base.checked_mul(*multiplier - Decimal::ONE));
                 member(round_points(bonus, rule.rounding))
             }
             RuleKind::Product { points, lines } => {
-                let mut total = Some(Decimal::ZERO);
-                for (index, line) in self.matching_lines(lines)? {
-                    let line_points = match points {
-                        Amount::Fixed(per_unit) => {
-                            per_unit.checked_mul(line.facts.quantity.max(Decimal::ZERO))
-                        }
-                        Amount::Expr(expression) => Some(
-                            self.item_scope(index)
-                                .and_then(|scope| expression.amount(scope))
-                                .map_err(|error| (RulePart::Amount, error))?,
-                        ),
-                    };
-                    total = total
-                        .zip(line_points)
-                        .and_then(|(sum, add)| sum.checked_add(add));
-                }
+                let total = self.product_points(points, lines)?;
                 member(round_points(total, rule.rounding))
             }
             RuleKind::Event { points, .. }
@@ -390,29 +385,85 @@ impl Context<'_, '_> {
                 referrer_points,
                 newcomer_points,
                 minimum_purchase_minor,
-            } => {
-                let Trigger::Purchase(purchase) = self.input.trigger else {
-                    return Ok(Vec::new());
-                };
-                let Some(referral) = &purchase.referral else {
-                    return Ok(Vec::new());
-                };
-                // The base earning refused a purchase whose lines do not sum.
-                let eligible_minor = eligible_total_minor(self.lines).unwrap_or(0);
-                if eligible_minor == 0 || eligible_minor < *minimum_purchase_minor {
-                    return Ok(Vec::new());
-                }
-                Ok(vec![
-                    (Beneficiary::Member, (*newcomer_points).max(0)),
-                    (
-                        Beneficiary::Referrer {
-                            member_id: referral.referrer_id.clone(),
-                        },
-                        (*referrer_points).max(0),
-                    ),
-                ])
-            }
+            } => Ok(self.referral_awards(
+                *referrer_points,
+                *newcomer_points,
+                *minimum_purchase_minor,
+            )),
         }
+    }
+
+    /// The base-rate points of the eligible lines that match (a multiplier rule's base).
+    fn base_of_matching_lines(
+        &self,
+        lines: &super::LineFilter,
+    ) -> Result<Option<Decimal>, (RulePart, ExprError)> {
+        let mut base = Some(Decimal::ZERO);
+        for (_, line) in self.matching_lines(lines)? {
+            let line_base = self
+                .major(line.facts.total_minor.max(0))
+                .and_then(|amount| amount.checked_mul(self.program.earning.points_per_unit));
+            base = base
+                .zip(line_base)
+                .and_then(|(sum, add)| sum.checked_add(add));
+        }
+        Ok(base)
+    }
+
+    /// A product rule's points over the matching lines: fixed points per unit, or the
+    /// expression per line.
+    fn product_points(
+        &self,
+        points: &Amount,
+        lines: &super::LineFilter,
+    ) -> Result<Option<Decimal>, (RulePart, ExprError)> {
+        let mut total = Some(Decimal::ZERO);
+        for (index, line) in self.matching_lines(lines)? {
+            let line_points = match points {
+                Amount::Fixed(per_unit) => {
+                    per_unit.checked_mul(line.facts.quantity.max(Decimal::ZERO))
+                }
+                Amount::Expr(expression) => Some(
+                    self.item_scope(index)
+                        .and_then(|scope| expression.amount(scope))
+                        .map_err(|error| (RulePart::Amount, error))?,
+                ),
+            };
+            total = total
+                .zip(line_points)
+                .and_then(|(sum, add)| sum.checked_add(add));
+        }
+        Ok(total)
+    }
+
+    /// The referral's two awards, when the purchase is a referred newcomer's and its eligible
+    /// amount reaches the minimum; none otherwise.
+    fn referral_awards(
+        &self,
+        referrer_points: i64,
+        newcomer_points: i64,
+        minimum_purchase_minor: i64,
+    ) -> Vec<(Beneficiary, i64)> {
+        let Trigger::Purchase(purchase) = self.input.trigger else {
+            return Vec::new();
+        };
+        let Some(referral) = &purchase.referral else {
+            return Vec::new();
+        };
+        // The base earning refused a purchase whose lines do not sum.
+        let eligible_minor = eligible_total_minor(self.lines).unwrap_or(0);
+        if eligible_minor == 0 || eligible_minor < minimum_purchase_minor {
+            return Vec::new();
+        }
+        vec![
+            (Beneficiary::Member, newcomer_points.max(0)),
+            (
+                Beneficiary::Referrer {
+                    member_id: referral.referrer_id.clone(),
+                },
+                referrer_points.max(0),
+            ),
+        ]
     }
 
     /// The eligible lines that match `filter` and the rule's `when` (checked per line).

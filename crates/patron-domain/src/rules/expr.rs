@@ -24,7 +24,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 
-use crate::program::closest as closest_word;
+use crate::shared::closest as closest_word;
 
 /// An expression may be this long at most (characters); a rule condition is a line or two.
 pub const EXPRESSION_CHARS_MAX: usize = 2_000;

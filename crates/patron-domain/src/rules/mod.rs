@@ -15,6 +15,7 @@
 
 mod evaluate;
 pub mod expr;
+pub mod limit;
 mod period;
 
 #[cfg(test)]
@@ -23,13 +24,14 @@ mod tests;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use jiff::civil::{Date, Weekday};
+use jiff::civil::Date;
 use rust_decimal::Decimal;
 
-use crate::program::{Localized, Program, Rounding};
+use crate::shared::{Localized, Rounding};
 pub use evaluate::evaluate;
 pub use expr::{CompiledExpr, ExprError};
-pub use period::{LimitPeriod, anniversary_years, birthday_candidates, is_birthday, limit_period};
+pub use limit::{LimitPer, LimitPeriod, RuleLimit, limit_period};
+pub use period::{anniversary_years, birthday_candidates, is_birthday};
 
 /// One earning rule, validated and compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,26 +188,6 @@ impl LineFilter {
             || self.skus.iter().any(|listed| listed == sku)
             || self.categories.iter().any(|listed| listed == category)
     }
-}
-
-/// At most `count` firings per member per period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RuleLimit {
-    pub count: u32,
-    pub per: LimitPer,
-    /// The first day of a week, for `per = week`.
-    pub week_start: Weekday,
-}
-
-/// The period a [`RuleLimit`] counts over, in the program's time zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LimitPer {
-    Day,
-    Week,
-    Month,
-    Year,
-    /// The member's whole membership.
-    Lifetime,
 }
 
 /// The occasions rules are evaluated on.
@@ -402,14 +384,4 @@ pub struct RuleFailure {
 pub enum RulePart {
     When,
     Amount,
-}
-
-impl Program {
-    /// The rules evaluated on this kind of occasion, in evaluation order: what the engine
-    /// needs usage counts for.
-    pub fn rules_for(&self, trigger: TriggerKind) -> impl Iterator<Item = &EarningRule> {
-        self.rules
-            .iter()
-            .filter(move |rule| rule.kind.trigger() == trigger)
-    }
 }

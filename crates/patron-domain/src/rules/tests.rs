@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 
 use super::*;
 use crate::calendar::{Calendar, CalendarSystem};
-use crate::program::{Diagnostic, Locale, parse_program};
+use crate::program::{Diagnostic, Locale, Program, parse_program};
 
 const BASE: &str = r#"[club]
 name = "Test Club"

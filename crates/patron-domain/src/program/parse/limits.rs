@@ -11,7 +11,7 @@ use crate::limits::{
     AMOUNT_MINOR_CEILING, BACKDATE_DAYS_CEILING, FUTURE_MINUTES_CEILING, Limits, POINTS_CEILING,
     QUANTITY_CEILING,
 };
-use crate::program::Currency;
+use crate::shared::Currency;
 
 const LIMIT_KEYS: &[&str] = &[
     "line_amount_max",

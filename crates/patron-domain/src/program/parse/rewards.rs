@@ -11,12 +11,15 @@ use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 use toml_edit::Value;
 
-use super::{Entry, Parser, Section};
+use super::{Entry, Parser, Section, Window};
 use crate::coupon::CodeFormat;
-use crate::program::diagnostic::{closest, line_column};
-use crate::program::{Currency, Locale, Tiers};
+use crate::program::Tiers;
+use crate::program::diagnostic::line_column;
+use crate::rewards::RewardKindCode as Kind;
 use crate::rewards::{CouponSettings, DiscountValue, Reward, RewardKind, SoftBenefit, TierPrice};
-use crate::rules::{LimitPer, RuleLimit};
+use crate::rules::limit::{LimitPer, RuleLimit};
+use crate::shared::closest;
+use crate::shared::{Currency, Locale};
 
 /// At most this many rewards in a catalog.
 pub(super) const REWARDS_MAX: usize = 500;
@@ -54,48 +57,20 @@ const KIND_KEYS: &[&str] = &[
     "pool",
 ];
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Discount,
-    FreeProduct,
-    PointsToCash,
-    SoftBenefit,
-    PartnerVoucher,
-}
+const KINDS: &[(&str, Kind)] = Kind::CODES;
 
-const KINDS: &[(&str, Kind)] = &[
-    ("discount", Kind::Discount),
-    ("free_product", Kind::FreeProduct),
-    ("points_to_cash", Kind::PointsToCash),
-    ("soft_benefit", Kind::SoftBenefit),
-    ("partner_voucher", Kind::PartnerVoucher),
-];
-
-impl Kind {
-    fn word(self) -> &'static str {
-        KINDS
-            .iter()
-            .find(|(_, kind)| *kind == self)
-            .map_or("", |(word, _)| word)
-    }
-
-    fn keys(self) -> &'static [&'static str] {
-        match self {
-            Kind::Discount => &["amount", "percent", "cap"],
-            Kind::FreeProduct => &["sku"],
-            Kind::PointsToCash => &["points_per_unit"],
-            Kind::SoftBenefit => &["benefit"],
-            Kind::PartnerVoucher => &["pool"],
-        }
+/// The keys of a reward's table that belong to its kind.
+fn kind_keys(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Discount => &["amount", "percent", "cap"],
+        Kind::FreeProduct => &["sku"],
+        Kind::PointsToCash => &["points_per_unit"],
+        Kind::SoftBenefit => &["benefit"],
+        Kind::PartnerVoucher => &["pool"],
     }
 }
 
-const BENEFITS: &[(&str, SoftBenefit)] = &[
-    ("birthday_gift", SoftBenefit::BirthdayGift),
-    ("priority_service", SoftBenefit::PriorityService),
-    ("event_invite", SoftBenefit::EventInvite),
-    ("other", SoftBenefit::Other),
-];
+const BENEFITS: &[(&str, SoftBenefit)] = SoftBenefit::CODES;
 
 const PERIODS: &[(&str, LimitPer)] = &[
     ("day", LimitPer::Day),
@@ -155,21 +130,9 @@ impl Parser<'_> {
         let all_keys: Vec<&str> = COMMON_KEYS.iter().chain(KIND_KEYS).copied().collect();
         self.check_keys(table, &all_keys);
 
-        let id = self.required(table, "id").and_then(|entry| {
-            let id = self.reward_id(&entry)?;
-            if let Some((_, first)) = seen.iter().find(|(known, _)| *known == id) {
-                let (first_line, _) = line_column(self.source, *first);
-                self.report(
-                    entry.offset,
-                    &entry.path,
-                    format!("reward id \"{id}\" is used twice (first on line {first_line})"),
-                    Some("ids must be unique: redemptions and stock count by id".to_owned()),
-                );
-                return None;
-            }
-            seen.push((id.clone(), entry.offset));
-            Some(id)
-        });
+        let id = self
+            .required(table, "id")
+            .and_then(|entry| self.unique_reward_id(&entry, seen));
         let names = self
             .required(table, "name")
             .and_then(|entry| self.localized(&entry, context.default_locale));
@@ -181,36 +144,103 @@ impl Parser<'_> {
             .required(table, "kind")
             .and_then(|entry| self.choice(&entry, KINDS));
 
-        let mut misplaced = false;
-        if let Some(kind) = kind {
-            for key in KIND_KEYS.iter().filter(|key| !kind.keys().contains(key)) {
-                if let Some(entry) = table.entry(key) {
-                    let owner = KINDS
-                        .iter()
-                        .find(|(_, owner)| owner.keys().contains(key))
-                        .map_or("", |(word, _)| word);
-                    self.report(
-                        table.key_offset(key).unwrap_or(entry.offset),
-                        &entry.path,
-                        format!(
-                            "`{}` does not apply to a reward of kind \"{}\"",
-                            entry.path,
-                            kind.word()
-                        ),
-                        Some(format!(
-                            "remove it; `{key}` belongs to rewards of kind \"{owner}\""
-                        )),
-                    );
-                    misplaced = true;
-                }
-            }
-        }
+        let misplaced = kind.is_some_and(|kind| self.misplaced_kind_keys(table, kind));
 
         let points = self
             .required(table, "points")
             .and_then(|entry| self.integer_in(&entry, 0..=POINTS_MAX));
         let tier_prices = self.tier_points(table, context.tiers);
-        let stock = match table.entry("stock") {
+        let stock = self.reward_stock(table, kind);
+        let limit = match table.entry("limit") {
+            Some(entry) => self.reward_limit(&entry).map(Some),
+            None => Some(None),
+        };
+        let (from, until) = self.reward_window(table, tz)?;
+        let tiers = self.reward_tiers(table, context.tiers);
+        let segments = match table.entry("segments") {
+            Some(entry) => self.string_list(&entry, SEGMENTS_MAX),
+            None => Some(Vec::new()),
+        };
+        let coupon = self.coupon_settings(table);
+        let reward_kind = match kind {
+            Some(kind) => self.reward_kind(table, kind, context.currency),
+            None => None,
+        };
+        if misplaced {
+            return None;
+        }
+        Some(Reward {
+            id: id?,
+            names: names?,
+            descriptions: descriptions?,
+            kind: reward_kind?,
+            points: points?,
+            tier_prices: tier_prices?,
+            stock: stock?,
+            limit: limit?,
+            from: from?,
+            until: until?,
+            tiers: tiers?,
+            segments: segments?,
+            coupon: coupon?,
+        })
+    }
+
+    /// The reward's id, reported when an earlier reward has it already.
+    fn unique_reward_id(
+        &mut self,
+        entry: &Entry<'_>,
+        seen: &mut Vec<(String, usize)>,
+    ) -> Option<String> {
+        let id = self.reward_id(entry)?;
+        if let Some((_, first)) = seen.iter().find(|(known, _)| *known == id) {
+            let (first_line, _) = line_column(self.source, *first);
+            self.report(
+                entry.offset,
+                &entry.path,
+                format!("reward id \"{id}\" is used twice (first on line {first_line})"),
+                Some("ids must be unique: redemptions and stock count by id".to_owned()),
+            );
+            return None;
+        }
+        seen.push((id.clone(), entry.offset));
+        Some(id)
+    }
+
+    /// Reports each key of another kind than `kind` the table has; true when there was one.
+    fn misplaced_kind_keys(&mut self, table: &Section<'_>, kind: Kind) -> bool {
+        let mut misplaced = false;
+        for key in KIND_KEYS
+            .iter()
+            .filter(|key| !kind_keys(kind).contains(key))
+        {
+            if let Some(entry) = table.entry(key) {
+                let owner = KINDS
+                    .iter()
+                    .find(|(_, owner)| kind_keys(*owner).contains(key))
+                    .map_or("", |(word, _)| word);
+                self.report(
+                    table.key_offset(key).unwrap_or(entry.offset),
+                    &entry.path,
+                    format!(
+                        "`{}` does not apply to a reward of kind \"{}\"",
+                        entry.path,
+                        kind.code()
+                    ),
+                    Some(format!(
+                        "remove it; `{key}` belongs to rewards of kind \"{owner}\""
+                    )),
+                );
+                misplaced = true;
+            }
+        }
+        misplaced
+    }
+
+    /// `stock`: a count, or none (unlimited); a partner voucher has none (its pool is its
+    /// stock).
+    fn reward_stock(&mut self, table: &Section<'_>, kind: Option<Kind>) -> Option<Option<i64>> {
+        match table.entry("stock") {
             Some(entry) => {
                 if kind == Some(Kind::PartnerVoucher) {
                     self.report(
@@ -218,7 +248,7 @@ impl Parser<'_> {
                         &entry.path,
                         format!(
                             "`{}` does not apply to a partner voucher: its stock is the codes \
-                             left in its pool",
+                     left in its pool",
                             entry.path
                         ),
                         Some("remove it".to_owned()),
@@ -229,11 +259,11 @@ impl Parser<'_> {
                 }
             }
             None => Some(None),
-        };
-        let limit = match table.entry("limit") {
-            Some(entry) => self.reward_limit(&entry).map(Some),
-            None => Some(None),
-        };
+        }
+    }
+
+    /// `from` and `until`, each optional; `None` (reported) when `until` is not after `from`.
+    fn reward_window(&mut self, table: &Section<'_>, tz: Option<&TimeZone>) -> Option<Window> {
         let from = match table.entry("from") {
             Some(entry) => self.reward_instant(&entry, tz, false).map(Some),
             None => Some(None),
@@ -254,11 +284,11 @@ impl Parser<'_> {
             );
             return None;
         }
-        let tiers = self.reward_tiers(table, context.tiers);
-        let segments = match table.entry("segments") {
-            Some(entry) => self.string_list(&entry, SEGMENTS_MAX),
-            None => Some(Vec::new()),
-        };
+        Some((from, until))
+    }
+
+    /// `coupon_prefix` and `valid_days`.
+    fn coupon_settings(&mut self, table: &Section<'_>) -> Option<CouponSettings> {
         let prefix = match table.entry("coupon_prefix") {
             Some(entry) => {
                 self.string(&entry)
@@ -284,30 +314,9 @@ impl Parser<'_> {
                 .map(Some),
             None => Some(None),
         };
-        let reward_kind = match kind {
-            Some(kind) => self.reward_kind(table, kind, context.currency),
-            None => None,
-        };
-        if misplaced {
-            return None;
-        }
-        Some(Reward {
-            id: id?,
-            names: names?,
-            descriptions: descriptions?,
-            kind: reward_kind?,
-            points: points?,
-            tier_prices: tier_prices?,
-            stock: stock?,
-            limit: limit?,
-            from: from?,
-            until: until?,
-            tiers: tiers?,
-            segments: segments?,
-            coupon: CouponSettings {
-                prefix: prefix?,
-                valid_days: valid_days?,
-            },
+        Some(CouponSettings {
+            prefix: prefix?,
+            valid_days: valid_days?,
         })
     }
 
@@ -318,81 +327,7 @@ impl Parser<'_> {
         currency: Option<&Currency>,
     ) -> Option<RewardKind> {
         match kind {
-            Kind::Discount => {
-                let amount = table.entry("amount");
-                let percent = table.entry("percent");
-                match (amount, percent) {
-                    (Some(amount), None) => {
-                        if let Some(cap) = table.entry("cap") {
-                            self.report(
-                                cap.offset,
-                                &cap.path,
-                                format!("`{}` applies only to a percent discount", cap.path),
-                                Some("remove it".to_owned()),
-                            );
-                            return None;
-                        }
-                        let minor = self.money(&amount, currency)?;
-                        if minor == 0 {
-                            self.report(
-                                amount.offset,
-                                &amount.path,
-                                format!("`{}` must be greater than 0", amount.path),
-                                None,
-                            );
-                            return None;
-                        }
-                        Some(RewardKind::Discount(DiscountValue::Amount { minor }))
-                    }
-                    (None, Some(percent)) => {
-                        let value = self.decimal_in(&percent, Decimal::ZERO, Decimal::from(100))?;
-                        if value.is_zero() {
-                            self.report(
-                                percent.offset,
-                                &percent.path,
-                                format!("`{}` must be greater than 0", percent.path),
-                                None,
-                            );
-                            return None;
-                        }
-                        let cap_minor = match table.entry("cap") {
-                            Some(cap) => Some(self.money(&cap, currency)?),
-                            None => None,
-                        };
-                        Some(RewardKind::Discount(DiscountValue::Percent {
-                            percent: value,
-                            cap_minor,
-                        }))
-                    }
-                    (Some(_), Some(percent)) => {
-                        self.report(
-                            table.key_offset("percent").unwrap_or(percent.offset),
-                            &percent.path,
-                            format!(
-                                "`{}` has both `amount` and `percent`; a discount is one or the other",
-                                table.path
-                            ),
-                            Some("keep one of them".to_owned()),
-                        );
-                        None
-                    }
-                    (None, None) => {
-                        self.report(
-                            table.anchor,
-                            &table.child_path("amount"),
-                            format!(
-                                "a discount in {} needs `amount` or `percent`",
-                                table.label()
-                            ),
-                            Some(
-                                "amount = \"5.00\", or percent = 10 with cap = \"20.00\""
-                                    .to_owned(),
-                            ),
-                        );
-                        None
-                    }
-                }
-            }
+            Kind::Discount => self.discount(table, currency),
             Kind::FreeProduct => {
                 let entry = self.required(table, "sku")?;
                 let sku = self.text(&entry)?;
@@ -418,11 +353,85 @@ impl Parser<'_> {
         }
     }
 
+    /// A discount: a fixed `amount`, or a `percent` with an optional `cap`.
+    fn discount(&mut self, table: &Section<'_>, currency: Option<&Currency>) -> Option<RewardKind> {
+        let amount = table.entry("amount");
+        let percent = table.entry("percent");
+        match (amount, percent) {
+            (Some(amount), None) => {
+                if let Some(cap) = table.entry("cap") {
+                    self.report(
+                        cap.offset,
+                        &cap.path,
+                        format!("`{}` applies only to a percent discount", cap.path),
+                        Some("remove it".to_owned()),
+                    );
+                    return None;
+                }
+                let minor = self.money(&amount, currency)?;
+                if minor == 0 {
+                    self.report(
+                        amount.offset,
+                        &amount.path,
+                        format!("`{}` must be greater than 0", amount.path),
+                        None,
+                    );
+                    return None;
+                }
+                Some(RewardKind::Discount(DiscountValue::Amount { minor }))
+            }
+            (None, Some(percent)) => {
+                let value = self.decimal_in(&percent, Decimal::ZERO, Decimal::from(100))?;
+                if value.is_zero() {
+                    self.report(
+                        percent.offset,
+                        &percent.path,
+                        format!("`{}` must be greater than 0", percent.path),
+                        None,
+                    );
+                    return None;
+                }
+                let cap_minor = match table.entry("cap") {
+                    Some(cap) => Some(self.money(&cap, currency)?),
+                    None => None,
+                };
+                Some(RewardKind::Discount(DiscountValue::Percent {
+                    percent: value,
+                    cap_minor,
+                }))
+            }
+            (Some(_), Some(percent)) => {
+                self.report(
+                    table.key_offset("percent").unwrap_or(percent.offset),
+                    &percent.path,
+                    format!(
+                        "`{}` has both `amount` and `percent`; a discount is one or the other",
+                        table.path
+                    ),
+                    Some("keep one of them".to_owned()),
+                );
+                None
+            }
+            (None, None) => {
+                self.report(
+                    table.anchor,
+                    &table.child_path("amount"),
+                    format!(
+                        "a discount in {} needs `amount` or `percent`",
+                        table.label()
+                    ),
+                    Some("amount = \"5.00\", or percent = 10 with cap = \"20.00\"".to_owned()),
+                );
+                None
+            }
+        }
+    }
+
     fn reward_description(
         &mut self,
         entry: &Entry<'_>,
         default_locale: Option<Locale>,
-    ) -> Option<crate::program::Localized> {
+    ) -> Option<crate::shared::Localized> {
         let localized = self.localized(entry, default_locale)?;
         for locale in Locale::ALL {
             if localized
@@ -612,7 +621,7 @@ impl Parser<'_> {
             } else {
                 civil_date
             };
-            return crate::expiry::start_of_day(day, tz?);
+            return crate::calendar::start_of_day(day, tz?);
         };
         let Ok(civil_time) = jiff::civil::Time::new(
             i8::try_from(time.hour).unwrap_or(i8::MAX),

@@ -5,26 +5,23 @@
 //! problem is reported at its line and column *inside the expression*, mapped back through the
 //! TOML string's quotes and escapes to the position in the file.
 
-use jiff::civil::{DateTime, Weekday};
 use jiff::tz::TimeZone;
-use jiff::{Timestamp, ToSpan};
 use rust_decimal::Decimal;
 use toml_edit::{Item, Value};
 
 use super::values::describe_value;
-use super::{EXCLUDED_ITEMS_MAX, Entry, Parser, ROUNDINGS, Section};
-use crate::program::diagnostic::{closest, line_column};
-use crate::program::{Currency, Locale, Rounding, Tiers};
-use crate::rules::expr::{CompiledExpr, Purpose};
-use crate::rules::{
-    Amount, EarningRule, LimitPer, LineFilter, RuleKind, RuleLimit, TriggerKind, variables_for,
-};
+use super::{EXCLUDED_ITEMS_MAX, Entry, Parser, ROUNDINGS, Section, Window};
+use crate::program::Tiers;
+use crate::program::diagnostic::line_column;
+use crate::rules::expr::Purpose;
+use crate::rules::{Amount, EarningRule, LineFilter, RuleKind, TriggerKind, variables_for};
+use crate::shared::closest;
+use crate::shared::{Currency, Locale, Rounding};
 
 /// At most this many rules in a program: each one costs every purchase a little.
 pub(super) const RULES_MAX: usize = 200;
 const RULE_ID_CHARS_MAX: usize = 64;
 const PRIORITY_MAX: i64 = 1_000_000;
-const LIMIT_COUNT_MAX: i64 = 1_000_000;
 const FILTER_ITEMS_MAX: usize = 1_000;
 const POINTS_MAX: i64 = 1_000_000_000;
 
@@ -103,24 +100,6 @@ impl Kind {
             .filter(move |kind| kind.keys().contains(&key))
     }
 }
-
-const PERIODS: &[(&str, LimitPer)] = &[
-    ("day", LimitPer::Day),
-    ("week", LimitPer::Week),
-    ("month", LimitPer::Month),
-    ("year", LimitPer::Year),
-    ("lifetime", LimitPer::Lifetime),
-];
-
-const WEEKDAYS: &[(&str, Weekday)] = &[
-    ("monday", Weekday::Monday),
-    ("tuesday", Weekday::Tuesday),
-    ("wednesday", Weekday::Wednesday),
-    ("thursday", Weekday::Thursday),
-    ("friday", Weekday::Friday),
-    ("saturday", Weekday::Saturday),
-    ("sunday", Weekday::Sunday),
-];
 
 /// What the rules need from the rest of the file; each is `None` when that part did not parse
 /// (its problem is reported already, so checks that need it are skipped silently).
@@ -223,21 +202,9 @@ impl Parser<'_> {
         let all_keys: Vec<&str> = COMMON_KEYS.iter().chain(KIND_KEYS).copied().collect();
         self.check_keys(table, &all_keys);
 
-        let id = self.required(table, "id").and_then(|entry| {
-            let id = self.code(&entry, RULE_ID_CHARS_MAX)?;
-            if let Some((_, first)) = seen_ids.iter().find(|(seen, _)| *seen == id) {
-                let (first_line, _) = line_column(self.source, *first);
-                self.report(
-                    entry.offset,
-                    &entry.path,
-                    format!("rule id \"{id}\" is used twice (first on line {first_line})"),
-                    Some("ids must be unique: limits and the ledger count by id".to_owned()),
-                );
-                return None;
-            }
-            seen_ids.push((id.clone(), entry.offset));
-            Some(id)
-        });
+        let id = self
+            .required(table, "id")
+            .and_then(|entry| self.unique_rule_id(&entry, seen_ids));
         let names = self
             .required(table, "name")
             .and_then(|entry| self.localized(&entry, context.default_locale));
@@ -247,53 +214,7 @@ impl Parser<'_> {
             .and_then(|entry| self.choice(entry, KINDS));
 
         // Keys that belong to another kind are almost always a mistake (a copied rule).
-        let mut misplaced = false;
-        if let Some(kind) = kind {
-            for key in KIND_KEYS.iter().filter(|key| !kind.keys().contains(key)) {
-                if let Some(entry) = table.entry(key) {
-                    let owners: Vec<String> = Kind::owners_of(key)
-                        .map(|owner| format!("\"{}\"", owner.word()))
-                        .collect();
-                    let hint = if owners.is_empty() {
-                        "remove it".to_owned()
-                    } else {
-                        format!(
-                            "remove it; `{key}` belongs to rules of kind {}",
-                            owners.join(" or ")
-                        )
-                    };
-                    self.report(
-                        table.key_offset(key).unwrap_or(entry.offset),
-                        &entry.path,
-                        format!(
-                            "`{}` does not apply to a rule of kind \"{}\"",
-                            entry.path,
-                            kind.word()
-                        ),
-                        Some(hint),
-                    );
-                    misplaced = true;
-                }
-            }
-            if !kind.is_purchase() {
-                for key in ["channels", "stores"] {
-                    if let Some(entry) = table.entry(key) {
-                        self.report(
-                            table.key_offset(key).unwrap_or(entry.offset),
-                            &entry.path,
-                            format!(
-                                "`{}` does not apply to a rule of kind \"{}\": only purchases \
-                                 have a channel and a store",
-                                entry.path,
-                                kind.word()
-                            ),
-                            Some("remove it".to_owned()),
-                        );
-                        misplaced = true;
-                    }
-                }
-            }
-        }
+        let misplaced = kind.is_some_and(|kind| self.misplaced_rule_keys(table, kind));
 
         let rounding = match table.entry("rounding") {
             Some(entry) => self.choice(&entry, ROUNDINGS),
@@ -307,26 +228,7 @@ impl Parser<'_> {
             Some(entry) => self.boolean(&entry),
             None => Some(false),
         };
-        let from = match table.entry("from") {
-            Some(entry) => self.instant(&entry, tz, false).map(Some),
-            None => Some(None),
-        };
-        let until = match table.entry("until") {
-            Some(entry) => self.instant(&entry, tz, true).map(Some),
-            None => Some(None),
-        };
-        if let (Some(Some(from)), Some(Some(until)), Some(entry)) =
-            (from, until, table.entry("until"))
-            && until <= from
-        {
-            self.report(
-                entry.offset,
-                &entry.path,
-                format!("`{}` must be after `from`", entry.path),
-                Some("a rule runs from `from` (inclusive) until `until` (exclusive)".to_owned()),
-            );
-            return None;
-        }
+        let (from, until) = self.rule_window(table, tz)?;
         let channels = self.optional_list(table, "channels", FILTER_ITEMS_MAX);
         let stores = self.optional_list(table, "stores", FILTER_ITEMS_MAX);
         let tiers = self.rule_tiers(table, context.tiers);
@@ -367,22 +269,115 @@ impl Parser<'_> {
         })
     }
 
+    /// The rule's id, reported when an earlier rule has it already.
+    fn unique_rule_id(
+        &mut self,
+        entry: &Entry<'_>,
+        seen_ids: &mut Vec<(String, usize)>,
+    ) -> Option<String> {
+        let id = self.code(entry, RULE_ID_CHARS_MAX)?;
+        if let Some((_, first)) = seen_ids.iter().find(|(seen, _)| *seen == id) {
+            let (first_line, _) = line_column(self.source, *first);
+            self.report(
+                entry.offset,
+                &entry.path,
+                format!("rule id \"{id}\" is used twice (first on line {first_line})"),
+                Some("ids must be unique: limits and the ledger count by id".to_owned()),
+            );
+            return None;
+        }
+        seen_ids.push((id.clone(), entry.offset));
+        Some(id)
+    }
+
+    /// Reports each key of another kind than `kind` the table has, and `channels` or `stores`
+    /// on a rule that is not about purchases; true when there was one.
+    fn misplaced_rule_keys(&mut self, table: &Section<'_>, kind: Kind) -> bool {
+        let mut misplaced = false;
+        for key in KIND_KEYS.iter().filter(|key| !kind.keys().contains(key)) {
+            if let Some(entry) = table.entry(key) {
+                let owners: Vec<String> = Kind::owners_of(key)
+                    .map(|owner| format!("\"{}\"", owner.word()))
+                    .collect();
+                let hint = if owners.is_empty() {
+                    "remove it".to_owned()
+                } else {
+                    format!(
+                        "remove it; `{key}` belongs to rules of kind {}",
+                        owners.join(" or ")
+                    )
+                };
+                self.report(
+                    table.key_offset(key).unwrap_or(entry.offset),
+                    &entry.path,
+                    format!(
+                        "`{}` does not apply to a rule of kind \"{}\"",
+                        entry.path,
+                        kind.word()
+                    ),
+                    Some(hint),
+                );
+                misplaced = true;
+            }
+        }
+        if !kind.is_purchase() {
+            for key in ["channels", "stores"] {
+                if let Some(entry) = table.entry(key) {
+                    self.report(
+                        table.key_offset(key).unwrap_or(entry.offset),
+                        &entry.path,
+                        format!(
+                            "`{}` does not apply to a rule of kind \"{}\": only purchases \
+                             have a channel and a store",
+                            entry.path,
+                            kind.word()
+                        ),
+                        Some("remove it".to_owned()),
+                    );
+                    misplaced = true;
+                }
+            }
+        }
+        misplaced
+    }
+
+    /// `from` and `until`, each optional; `None` (reported) when `until` is not after `from`.
+    fn rule_window(&mut self, table: &Section<'_>, tz: Option<&TimeZone>) -> Option<Window> {
+        let from = match table.entry("from") {
+            Some(entry) => self.instant(&entry, tz, false).map(Some),
+            None => Some(None),
+        };
+        let until = match table.entry("until") {
+            Some(entry) => self.instant(&entry, tz, true).map(Some),
+            None => Some(None),
+        };
+        if let (Some(Some(from)), Some(Some(until)), Some(entry)) =
+            (from, until, table.entry("until"))
+            && until <= from
+        {
+            self.report(
+                entry.offset,
+                &entry.path,
+                format!("`{}` must be after `from`", entry.path),
+                Some("a rule runs from `from` (inclusive) until `until` (exclusive)".to_owned()),
+            );
+            return None;
+        }
+        Some((from, until))
+    }
+
     fn rule_kind(
         &mut self,
         table: &Section<'_>,
         kind: Kind,
         currency: Option<&Currency>,
     ) -> Option<RuleKind> {
-        let minimum = |parser: &mut Self| match table.entry("minimum_purchase") {
-            Some(entry) => parser.money(&entry, currency),
-            None => Some(0),
-        };
         match kind {
             Kind::Spend => {
                 let rate = self
                     .required(table, "points_per_unit")
                     .and_then(|entry| self.positive_decimal(&entry, Decimal::new(1_000_000, 0)));
-                let minimum = minimum(self);
+                let minimum = self.minimum_purchase(table, currency);
                 let lines = self.line_filter(table, false);
                 Some(RuleKind::Spend {
                     points_per_unit: rate?,
@@ -391,23 +386,9 @@ impl Parser<'_> {
                 })
             }
             Kind::Multiplier => {
-                let multiplier = self.required(table, "multiplier").and_then(|entry| {
-                    let value = self.decimal_in(&entry, Decimal::ZERO, Decimal::new(100, 0))?;
-                    if value <= Decimal::ONE {
-                        self.report(
-                            entry.offset,
-                            &entry.path,
-                            format!("`{}` must be greater than 1, found {value}", entry.path),
-                            Some(
-                                "2 doubles the points of the matching lines; to stop products \
-                                 earning, list them in [earning] excluded_skus"
-                                    .to_owned(),
-                            ),
-                        );
-                        return None;
-                    }
-                    Some(value)
-                });
+                let multiplier = self
+                    .required(table, "multiplier")
+                    .and_then(|entry| self.rule_multiplier(&entry));
                 let lines = self.line_filter(table, false);
                 Some(RuleKind::Multiplier {
                     multiplier: multiplier?,
@@ -441,31 +422,65 @@ impl Parser<'_> {
             Kind::Join => Some(RuleKind::Join {
                 points: self.amount(table, kind)?,
             }),
-            Kind::Referral => {
-                let mut read = |key: &str| match table.entry(key) {
-                    Some(entry) => self.integer_in(&entry, 0..=POINTS_MAX),
-                    None => Some(0),
-                };
-                let referrer = read("referrer_points");
-                let newcomer = read("newcomer_points");
-                let minimum = minimum(self);
-                let (referrer, newcomer) = (referrer?, newcomer?);
-                if referrer == 0 && newcomer == 0 {
-                    self.report(
-                        table.anchor,
-                        &table.path,
-                        format!("`{}` gives no points to anyone", table.path),
-                        Some("set referrer_points, newcomer_points or both".to_owned()),
-                    );
-                    return None;
-                }
-                Some(RuleKind::Referral {
-                    referrer_points: referrer,
-                    newcomer_points: newcomer,
-                    minimum_purchase_minor: minimum?,
-                })
-            }
+            Kind::Referral => self.referral(table, currency),
         }
+    }
+
+    /// `minimum_purchase`: money, 0 when absent.
+    fn minimum_purchase(
+        &mut self,
+        table: &Section<'_>,
+        currency: Option<&Currency>,
+    ) -> Option<i64> {
+        match table.entry("minimum_purchase") {
+            Some(entry) => self.money(&entry, currency),
+            None => Some(0),
+        }
+    }
+
+    /// A multiplier rule's `multiplier`: above 1, at most 100.
+    fn rule_multiplier(&mut self, entry: &Entry<'_>) -> Option<Decimal> {
+        let value = self.decimal_in(entry, Decimal::ZERO, Decimal::new(100, 0))?;
+        if value <= Decimal::ONE {
+            self.report(
+                entry.offset,
+                &entry.path,
+                format!("`{}` must be greater than 1, found {value}", entry.path),
+                Some(
+                    "2 doubles the points of the matching lines; to stop products \
+                     earning, list them in [earning] excluded_skus"
+                        .to_owned(),
+                ),
+            );
+            return None;
+        }
+        Some(value)
+    }
+
+    /// A referral rule: points for the referrer, the newcomer or both, and a minimum purchase.
+    fn referral(&mut self, table: &Section<'_>, currency: Option<&Currency>) -> Option<RuleKind> {
+        let mut read = |key: &str| match table.entry(key) {
+            Some(entry) => self.integer_in(&entry, 0..=POINTS_MAX),
+            None => Some(0),
+        };
+        let referrer = read("referrer_points");
+        let newcomer = read("newcomer_points");
+        let minimum = self.minimum_purchase(table, currency);
+        let (referrer, newcomer) = (referrer?, newcomer?);
+        if referrer == 0 && newcomer == 0 {
+            self.report(
+                table.anchor,
+                &table.path,
+                format!("`{}` gives no points to anyone", table.path),
+                Some("set referrer_points, newcomer_points or both".to_owned()),
+            );
+            return None;
+        }
+        Some(RuleKind::Referral {
+            referrer_points: referrer,
+            newcomer_points: newcomer,
+            minimum_purchase_minor: minimum?,
+        })
     }
 
     /// `points` (a fixed number) or `amount` (an expression): exactly one of them.
@@ -598,45 +613,6 @@ impl Parser<'_> {
         ok.then_some(codes)
     }
 
-    fn limit(&mut self, entry: &Entry<'_>) -> Option<RuleLimit> {
-        let Some(table) = entry.item.as_table_like() else {
-            self.wrong_type(entry, "a table such as { count = 1, per = \"day\" }");
-            return None;
-        };
-        let section = Section {
-            table,
-            anchor: entry.offset,
-            path: entry.path.clone(),
-        };
-        self.check_keys(&section, &["count", "per", "week_starts"]);
-        let count = self
-            .required(&section, "count")
-            .and_then(|count| self.integer_in(&count, 1..=LIMIT_COUNT_MAX));
-        let per = self
-            .required(&section, "per")
-            .and_then(|per| self.choice(&per, PERIODS));
-        let week_start = match section.entry("week_starts") {
-            Some(week_starts) => {
-                if per.is_some_and(|per| per != LimitPer::Week) {
-                    self.report(
-                        week_starts.offset,
-                        &week_starts.path,
-                        format!("`{}` applies only to per = \"week\"", week_starts.path),
-                        Some("remove it".to_owned()),
-                    );
-                    return None;
-                }
-                self.choice(&week_starts, WEEKDAYS)
-            }
-            None => Some(Weekday::Monday),
-        };
-        Some(RuleLimit {
-            count: u32::try_from(count?).ok()?,
-            per: per?,
-            week_start: week_start?,
-        })
-    }
-
     /// A rule id or event type: like a tier code, up to `chars_max` characters.
     fn code(&mut self, entry: &Entry<'_>, chars_max: usize) -> Option<String> {
         let code = self.string(entry)?;
@@ -692,188 +668,6 @@ impl Parser<'_> {
             return None;
         }
         Some(value)
-    }
-
-    /// A TOML date or date-time in the club's time zone (or with an explicit offset). A date
-    /// alone means the start of that day for `from`, and the end of that day for `until`.
-    fn instant(
-        &mut self,
-        entry: &Entry<'_>,
-        tz: Option<&TimeZone>,
-        end_of_date: bool,
-    ) -> Option<Timestamp> {
-        let Some(datetime) = entry.item.as_datetime() else {
-            let hint = entry.item.as_str().map(|text| {
-                format!(
-                    "write it without quotes: {} = {text}",
-                    entry.path.rsplit('.').next().unwrap_or("from")
-                )
-            });
-            self.wrong_type_hinted(
-                entry,
-                "a date (2025-03-01) or a date and time (2025-03-01T09:00:00)",
-                hint,
-            );
-            return None;
-        };
-        let Some(date) = datetime.date else {
-            self.report(
-                entry.offset,
-                &entry.path,
-                format!("`{}` needs a date, found only a time", entry.path),
-                Some("write 2025-03-01T09:00:00".to_owned()),
-            );
-            return None;
-        };
-        let invalid = |parser: &mut Self| {
-            parser.report(
-                entry.offset,
-                &entry.path,
-                format!("`{}` is not a valid date", entry.path),
-                None,
-            );
-            None
-        };
-        let Ok(civil_date) = jiff::civil::Date::new(
-            i16::try_from(date.year).unwrap_or(i16::MAX),
-            i8::try_from(date.month).unwrap_or(i8::MAX),
-            i8::try_from(date.day).unwrap_or(i8::MAX),
-        ) else {
-            return invalid(self);
-        };
-        let Some(time) = datetime.time else {
-            let tz = tz?;
-            let day = if end_of_date {
-                civil_date.checked_add(1.day()).ok()?
-            } else {
-                civil_date
-            };
-            return crate::expiry::start_of_day(day, tz);
-        };
-        let Ok(civil_time) = jiff::civil::Time::new(
-            i8::try_from(time.hour).unwrap_or(i8::MAX),
-            i8::try_from(time.minute).unwrap_or(i8::MAX),
-            i8::try_from(time.second.unwrap_or(0)).unwrap_or(i8::MAX),
-            i32::try_from(time.nanosecond.unwrap_or(0)).unwrap_or(i32::MAX),
-        ) else {
-            return invalid(self);
-        };
-        let civil = DateTime::from_parts(civil_date, civil_time);
-        match datetime.offset {
-            None => civil
-                .to_zoned(tz?.clone())
-                .ok()
-                .map(|zoned| zoned.timestamp()),
-            Some(offset) => {
-                let minutes = match offset {
-                    toml_edit::Offset::Z => 0,
-                    toml_edit::Offset::Custom { minutes } => i32::from(minutes),
-                };
-                let offset = jiff::tz::Offset::from_seconds(minutes * 60).ok()?;
-                offset.to_timestamp(civil).ok()
-            }
-        }
-    }
-
-    /// Compiles the expression in a string value, reporting each problem at its place in the
-    /// file.
-    pub(super) fn expression(
-        &mut self,
-        entry: &Entry<'_>,
-        purpose: Purpose,
-        variables: &[crate::rules::expr::Variable],
-    ) -> Option<CompiledExpr> {
-        let source = self.string(entry)?;
-        match CompiledExpr::compile(source, purpose, variables) {
-            Ok(expression) => Some(expression),
-            Err(errors) => {
-                for error in errors {
-                    let offset = self.offset_in_string(entry, error.char_offset);
-                    self.report(
-                        offset,
-                        &entry.path,
-                        format!("`{}`: {}", entry.path, error.message),
-                        error.hint,
-                    );
-                }
-                None
-            }
-        }
-    }
-
-    /// The byte offset in the file of the character at `char_offset` in a string value's
-    /// decoded text, following the string's delimiters and escapes. Falls back to the start of
-    /// the value when the raw text cannot be followed.
-    fn offset_in_string(&self, entry: &Entry<'_>, char_offset: usize) -> usize {
-        let Some(span) = entry.item.span() else {
-            return entry.offset;
-        };
-        let Some(raw) = self.source.get(span.clone()) else {
-            return entry.offset;
-        };
-        let (delimiter, literal) = if raw.starts_with("'''") {
-            ("'''", true)
-        } else if raw.starts_with("\"\"\"") {
-            ("\"\"\"", false)
-        } else if raw.starts_with('\'') {
-            ("'", true)
-        } else if raw.starts_with('"') {
-            ("\"", false)
-        } else {
-            return entry.offset;
-        };
-        let multi_line = delimiter.len() == 3;
-        let mut body_start = delimiter.len();
-        if multi_line {
-            // A newline right after the opening delimiter is not part of the text.
-            if raw[body_start..].starts_with("\r\n") {
-                body_start += 2;
-            } else if raw[body_start..].starts_with('\n') {
-                body_start += 1;
-            }
-        }
-        let body = &raw[body_start..];
-        let mut decoded = 0;
-        let mut chars = body.char_indices().peekable();
-        while let Some((index, character)) = chars.next() {
-            if decoded == char_offset {
-                return span.start + body_start + index;
-            }
-            if !literal && character == '\\' {
-                match chars.peek().map(|(_, next)| *next) {
-                    Some('u') => {
-                        chars.nth(4);
-                        decoded += 1;
-                    }
-                    Some('U') => {
-                        chars.nth(8);
-                        decoded += 1;
-                    }
-                    Some('x') => {
-                        chars.nth(2);
-                        decoded += 1;
-                    }
-                    Some(' ' | '\t' | '\r' | '\n') if multi_line => {
-                        // A line-ending backslash: the whitespace after it is not text.
-                        while chars
-                            .peek()
-                            .is_some_and(|(_, next)| matches!(next, ' ' | '\t' | '\r' | '\n'))
-                        {
-                            chars.next();
-                        }
-                    }
-                    Some(_) => {
-                        chars.next();
-                        decoded += 1;
-                    }
-                    None => {}
-                }
-                continue;
-            }
-            decoded += 1;
-        }
-        // Past the end of the text: point at the closing delimiter.
-        span.start + raw.len().saturating_sub(delimiter.len())
     }
 }
 

@@ -7,10 +7,11 @@
 //! every CEL problem at its line and column, plus statistics the batch does not compute.
 
 use super::{Entry, Parser, Section};
-use crate::program::diagnostic::{closest, line_column};
-use crate::program::{Locale, Localized};
+use crate::program::diagnostic::line_column;
 use crate::rules::expr::{Purpose, Variable};
 use crate::segments::{RfvSegments, RuleSegment, SCORES, STATISTICS, statistics_read};
+use crate::shared::closest;
+use crate::shared::{Locale, Localized};
 
 /// At most this many rule segments: each one is evaluated for every member, nightly.
 pub(super) const SEGMENTS_MAX: usize = 100;

@@ -9,8 +9,10 @@ use rust_decimal::prelude::ToPrimitive;
 use toml_edit::{Item, Value};
 
 use super::{Entry, Parser, Section, TEXT_CHARS_MAX};
-use crate::program::diagnostic::{closest, line_column};
-use crate::program::{Currency, Diagnostic, Locale, Localized};
+use crate::program::Diagnostic;
+use crate::program::diagnostic::line_column;
+use crate::shared::closest;
+use crate::shared::{Currency, Locale, Localized};
 
 impl Parser<'_> {
     // ----- Values ------------------------------------------------------------------------------
