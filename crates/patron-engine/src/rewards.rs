@@ -353,6 +353,9 @@ impl Engine {
         idempotency_key: Option<&str>,
     ) -> Outcome<CouponReceipt> {
         validate_idempotency_key(idempotency_key)?;
+        if let Some(id) = order_id {
+            crate::requests::check_text("order_id", id)?;
+        }
         let codes = self.resolve_code(tenant, code).await?;
         let hash = request_hash("coupons.release", &(&codes, order_id))?;
         let claims = claims(idempotency_key, "coupons.release", &hash);
@@ -545,11 +548,18 @@ impl Engine {
 }
 
 fn check_usage(usage: &CouponUse) -> Result<(), EngineError> {
-    if usage.cart_minor.is_some_and(|cart| cart < 0) {
+    use patron_domain::limits::AMOUNT_MINOR_CEILING;
+    if usage
+        .cart_minor
+        .is_some_and(|cart| !(0..=AMOUNT_MINOR_CEILING).contains(&cart))
+    {
         return Err(EngineError::invalid(
             "cart_total_minor",
-            "must not be negative",
+            format!("must be 0 to {AMOUNT_MINOR_CEILING}"),
         ));
+    }
+    if let Some(member) = usage.member_id.as_deref() {
+        crate::requests::check_text("member_id", member)?;
     }
     match usage.order_id.as_deref() {
         Some(id) => crate::requests::check_text("order_id", id),

@@ -7,7 +7,8 @@ use super::*;
 use crate::calendar::CalendarSystem;
 
 const PERSIAN_RETAIL: &str = include_str!("../../../../../examples/programs/persian-retail.toml");
-const ISRAELI_PHARMACY: &str = include_str!("../../../../../examples/programs/israeli-pharmacy.toml");
+const ISRAELI_PHARMACY: &str =
+    include_str!("../../../../../examples/programs/israeli-pharmacy.toml");
 const COFFEE_CHAIN: &str = include_str!("../../../../../examples/programs/coffee-chain.toml");
 
 /// The smallest valid program; tests edit or extend it.
