@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
 use patron_domain::program::Program;
-use patron_domain::rewards::{self, DiscountValue, Facts, Reward, RewardKind};
+use patron_domain::rewards::{self, Facts, Reward, RewardKind};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -16,8 +16,8 @@ use crate::coupons::{Coupon, CouponBenefit, NewCoupon, insert_coupon};
 use crate::idempotency::{Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, code};
 use crate::members::{Member, lock_wallet_with_member};
-use crate::redemptions::{Balance, balance_in};
 use crate::tenants::TenantId;
+use crate::wallet::{Balance, balance_in};
 use crate::{Conn, Rejection, Store, StoreError, conn, idempotent_unit, time};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,43 +51,9 @@ pub struct RewardCounts {
     pub stock_left: Option<i64>,
 }
 
-/// The coupon benefit a reward gives for `points` spent.
+/// The coupon benefit a reward gives for `points` spent (`patron_domain::posting::benefit_of`).
 pub fn benefit_of(reward: &Reward, points: i64, minor_unit: u32) -> CouponBenefit {
-    match &reward.kind {
-        RewardKind::Discount(DiscountValue::Amount { minor }) => CouponBenefit {
-            kind: "discount".into(),
-            amount_minor: Some(*minor),
-            ..CouponBenefit::default()
-        },
-        RewardKind::Discount(DiscountValue::Percent { percent, cap_minor }) => CouponBenefit {
-            kind: "discount".into(),
-            percent: Some(percent.normalize().to_string()),
-            cap_minor: *cap_minor,
-            ..CouponBenefit::default()
-        },
-        RewardKind::FreeProduct { sku } => CouponBenefit {
-            kind: "free_product".into(),
-            sku: Some(sku.clone()),
-            ..CouponBenefit::default()
-        },
-        RewardKind::PointsToCash { points_per_unit } => {
-            let scale = 10_i64.checked_pow(minor_unit).unwrap_or(1);
-            CouponBenefit {
-                kind: "points_to_cash".into(),
-                amount_minor: Some(points.saturating_mul(scale) / (*points_per_unit).max(1)),
-                ..CouponBenefit::default()
-            }
-        }
-        RewardKind::Soft { benefit } => CouponBenefit {
-            kind: "soft_benefit".into(),
-            benefit: Some(benefit.code().into()),
-            ..CouponBenefit::default()
-        },
-        RewardKind::PartnerVoucher { .. } => CouponBenefit {
-            kind: "partner_voucher".into(),
-            ..CouponBenefit::default()
-        },
-    }
+    patron_domain::posting::benefit_of(reward, points, minor_unit).into()
 }
 
 async fn stock_issued(

@@ -23,7 +23,7 @@ use sqlx::Row;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 
-use crate::bulk::placeholders_on;
+use crate::batch::placeholders_on;
 use crate::stats::day_number;
 use crate::tenants::TenantId;
 use crate::{Backend, Store, StoreError, time, unit_of_work};
