@@ -35,19 +35,6 @@ pub struct CouponBenefit {
     pub benefit: Option<String>,
 }
 
-impl From<patron_domain::posting::Benefit> for CouponBenefit {
-    fn from(benefit: patron_domain::posting::Benefit) -> Self {
-        CouponBenefit {
-            kind: benefit.kind.to_string(),
-            amount_minor: benefit.amount_minor,
-            percent: benefit.percent,
-            cap_minor: benefit.cap_minor,
-            sku: benefit.sku,
-            benefit: benefit.benefit.map(str::to_string),
-        }
-    }
-}
-
 impl CouponBenefit {
     /// The money this benefit takes off a cart of `cart_minor` (when known).
     pub fn discount_on(&self, cart_minor: Option<i64>) -> Option<i64> {

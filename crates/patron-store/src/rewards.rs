@@ -51,6 +51,19 @@ pub struct RewardCounts {
     pub stock_left: Option<i64>,
 }
 
+impl From<patron_domain::posting::Benefit> for CouponBenefit {
+    fn from(benefit: patron_domain::posting::Benefit) -> Self {
+        CouponBenefit {
+            kind: benefit.kind.to_string(),
+            amount_minor: benefit.amount_minor,
+            percent: benefit.percent,
+            cap_minor: benefit.cap_minor,
+            sku: benefit.sku,
+            benefit: benefit.benefit.map(str::to_string),
+        }
+    }
+}
+
 /// The coupon benefit a reward gives for `points` spent (`patron_domain::posting::benefit_of`).
 pub fn benefit_of(reward: &Reward, points: i64, minor_unit: u32) -> CouponBenefit {
     patron_domain::posting::benefit_of(reward, points, minor_unit).into()

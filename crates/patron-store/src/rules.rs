@@ -441,7 +441,7 @@ async fn post_event_in(
 
 /// What a purchase's referral rule decided: the newcomer's first qualifying purchase pays
 /// the referrer too (the newcomer's own points are an award of the purchase, in
-/// [`crate::purchases::EarnPlan::awards`]).
+/// `purchases::EarnPlan::awards`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReferralPayout {
     pub referrer_id: String,

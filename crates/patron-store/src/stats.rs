@@ -548,7 +548,7 @@ pub(crate) fn push_new_purchase(
     batch: &mut Batch,
     ctx: LedgerCtx,
     tz: &TimeZone,
-    purchase: &crate::purchases::NewPurchase,
+    purchase: &crate::purchases::records::NewPurchase,
 ) -> Result<(), StoreError> {
     let Some(member) = purchase.member_id.as_deref() else {
         return Ok(());

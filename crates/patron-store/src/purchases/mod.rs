@@ -14,8 +14,11 @@
 
 mod attach;
 mod post;
+pub(crate) mod records;
 mod refund;
 mod tier;
+
+pub use records::{NewPurchase, NewRefund, Purchase, PurchaseLine, RefundLine, RefundReceipt};
 
 use jiff::Timestamp;
 use patron_domain::expiry;
@@ -37,35 +40,6 @@ use crate::wallet::Balance;
 use crate::{Conn, Rejection, Store, StoreError, conn, time};
 
 pub(crate) use tier::{tier_metric, update_tier};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PurchaseLine {
-    pub line_no: i64,
-    pub sku: String,
-    pub category: String,
-    /// A decimal, as text (`"2"`, `"0.75"`).
-    pub quantity: String,
-    pub unit_price_minor: i64,
-    pub discount_minor: i64,
-    pub total_minor: i64,
-    /// Whether the line earns points (the program can exclude SKUs and categories).
-    pub eligible: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewPurchase {
-    pub id: String,
-    pub document_id: String,
-    pub store_id: String,
-    pub channel: String,
-    pub member_id: Option<String>,
-    pub occurred_at: Timestamp,
-    pub currency: String,
-    pub total_minor: i64,
-    pub eligible_minor: i64,
-    pub lines: Vec<PurchaseLine>,
-    pub request_hash: String,
-}
 
 /// What the engine decided the purchase earns. The engine decides under the member's wallet
 /// lock (the store calls its [`EarnDecision`] with the member and what it read there), so
@@ -138,57 +112,6 @@ pub struct PurchaseReceipt {
     pub pending_until: Option<Timestamp>,
     pub balance: Option<Balance>,
     pub tier: Option<TierStatus>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Purchase {
-    pub id: String,
-    pub document_id: String,
-    pub store_id: String,
-    pub channel: String,
-    pub member_id: Option<String>,
-    pub occurred_at: Timestamp,
-    pub currency: String,
-    pub total_minor: i64,
-    pub eligible_minor: i64,
-    pub points: i64,
-    pub earn_state: String,
-    pub pending_until: Option<Timestamp>,
-    pub refunded_minor: i64,
-    pub settled_points: i64,
-    pub clawed_back_points: i64,
-    pub lines: Vec<PurchaseLine>,
-    pub refunded_quantities: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefundLine {
-    pub line_no: i64,
-    /// A decimal, as text.
-    pub quantity: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewRefund {
-    pub id: String,
-    pub purchase_id: String,
-    pub document_id: String,
-    /// None: everything that remains of the purchase.
-    pub lines: Option<Vec<RefundLine>>,
-    pub occurred_at: Timestamp,
-    pub request_hash: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefundReceipt {
-    pub refund_id: String,
-    pub purchase_id: String,
-    pub document_id: String,
-    pub amount_minor: i64,
-    pub clawed_back_points: i64,
-    pub reduced_pending_points: i64,
-    pub forgiven_points: i64,
-    pub balance: Option<Balance>,
 }
 
 const PURCHASE_COLUMNS: &str = "id, document_id, store_id, channel, member_id, occurred_at, currency, total_minor, \
