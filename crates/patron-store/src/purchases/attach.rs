@@ -3,7 +3,7 @@
 //! window has closed.
 
 use jiff::Timestamp;
-use patron_domain::posting;
+use patron_domain::posting::{self, Earning};
 use patron_domain::program::Program;
 use patron_domain::rules::TriggerKind;
 use sqlx::Row;
@@ -184,18 +184,7 @@ async fn attach_in(
     }
     let periods = rules::limit_periods(program, TriggerKind::Purchase, purchase.occurred_at);
     let usage = rules::usage_in(c, ctx.tenant, member_id, &periods).await?;
-    let reads = MemberReads {
-        statistics: if decide.reads_statistics {
-            stats::member_stats_in(c, ctx.backend, ctx.tenant, member_id).await?
-        } else {
-            None
-        },
-        segments: if decide.reads_segments {
-            segments::member_segments_in(c, ctx.backend, ctx.tenant, member_id).await?
-        } else {
-            Vec::new()
-        },
-    };
+    let reads = rule_reads(c, ctx, member_id, decide).await?;
     let earn = (decide.decide)(&member, &usage, &reads)?;
     ledger::expire_due(c, ctx, &mut wallet).await?;
     // Earn on what was kept: what was refunded before attaching never earned.
@@ -220,21 +209,13 @@ async fn attach_in(
     };
     let transfer_id = credit_earn(c, &mut batch, ctx, program, &mut wallet, credit).await?;
     batch.run(c, ctx.backend).await?;
-    sqlx::query(
-        "UPDATE purchases SET member_id = $3, attached_at = $4, points = $5, settled_points = $6, earn_state = $7, \
-         earn_transfer_id = $8, pending_until = $9 WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(ctx.tenant.0)
-    .bind(purchase_id)
-    .bind(member_id)
-    .bind(time::to_db(ctx.now))
-    .bind(points)
-    .bind(settled)
-    .bind(earning.code())
-    .bind(transfer_id)
-    .bind(earning.pending_until().map(time::to_db))
-    .execute(conn(c))
-    .await?;
+    let earned = Attached {
+        points,
+        settled,
+        earning,
+        transfer_id,
+    };
+    write_attachment(c, ctx, purchase_id, member_id, &earned).await?;
     stats::record_purchase(c, ctx, &program.tz(), purchase_id).await?;
     rules::record_awards(
         c,
@@ -273,4 +254,59 @@ async fn attach_in(
         balance: Some(balance),
         tier: Some(tier),
     })
+}
+
+/// What the rules read about the member besides the member row, read only when they do.
+async fn rule_reads(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    member_id: &str,
+    decide: EarnDecision<'_>,
+) -> Result<MemberReads, StoreError> {
+    Ok(MemberReads {
+        statistics: if decide.reads_statistics {
+            stats::member_stats_in(c, ctx.backend, ctx.tenant, member_id).await?
+        } else {
+            None
+        },
+        segments: if decide.reads_segments {
+            segments::member_segments_in(c, ctx.backend, ctx.tenant, member_id).await?
+        } else {
+            Vec::new()
+        },
+    })
+}
+
+/// What an attached purchase earned, as its row stores it.
+struct Attached {
+    points: i64,
+    settled: i64,
+    earning: Earning,
+    transfer_id: Option<i64>,
+}
+
+/// The purchase's row, now the member's, with what it earned.
+async fn write_attachment(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    purchase_id: &str,
+    member_id: &str,
+    earned: &Attached,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE purchases SET member_id = $3, attached_at = $4, points = $5, settled_points = $6, earn_state = $7, \
+         earn_transfer_id = $8, pending_until = $9 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(ctx.tenant.0)
+    .bind(purchase_id)
+    .bind(member_id)
+    .bind(time::to_db(ctx.now))
+    .bind(earned.points)
+    .bind(earned.settled)
+    .bind(earned.earning.code())
+    .bind(earned.transfer_id)
+    .bind(earned.earning.pending_until().map(time::to_db))
+    .execute(conn(c))
+    .await?;
+    Ok(())
 }

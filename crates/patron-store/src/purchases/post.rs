@@ -407,25 +407,7 @@ async fn read_member(
             lock_wallet_with_member_and(c, ctx, member_id, &extra, &params, Some(claim)).await?
         }
         Path::Optimistic => {
-            // The same read, unlocked, with the wallet's lock version: the tail commits only
-            // if it is still the same, that is if no unit of work took the lock since, so
-            // everything decided below on this read holds when it commits.
-            let read = crate::members::read_member_with_wallet_and(
-                c,
-                ctx,
-                member_id,
-                &extra,
-                &params,
-                claim.claims(),
-            )
-            .await?;
-            // A replay, or lots to expire first (writes before the purchase's): locked.
-            if read.keys_taken || read.wallet.may_expire_at(ctx.now) {
-                return Err(StoreError::TakeLockedPath);
-            }
-            claim.defer();
-            tail.guard_wallet(read.wallet.account_id, read.lock_version);
-            (read.wallet, read.member, read.row)
+            read_optimistic(c, tail, claim, ctx, member_id, (&extra, &params)).await?
         }
     };
     let current: Option<i64> = row.try_get("program_version")?;
@@ -628,4 +610,33 @@ async fn write_then_read(
         .await?;
     }
     update_tier_and_balance(c, ctx, program, &member.id, &member.tier, wallet).await
+}
+
+/// The optimistic path's read: the member's read unlocked, with the wallet's lock version.
+/// The tail commits only if it is still the same, that is if no unit of work took the lock
+/// since, so everything decided on this read holds when it commits. A replay, or lots to
+/// expire first (writes before the purchase's), take the locked path.
+async fn read_optimistic(
+    c: &mut Conn,
+    tail: &mut Batch,
+    claim: &mut FoldedClaim<'_>,
+    ctx: LedgerCtx,
+    member_id: &str,
+    (extra, params): (&str, &[Param]),
+) -> Result<(Wallet, Member, AnyRow), StoreError> {
+    let read = crate::members::read_member_with_wallet_and(
+        c,
+        ctx,
+        member_id,
+        extra,
+        params,
+        claim.claims(),
+    )
+    .await?;
+    if read.keys_taken || read.wallet.may_expire_at(ctx.now) {
+        return Err(StoreError::TakeLockedPath);
+    }
+    claim.defer();
+    tail.guard_wallet(read.wallet.account_id, read.lock_version);
+    Ok((read.wallet, read.member, read.row))
 }

@@ -136,19 +136,7 @@ async fn write_refund(
     plan: &RefundPlan,
 ) -> Result<RefundReceipt, StoreError> {
     let purchase = &loaded.purchase;
-    for line in &plan.lines {
-        sqlx::query(
-            "UPDATE purchase_lines SET refunded_quantity = $4, refunded_minor = refunded_minor + $5 \
-             WHERE tenant_id = $1 AND purchase_id = $2 AND line_no = $3",
-        )
-        .bind(ctx.tenant.0)
-        .bind(&purchase.id)
-        .bind(line.line_no)
-        .bind(line.refunded_quantity.to_string())
-        .bind(line.amount_minor)
-        .execute(conn(c))
-        .await?;
-    }
+    update_lines(c, ctx, &purchase.id, plan).await?;
     let mut earn_state = purchase.earn_state.clone();
     let mut earn_transfer_id = loaded.earn_transfer_id;
     if let Some(wallet) = wallet.as_deref_mut() {
@@ -300,5 +288,28 @@ async fn insert_refund(
     .bind(time::to_db(ctx.now))
     .execute(conn(c))
     .await?;
+    Ok(())
+}
+
+/// The lines' refunded quantities and amounts.
+async fn update_lines(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    purchase_id: &str,
+    plan: &RefundPlan,
+) -> Result<(), StoreError> {
+    for line in &plan.lines {
+        sqlx::query(
+            "UPDATE purchase_lines SET refunded_quantity = $4, refunded_minor = refunded_minor + $5 \
+             WHERE tenant_id = $1 AND purchase_id = $2 AND line_no = $3",
+        )
+        .bind(ctx.tenant.0)
+        .bind(purchase_id)
+        .bind(line.line_no)
+        .bind(line.refunded_quantity.to_string())
+        .bind(line.amount_minor)
+        .execute(conn(c))
+        .await?;
+    }
     Ok(())
 }
