@@ -11,7 +11,7 @@ pub mod redemption;
 pub mod refund;
 
 pub use purchase::{Earning, attach_earning, decide_earning, metric_contribution, with_new_lot};
-pub use redemption::{Benefit, benefit_of};
+pub use redemption::{Benefit, RedemptionPlan, benefit_of, plan_redemption};
 pub use refund::{
     LineSnapshot, PendingChange, RefundPlan, RefundRejection, RefundSnapshot, WalletSnapshot,
     clawback_mode, plan_refund,

@@ -1,7 +1,43 @@
-//! What redeeming a reward gives: the coupon's benefit, from the reward's kind and the points
-//! it cost.
+//! What redeeming a reward does: whether the member may have it (`rewards::eligibility`), the
+//! points it costs them, and the coupon it gives (its benefit, from the reward's kind and the
+//! points, and until when it is valid).
 
-use crate::rewards::{DiscountValue, Reward, RewardKind};
+use jiff::{SignedDuration, Timestamp};
+
+use crate::rewards::{self, DiscountValue, Facts, Reason, Reward, RewardKind};
+
+/// A redemption decided: the points to debit (none for a free reward), and the coupon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedemptionPlan {
+    pub points: i64,
+    pub benefit: Benefit,
+    /// `None`: valid until used.
+    pub coupon_expires_at: Option<Timestamp>,
+}
+
+/// Decides a redemption of `reward` on what the store read under the wallet's and the stock's
+/// locks (`facts`), in a currency of `minor_unit` decimals; the reasons refuse it.
+pub fn plan_redemption(
+    reward: &Reward,
+    facts: &Facts<'_>,
+    minor_unit: u32,
+) -> Result<RedemptionPlan, Vec<Reason>> {
+    let decision = rewards::eligibility(reward, facts);
+    if !decision.allowed() {
+        return Err(decision.reasons);
+    }
+    let coupon_expires_at = reward.coupon.valid_days.and_then(|days| {
+        facts
+            .now
+            .checked_add(SignedDuration::from_hours(i64::from(days) * 24))
+            .ok()
+    });
+    Ok(RedemptionPlan {
+        points: decision.points,
+        benefit: benefit_of(reward, decision.points, minor_unit),
+        coupon_expires_at,
+    })
+}
 
 /// What a coupon gives. `kind`: discount, free_product, points_to_cash, soft_benefit,
 /// partner_voucher; the other fields as the kind needs them.
