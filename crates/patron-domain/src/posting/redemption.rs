@@ -95,3 +95,108 @@ pub fn benefit_of(reward: &Reward, points: i64, minor_unit: u32) -> Benefit {
         },
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::rewards::CouponSettings;
+    use proptest::prelude::*;
+
+    fn reward(kind: RewardKind, points: i64, valid_days: Option<u32>) -> Reward {
+        Reward {
+            id: "r".into(),
+            names: Default::default(),
+            descriptions: Default::default(),
+            kind,
+            points,
+            tier_prices: Vec::new(),
+            stock: None,
+            limit: None,
+            from: None,
+            until: None,
+            tiers: Vec::new(),
+            segments: Vec::new(),
+            coupon: CouponSettings {
+                prefix: "R".into(),
+                valid_days,
+            },
+        }
+    }
+
+    fn facts(available_points: i64) -> Facts<'static> {
+        Facts {
+            tier: "regular",
+            segments: None,
+            available_points,
+            redeemed_in_period: 0,
+            stock_left: None,
+            now: Timestamp::from_second(1_000_000).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_redemption_prices_the_reward_and_dates_its_coupon() {
+        let cash = reward(
+            RewardKind::PointsToCash {
+                points_per_unit: 100,
+            },
+            250,
+            Some(2),
+        );
+        let plan = plan_redemption(&cash, &facts(1_000), 2).unwrap();
+        assert_eq!(plan.points, 250);
+        assert_eq!(plan.benefit.kind, "points_to_cash");
+        assert_eq!(plan.benefit.amount_minor, Some(250));
+        assert_eq!(
+            plan.coupon_expires_at,
+            Some(Timestamp::from_second(1_000_000 + 2 * 86_400).unwrap())
+        );
+        let gift = reward(
+            RewardKind::FreeProduct {
+                sku: "LATTE".into(),
+            },
+            0,
+            None,
+        );
+        let plan = plan_redemption(&gift, &facts(0), 2).unwrap();
+        assert_eq!((plan.points, plan.coupon_expires_at), (0, None));
+        assert_eq!(plan.benefit.sku.as_deref(), Some("LATTE"));
+    }
+
+    #[test]
+    fn a_redemption_the_member_cannot_pay_is_refused() {
+        let cash = reward(
+            RewardKind::PointsToCash {
+                points_per_unit: 100,
+            },
+            250,
+            None,
+        );
+        assert!(
+            !plan_redemption(&cash, &facts(249), 2)
+                .unwrap_err()
+                .is_empty()
+        );
+    }
+
+    proptest! {
+        /// A redemption never costs more than the member can spend, and points-to-cash never
+        /// gives more money than the points buy.
+        #[test]
+        fn a_redemption_costs_no_more_than_the_balance(
+            price in 0i64..10_000,
+            available in 0i64..10_000,
+            per_unit in 1i64..1_000,
+            minor_unit in 0u32..4,
+        ) {
+            let cash = reward(RewardKind::PointsToCash { points_per_unit: per_unit }, price, None);
+            if let Ok(plan) = plan_redemption(&cash, &facts(available), minor_unit) {
+                prop_assert!(plan.points <= available);
+                let amount = plan.benefit.amount_minor.unwrap();
+                let scale = 10i64.pow(minor_unit);
+                prop_assert!(amount * per_unit <= price * scale);
+            }
+        }
+    }
+}
