@@ -44,7 +44,7 @@ UNSTATABLE = [
     ("invalid_value", r"until", "a real date or instant, in the future"),
     ("insufficient_points", r"points", "the member's balance"),
     ("transfer_to_self", r"to_member_id", "the sender's own id"),
-    ("self_referral", r"referral_code", "the member's own code"),
+    ("self_referral", r"referral_code|email|phone", "the referrer's own code, e-mail or phone"),
     ("invalid_value", r"return_codes", "codes are returned for batches of at most 1000"),
     ("invalid_parameter", r"cursor", "a look-up answers one page: no cursor with a filter"),
     ("invalid_value", r"benefit(\..*)?", "which fields a benefit needs depends on its kind"),

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod lots;
 pub mod metrics;
 pub mod phone;
+pub mod posting;
 pub mod program;
 pub mod purchase;
 pub mod rewards;

@@ -14,47 +14,10 @@ use sqlx::Row;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 
-use crate::cards::CARD_NUMBER_LENGTH;
+use crate::batch::{ROWS_PER_STATEMENT, placeholders_on};
 use crate::members::NewMember;
 use crate::tenants::TenantId;
-use crate::{Backend, Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
-
-/// Rows per multi-row INSERT: below both backends' parameter limits for the widest table.
-pub(crate) const ROWS_PER_STATEMENT: usize = 200;
-
-/// [`placeholders`] for a statement sent on its own (never in a [`crate::batch::Batch`]):
-/// on SQLite, anonymous `?` placeholders, bound in order. SQLite keeps `$N` names in a list
-/// it searches linearly, once per placeholder when it parses the statement and once more
-/// when sqlx binds each value (`sqlite3_bind_parameter_name`), so a 200-row INSERT of 17
-/// columns (3,400 names) cost millions of comparisons each time it ran; `?` costs none.
-pub(crate) fn placeholders_on(backend: Backend, rows: usize, columns: usize) -> String {
-    match backend {
-        Backend::Sqlite => {
-            let row = format!("({})", vec!["?"; columns].join(", "));
-            vec![row; rows].join(", ")
-        }
-        Backend::Postgres => placeholders(rows, columns),
-    }
-}
-
-/// `($1, $2, ...), (...)` for `rows` rows of `columns` columns.
-pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
-    let mut sql = String::with_capacity(rows * columns * 5);
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for column in 0..columns {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", row * columns + column + 1));
-        }
-        sql.push(')');
-    }
-    sql
-}
+use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
 
 /// The values of `field` among `candidates` that some member of the tenant already has.
 ///
@@ -321,7 +284,7 @@ impl Store {
                 let mut numbers = Vec::with_capacity(virtual_members.len());
                 for (offset, m) in virtual_members.iter().enumerate() {
                     let serial = u64::try_from(first + offset as i64).map_err(|_| StoreError::Corrupt("negative card serial".into()))?;
-                    let number = card::card_number(&m.card_prefix, serial, CARD_NUMBER_LENGTH).ok_or_else(|| {
+                    let number = card::card_number(&m.card_prefix, serial, card::CARD_NUMBER_LENGTH_DEFAULT).ok_or_else(|| {
                         StoreError::Config(format!("card prefix {:?} leaves no room for serial {serial}", m.card_prefix))
                     })?;
                     numbers.push((number, &m.id));

@@ -14,7 +14,7 @@ use crate::tenants::TenantId;
 use crate::{Conn, Rejection, Store, StoreError, conn, idempotent_unit, time, unit_of_work};
 
 /// Total length of a card number, check digit included.
-pub const CARD_NUMBER_LENGTH: usize = 16;
+pub const CARD_NUMBER_LENGTH: usize = patron_domain::card::CARD_NUMBER_LENGTH_DEFAULT;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CardKind {

@@ -38,8 +38,8 @@ use std::collections::HashSet;
 
 use sqlx::{AnyConnection, Row};
 
+use crate::batch::placeholders;
 use crate::batch::{Batch, Param};
-use crate::bulk::placeholders;
 use crate::tenants::TenantId;
 use crate::{Backend, Rejection, Store, StoreError, time};
 

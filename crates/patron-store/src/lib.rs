@@ -42,6 +42,7 @@ pub mod tenants;
 pub mod testing;
 pub mod time;
 pub mod verify;
+pub mod wallet;
 mod writer;
 
 pub use batch::renumber;

@@ -219,7 +219,7 @@ pub(crate) async fn run(store: &Store) -> Result<MigrationReport, StoreError> {
     }
     // Members enrolled before 0009 (or by an import cut short before its codes were filled)
     // get their referral codes: random codes are made here, not in SQL.
-    crate::members::fill_referral_codes(store, None).await?;
+    crate::members::referrals::fill_referral_codes(store, None).await?;
     Ok(MigrationReport {
         applied,
         current_version: latest_known(store.backend()),

@@ -14,8 +14,8 @@ use crate::batch::Batch;
 use crate::idempotency::{Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, code};
 use crate::members::lock_wallet_with_member;
-use crate::redemptions::{Balance, balance_in};
 use crate::tenants::TenantId;
+use crate::wallet::{Balance, balance_in};
 use crate::{Conn, Rejection, Store, StoreError, conn, idempotent_unit, time};
 
 /// What cancelling a reward redemption did.

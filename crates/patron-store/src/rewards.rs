@@ -5,19 +5,20 @@
 
 use std::collections::HashMap;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
+use patron_domain::posting::{self, RedemptionPlan};
 use patron_domain::program::Program;
-use patron_domain::rewards::{self, DiscountValue, Facts, Reward, RewardKind};
+use patron_domain::rewards::{Facts, Reward, RewardKind};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::batch::Batch;
 use crate::coupons::{Coupon, CouponBenefit, NewCoupon, insert_coupon};
 use crate::idempotency::{Claim, Idempotent};
-use crate::ledger::{self, LedgerCtx, NewTransfer, code};
+use crate::ledger::{self, LedgerCtx, NewTransfer, Wallet, code};
 use crate::members::{Member, lock_wallet_with_member};
-use crate::redemptions::{Balance, balance_in};
 use crate::tenants::TenantId;
+use crate::wallet::{Balance, balance_in};
 use crate::{Conn, Rejection, Store, StoreError, conn, idempotent_unit, time};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,43 +52,22 @@ pub struct RewardCounts {
     pub stock_left: Option<i64>,
 }
 
-/// The coupon benefit a reward gives for `points` spent.
-pub fn benefit_of(reward: &Reward, points: i64, minor_unit: u32) -> CouponBenefit {
-    match &reward.kind {
-        RewardKind::Discount(DiscountValue::Amount { minor }) => CouponBenefit {
-            kind: reward.kind.code().into(),
-            amount_minor: Some(*minor),
-            ..CouponBenefit::default()
-        },
-        RewardKind::Discount(DiscountValue::Percent { percent, cap_minor }) => CouponBenefit {
-            kind: reward.kind.code().into(),
-            percent: Some(percent.normalize().to_string()),
-            cap_minor: *cap_minor,
-            ..CouponBenefit::default()
-        },
-        RewardKind::FreeProduct { sku } => CouponBenefit {
-            kind: reward.kind.code().into(),
-            sku: Some(sku.clone()),
-            ..CouponBenefit::default()
-        },
-        RewardKind::PointsToCash { points_per_unit } => {
-            let scale = 10_i64.checked_pow(minor_unit).unwrap_or(1);
-            CouponBenefit {
-                kind: reward.kind.code().into(),
-                amount_minor: Some(points.saturating_mul(scale) / (*points_per_unit).max(1)),
-                ..CouponBenefit::default()
-            }
+impl From<patron_domain::posting::Benefit> for CouponBenefit {
+    fn from(benefit: patron_domain::posting::Benefit) -> Self {
+        CouponBenefit {
+            kind: benefit.kind.to_string(),
+            amount_minor: benefit.amount_minor,
+            percent: benefit.percent,
+            cap_minor: benefit.cap_minor,
+            sku: benefit.sku,
+            benefit: benefit.benefit.map(str::to_string),
         }
-        RewardKind::Soft { benefit } => CouponBenefit {
-            kind: reward.kind.code().into(),
-            benefit: Some(benefit.code().into()),
-            ..CouponBenefit::default()
-        },
-        RewardKind::PartnerVoucher { .. } => CouponBenefit {
-            kind: reward.kind.code().into(),
-            ..CouponBenefit::default()
-        },
     }
+}
+
+/// The coupon benefit a reward gives for `points` spent (`patron_domain::posting::benefit_of`).
+pub fn benefit_of(reward: &Reward, points: i64, minor_unit: u32) -> CouponBenefit {
+    patron_domain::posting::benefit_of(reward, points, minor_unit).into()
 }
 
 async fn stock_issued(
@@ -217,190 +197,190 @@ impl Store {
             claims,
             now,
             async |c: &mut Conn, _tail: &mut Batch| {
-                let reward =
-                    program
-                        .reward(&new.reward_id)
-                        .ok_or_else(|| Rejection::RewardNotFound {
-                            reward_id: new.reward_id.clone(),
-                        })?;
-                // The wallet first (as every unit of work on a member does), then the stock
-                // row: the stock row serializes redemptions of one reward across members.
-                let (mut wallet, member) = lock_wallet_with_member(c, ctx, &new.member_id).await?;
-                if !member.is_active() {
-                    return Err(Rejection::MemberExited {
-                        member_id: new.member_id.clone(),
-                    }
-                    .into());
-                }
-                ledger::expire_due(c, ctx, &mut wallet).await?;
-                sqlx::query(
-                    "INSERT INTO reward_stock (tenant_id, reward_id, issued) VALUES ($1, $2, 0) \
-                     ON CONFLICT (tenant_id, reward_id) DO NOTHING",
-                )
-                .bind(tenant.0)
-                .bind(&reward.id)
-                .execute(conn(c))
-                .await?;
-                let issued = stock_issued(c, ctx, &reward.id, true).await?;
-                let counted = counts(c, ctx, program, reward, &new.member_id, false).await?;
-                let decision = rewards::eligibility(
-                    reward,
-                    &Facts {
-                        tier: &member.tier,
-                        segments: new.segments.as_deref(),
-                        available_points: wallet.spendable(),
-                        redeemed_in_period: counted.redeemed_in_period,
-                        stock_left: counted.stock_left,
-                        now,
-                    },
-                );
-                if !decision.allowed() {
-                    return Err(Rejection::RewardUnavailable {
-                        reward_id: reward.id.clone(),
-                        reasons: decision
-                            .reasons
-                            .iter()
-                            .map(|r| r.code().to_string())
-                            .collect(),
-                    }
-                    .into());
-                }
-                let points = decision.points;
-                let transfer_id = if points > 0 {
-                    let to = ledger::system_account(c, tenant, "redemption").await?;
-                    let note = format!("reward {}", reward.id);
-                    let transfer = NewTransfer::posted(
-                        format!("reward:{}", new.id),
-                        0,
-                        0,
-                        points,
-                        code::REDEEM,
-                    )
-                    .member(&new.member_id)
-                    .document("reward_redemption", &new.id)
-                    .note(Some(&note));
-                    let debit = ledger::debit(c, ctx, &mut wallet, to, transfer, false).await?;
-                    let inactivity = patron_domain::expiry::inactivity_expires_at(
-                        &program.expiry,
-                        now,
-                        &program.calendar(),
-                    );
-                    ledger::touch_activity(c, &mut wallet, now, inactivity).await?;
-                    Some(debit.transfer_id)
-                } else {
-                    None
-                };
-                sqlx::query(
-                    "UPDATE reward_stock SET issued = $3 WHERE tenant_id = $1 AND reward_id = $2",
-                )
-                .bind(tenant.0)
-                .bind(&reward.id)
-                .bind(issued + 1)
-                .execute(conn(c))
-                .await?;
-
-                let benefit = benefit_of(reward, points, program.currency.minor_unit);
-                let expires_at = reward.coupon.valid_days.and_then(|days| {
-                    now.checked_add(SignedDuration::from_hours(i64::from(days) * 24))
-                        .ok()
-                });
-                let code = match &reward.kind {
-                    RewardKind::PartnerVoucher { pool } => {
-                        let sql = format!(
-                            "SELECT id, code FROM partner_codes WHERE tenant_id = $1 AND pool = $2 \
-                             AND assigned_at IS NULL ORDER BY id LIMIT 1{}",
-                            ctx.backend.for_update()
-                        );
-                        let row = sqlx::query(&sql)
-                            .bind(tenant.0)
-                            .bind(pool)
-                            .fetch_optional(conn(c))
-                            .await?
-                            .ok_or_else(|| Rejection::RewardUnavailable {
-                                reward_id: reward.id.clone(),
-                                reasons: vec!["out_of_stock".into()],
-                            })?;
-                        let id: i64 = row.try_get("id")?;
-                        let code: String = row.try_get("code")?;
-                        sqlx::query("UPDATE partner_codes SET assigned_at = $2 WHERE id = $1")
-                            .bind(id)
-                            .bind(time::to_db(now))
-                            .execute(conn(c))
-                            .await?;
-                        let inserted = insert_coupon(
-                            c,
-                            ctx,
-                            &NewCoupon {
-                                code: &code,
-                                display: &code,
-                                kind: "partner",
-                                reward_id: Some(&reward.id),
-                                promotion_id: None,
-                                member_id: Some(&new.member_id),
-                                max_uses: Some(1),
-                                benefit: &benefit,
-                                expires_at,
-                            },
-                        )
-                        .await?;
-                        if !inserted {
-                            return Err(StoreError::Corrupt(format!(
-                                "partner code of pool {pool} is already a coupon"
-                            )));
-                        }
-                        code
-                    }
-                    _ => {
-                        let mut chosen = None;
-                        for (canonical, display) in &new.candidate_codes {
-                            let fresh = NewCoupon {
-                                code: canonical,
-                                display,
-                                kind: "reward",
-                                reward_id: Some(&reward.id),
-                                promotion_id: None,
-                                member_id: Some(&new.member_id),
-                                max_uses: Some(1),
-                                benefit: &benefit,
-                                expires_at,
-                            };
-                            if insert_coupon(c, ctx, &fresh).await? {
-                                chosen = Some(canonical.clone());
-                                break;
-                            }
-                        }
-                        chosen.ok_or_else(|| {
-                            StoreError::Conflict("every candidate coupon code was taken".into())
-                        })?
-                    }
-                };
-                let period = reward.limit_period(now, &program.calendar());
-                sqlx::query(
-                    "INSERT INTO reward_redemptions (tenant_id, id, member_id, reward_id, period_key, points, \
-                     transfer_id, coupon_code, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(tenant.0)
-                .bind(&new.id)
-                .bind(&new.member_id)
-                .bind(&reward.id)
-                .bind(&period.key)
-                .bind(points)
-                .bind(transfer_id)
-                .bind(&code)
-                .bind(time::to_db(now))
-                .execute(conn(c))
-                .await?;
-                let coupon = crate::coupons::coupon_in_tx(c, ctx, &code).await?;
-                Ok(RewardRedemption {
-                    id: new.id.clone(),
-                    member_id: new.member_id.clone(),
-                    reward_id: reward.id.clone(),
-                    points,
-                    coupon,
-                    balance: balance_in(c, ctx, &wallet).await?,
-                    created_at: now,
-                })
+                redeem_reward_in(c, ctx, program, new).await
             }
         )
     }
+}
+
+/// Redeems a reward: reads under the wallet's and the stock's locks, lets the domain decide
+/// (`posting::plan_redemption`), then debits the points, counts the unit of stock, issues the
+/// coupon and records the redemption.
+async fn redeem_reward_in(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    new: &NewRewardRedemption,
+) -> Result<RewardRedemption, StoreError> {
+    let reward = program
+        .reward(&new.reward_id)
+        .ok_or_else(|| Rejection::RewardNotFound {
+            reward_id: new.reward_id.clone(),
+        })?;
+    // The wallet first (as every unit of work on a member does), then the stock row: the
+    // stock row serializes redemptions of one reward across members.
+    let (mut wallet, member) = lock_wallet_with_member(c, ctx, &new.member_id).await?;
+    if !member.is_active() {
+        return Err(Rejection::MemberExited {
+            member_id: new.member_id.clone(),
+        }
+        .into());
+    }
+    ledger::expire_due(c, ctx, &mut wallet).await?;
+    sqlx::query(
+        "INSERT INTO reward_stock (tenant_id, reward_id, issued) VALUES ($1, $2, 0) \
+         ON CONFLICT (tenant_id, reward_id) DO NOTHING",
+    )
+    .bind(ctx.tenant.0)
+    .bind(&reward.id)
+    .execute(conn(c))
+    .await?;
+    let issued = stock_issued(c, ctx, &reward.id, true).await?;
+    let counted = counts(c, ctx, program, reward, &new.member_id, false).await?;
+    let facts = Facts {
+        tier: &member.tier,
+        segments: new.segments.as_deref(),
+        available_points: wallet.spendable(),
+        redeemed_in_period: counted.redeemed_in_period,
+        stock_left: counted.stock_left,
+        now: ctx.now,
+    };
+    let plan = posting::plan_redemption(reward, &facts, program.currency.minor_unit).map_err(
+        |reasons| Rejection::RewardUnavailable {
+            reward_id: reward.id.clone(),
+            reasons: reasons.iter().map(|r| r.code().to_string()).collect(),
+        },
+    )?;
+    let transfer_id = if plan.points > 0 {
+        Some(debit_reward(c, ctx, program, new, &mut wallet, plan.points).await?)
+    } else {
+        None
+    };
+    sqlx::query("UPDATE reward_stock SET issued = $3 WHERE tenant_id = $1 AND reward_id = $2")
+        .bind(ctx.tenant.0)
+        .bind(&reward.id)
+        .bind(issued + 1)
+        .execute(conn(c))
+        .await?;
+    let code = issue_coupon(c, ctx, reward, new, &plan).await?;
+    let period = reward.limit_period(ctx.now, &program.calendar());
+    sqlx::query(
+        "INSERT INTO reward_redemptions (tenant_id, id, member_id, reward_id, period_key, points, \
+         transfer_id, coupon_code, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(ctx.tenant.0)
+    .bind(&new.id)
+    .bind(&new.member_id)
+    .bind(&reward.id)
+    .bind(&period.key)
+    .bind(plan.points)
+    .bind(transfer_id)
+    .bind(&code)
+    .bind(time::to_db(ctx.now))
+    .execute(conn(c))
+    .await?;
+    let coupon = crate::coupons::coupon_in_tx(c, ctx, &code).await?;
+    Ok(RewardRedemption {
+        id: new.id.clone(),
+        member_id: new.member_id.clone(),
+        reward_id: reward.id.clone(),
+        points: plan.points,
+        coupon,
+        balance: balance_in(c, ctx, &wallet).await?,
+        created_at: ctx.now,
+    })
+}
+
+/// Debits the reward's price from the wallet (to the redemption account) and touches the
+/// member's activity. Returns the transfer's id.
+async fn debit_reward(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    program: &Program,
+    new: &NewRewardRedemption,
+    wallet: &mut Wallet,
+    points: i64,
+) -> Result<i64, StoreError> {
+    let to = ledger::system_account(c, ctx.tenant, "redemption").await?;
+    let note = format!("reward {}", new.reward_id);
+    let transfer = NewTransfer::posted(format!("reward:{}", new.id), 0, 0, points, code::REDEEM)
+        .member(&new.member_id)
+        .document("reward_redemption", &new.id)
+        .note(Some(&note));
+    let debit = ledger::debit(c, ctx, wallet, to, transfer, false).await?;
+    let inactivity =
+        patron_domain::expiry::inactivity_expires_at(&program.expiry, ctx.now, &program.calendar());
+    ledger::touch_activity(c, wallet, ctx.now, inactivity).await?;
+    Ok(debit.transfer_id)
+}
+
+/// Issues the redemption's coupon: the next unused code of a partner's pool, or the first
+/// candidate code not taken. Returns its code.
+async fn issue_coupon(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    reward: &Reward,
+    new: &NewRewardRedemption,
+    plan: &RedemptionPlan,
+) -> Result<String, StoreError> {
+    let benefit: CouponBenefit = plan.benefit.clone().into();
+    if let RewardKind::PartnerVoucher { pool } = &reward.kind {
+        let sql = format!(
+            "SELECT id, code FROM partner_codes WHERE tenant_id = $1 AND pool = $2 \
+             AND assigned_at IS NULL ORDER BY id LIMIT 1{}",
+            ctx.backend.for_update()
+        );
+        let row = sqlx::query(&sql)
+            .bind(ctx.tenant.0)
+            .bind(pool)
+            .fetch_optional(conn(c))
+            .await?
+            .ok_or_else(|| Rejection::RewardUnavailable {
+                reward_id: reward.id.clone(),
+                reasons: vec!["out_of_stock".into()],
+            })?;
+        let id: i64 = row.try_get("id")?;
+        let code: String = row.try_get("code")?;
+        sqlx::query("UPDATE partner_codes SET assigned_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(time::to_db(ctx.now))
+            .execute(conn(c))
+            .await?;
+        let partner = NewCoupon {
+            code: &code,
+            display: &code,
+            kind: "partner",
+            reward_id: Some(&reward.id),
+            promotion_id: None,
+            member_id: Some(&new.member_id),
+            max_uses: Some(1),
+            benefit: &benefit,
+            expires_at: plan.coupon_expires_at,
+        };
+        if !insert_coupon(c, ctx, &partner).await? {
+            return Err(StoreError::Corrupt(format!(
+                "partner code of pool {pool} is already a coupon"
+            )));
+        }
+        return Ok(code);
+    }
+    for (canonical, display) in &new.candidate_codes {
+        let fresh = NewCoupon {
+            code: canonical,
+            display,
+            kind: "reward",
+            reward_id: Some(&reward.id),
+            promotion_id: None,
+            member_id: Some(&new.member_id),
+            max_uses: Some(1),
+            benefit: &benefit,
+            expires_at: plan.coupon_expires_at,
+        };
+        if insert_coupon(c, ctx, &fresh).await? {
+            return Ok(canonical.clone());
+        }
+    }
+    Err(StoreError::Conflict(
+        "every candidate coupon code was taken".into(),
+    ))
 }

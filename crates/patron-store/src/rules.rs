@@ -27,8 +27,8 @@ use crate::batch::{Batch, Param};
 use crate::idempotency::{Claim, Idempotent};
 use crate::ledger::{self, LedgerCtx, NewTransfer, code};
 use crate::members::{Member, lock_wallet_with_member};
-use crate::redemptions::{Balance, balance_in};
 use crate::tenants::TenantId;
+use crate::wallet::{Balance, balance_in};
 use crate::{Conn, Rejection, Store, StoreError, conn, idempotent_unit, time};
 
 /// The decision the engine hands the store, called under the member's wallet lock with the
@@ -200,7 +200,7 @@ pub(crate) fn push_awards(
     let sql = format!(
         "INSERT INTO rule_awards (tenant_id, member_id, rule_id, period_key, source_type, source_id, points, \
          name, occurred_at, created_at) VALUES {}",
-        crate::bulk::placeholders(awards.len(), 10)
+        crate::batch::placeholders(awards.len(), 10)
     );
     let mut params = Vec::with_capacity(awards.len() * 10);
     for award in awards {
@@ -441,7 +441,7 @@ async fn post_event_in(
 
 /// What a purchase's referral rule decided: the newcomer's first qualifying purchase pays
 /// the referrer too (the newcomer's own points are an award of the purchase, in
-/// [`crate::purchases::EarnPlan::awards`]).
+/// `purchases::EarnPlan::awards`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReferralPayout {
     pub referrer_id: String,
@@ -599,7 +599,7 @@ pub(crate) async fn claw_back_referral(
         .await?
         .remove(0);
     ledger::expire_due(c, ctx, &mut wallet).await?;
-    let mode = crate::purchases::clawback_mode(c, ctx, program, &referrer_id).await?;
+    let mode = crate::members::clawback_mode(c, ctx, program, &referrer_id).await?;
     let plan = clawback::plan_clawback(&ClawbackInput {
         mode,
         state: EarnState::Posted,

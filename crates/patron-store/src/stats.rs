@@ -548,7 +548,7 @@ pub(crate) fn push_new_purchase(
     batch: &mut Batch,
     ctx: LedgerCtx,
     tz: &TimeZone,
-    purchase: &crate::purchases::NewPurchase,
+    purchase: &crate::purchases::records::NewPurchase,
 ) -> Result<(), StoreError> {
     let Some(member) = purchase.member_id.as_deref() else {
         return Ok(());
@@ -674,7 +674,7 @@ fn push_counted(
          VALUES {} ON CONFLICT (tenant_id, member_id, category) DO UPDATE SET \
          spend_minor = member_category_spend.spend_minor + excluded.spend_minor, \
          purchases = member_category_spend.purchases + 1",
-        crate::bulk::placeholders(counted.categories.len(), 5)
+        crate::batch::placeholders(counted.categories.len(), 5)
     );
     let mut params = Vec::with_capacity(counted.categories.len() * 5);
     for (category, spend) in &counted.categories {
