@@ -21,6 +21,9 @@ impl Locale {
     /// Every supported locale, in a fixed order.
     pub const ALL: [Locale; 3] = [Locale::Fa, Locale::He, Locale::En];
 
+    /// Their codes, in the same order (the API documents them as its `locale` values).
+    pub const CODES: [&'static str; 3] = ["fa", "he", "en"];
+
     /// The BCP 47 language code: `"fa"`, `"he"` or `"en"`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -157,6 +160,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_codes_are_the_locales_codes() {
+        assert_eq!(super::Locale::CODES, super::Locale::ALL.map(|l| l.code()));
+    }
+
     use super::*;
 
     #[test]

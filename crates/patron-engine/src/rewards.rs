@@ -93,8 +93,20 @@ pub fn code_candidates(input: &str) -> (Vec<String>, Option<Rejection>) {
     }
 }
 
+/// The periods a promotion's limits count in (`per`).
+pub const LIMIT_PERIOD_WORDS: &[&str] = &["day", "week", "month", "year", "lifetime"];
+
+/// The kinds of benefit a promotion's codes give.
+pub const PROMOTION_BENEFIT_KINDS: &[&str] = &["discount", "free_product", "soft_benefit"];
+
 fn check_limit(field: &str, limit: Option<&PeriodLimit>) -> Result<(), EngineError> {
     if let Some(limit) = limit {
+        if !LIMIT_PERIOD_WORDS.contains(&limit.per.as_str()) {
+            return Err(EngineError::invalid(
+                format!("{field}.per"),
+                format!("must be one of {}", LIMIT_PERIOD_WORDS.join(", ")),
+            ));
+        }
         if limit.count < 1 {
             return Err(EngineError::invalid(
                 format!("{field}.count"),
@@ -118,6 +130,9 @@ fn check_benefit(benefit: &CouponBenefit) -> Result<CouponBenefit, EngineError> 
     let invalid =
         |field: &str, message: &str| Err(EngineError::invalid(format!("benefit.{field}"), message));
     let ok = || Ok(benefit.clone());
+    if !PROMOTION_BENEFIT_KINDS.contains(&benefit.kind.as_str()) {
+        return invalid("kind", "must be discount, free_product or soft_benefit");
+    }
     match RewardKindCode::from_code(&benefit.kind) {
         Some(RewardKindCode::Discount) => match (&benefit.amount_minor, &benefit.percent) {
             (Some(amount), None) if *amount > 0 => ok(),

@@ -4,8 +4,10 @@
 //! lengths, the characters a text may hold (as patterns), ranges, the values of a closed set,
 //! how many items a list takes. Each bound is built from the constant or the list the
 //! validation itself reads (`patron_domain::text`, `patron_domain::limits`, the engine's
-//! request checks), so the document and the server cannot drift apart; `tests/api/documents.rs`
-//! sends the edges of every bound to the server and checks what it answers.
+//! request checks and word lists), so the document and the server cannot drift apart;
+//! `tests/api/bounds.rs` checks that every bound lands on a member of the document and that each
+//! text pattern accepts what the domain's check accepts, and CI's Schemathesis run
+//! (`.ci/schemathesis/`) sends the document's valid and invalid requests to the server.
 //!
 //! What a schema cannot say is said in the field's description and left to the server: a
 //! phone number's numbering plan, a card's check digit, a coupon code's check character, a
@@ -16,9 +18,12 @@
 //! need the `u` flag), anchored at both ends.
 
 use patron_domain::limits::{AMOUNT_MINOR_CEILING, POINTS_CEILING};
+use patron_domain::shared::Locale;
 use patron_domain::text::{self, number::NUMBER_CHARS_MAX};
 use patron_domain::{card, coupon};
-use patron_engine::rewards::{CODES_PER_BATCH_MAX, PARTNER_CODES_PER_UPLOAD_MAX};
+use patron_engine::rewards::{
+    CODES_PER_BATCH_MAX, LIMIT_PERIOD_WORDS, PARTNER_CODES_PER_UPLOAD_MAX, PROMOTION_BENEFIT_KINDS,
+};
 use patron_engine::{
     CONSENT_CHANNELS, ENROLL_CHANNELS, EVENT_TYPE_CHARS_MAX, HOLD_MAX_MINUTES, PURCHASE_CHANNELS,
     PURCHASE_LINES_MAX,
@@ -110,7 +115,7 @@ pub enum Bound {
     PageSize,
 }
 
-const LOCALES: &[&str] = &["fa", "he", "en"];
+const LOCALES: &[&str] = &Locale::CODES;
 const POINTS: Bound = Bound::Integer {
     min: 1,
     max: POINTS_CEILING,
@@ -151,11 +156,7 @@ pub const BODY_BOUNDS: &[(&str, &str, Bound)] = &[
     ("BenefitBody", "cap_minor", POSITIVE_AMOUNT),
     ("BenefitBody", "sku", ID),
     ("BenefitBody", "benefit", Bound::Code(64)),
-    (
-        "BenefitBody",
-        "kind",
-        Bound::OneOf(&["discount", "free_product", "soft_benefit"]),
-    ),
+    ("BenefitBody", "kind", Bound::OneOf(PROMOTION_BENEFIT_KINDS)),
     ("BenefitBody", "percent", Bound::Percent),
     ("CaptureBody", "points", POINTS),
     ("ConsentBody", "channel", Bound::OneOf(CONSENT_CHANNELS)),
@@ -220,11 +221,7 @@ pub const BODY_BOUNDS: &[(&str, &str, Bound)] = &[
             nonzero: false,
         },
     ),
-    (
-        "LimitBody",
-        "per",
-        Bound::OneOf(&["day", "week", "month", "year", "lifetime"]),
-    ),
+    ("LimitBody", "per", Bound::OneOf(LIMIT_PERIOD_WORDS)),
     ("MemberPatchBody", "attributes", ATTRIBUTES),
     ("MemberPatchBody", "birthday", Bound::Date),
     (

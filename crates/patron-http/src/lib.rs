@@ -11,6 +11,7 @@
 
 pub mod bounds;
 mod connection;
+mod conventions;
 mod docs;
 mod dto;
 mod extract;
@@ -86,16 +87,6 @@ impl ServerConfig {
         self.page_size_max.clamp(1, PAGE_SIZE_CEILING)
     }
 }
-
-const API_DESCRIPTION: &str = "The loyalty ledger of a club: members, purchases that earn points, \
-redemptions, adjustments, transfers, and the program that sets the rules.\n\n\
-Authenticate every `/v1` call with `Authorization: Bearer <key>`; a key belongs to one club \
-and has a scope: `admin` (everything), `pos` (enrollment, look-up, purchases, refunds, \
-redemptions) or `read` (GET only). Bodies are JSON and unknown fields are refused. Send an \
-`Idempotency-Key` with every POST: a retry answers the stored response with \
-`Idempotent-Replayed: true`. Lists answer `{\"data\": [...], \"next_cursor\": ...}`; pass \
-`next_cursor` back as `?cursor=` until it is null. Errors are RFC 9457 problem documents with \
-a stable `code`.";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -211,172 +202,11 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::metrics))
 }
 
-fn problem_response(description: &str) -> Value {
-    json!({
-        "description": description,
-        "content": {
-            problem::PROBLEM_CONTENT_TYPE: {
-                "schema": { "$ref": "#/components/schemas/Problem" }
-            }
-        }
-    })
-}
-
-/// Adds what every `/v1` operation shares, so the handlers' annotations only say what is
-/// particular to them: bearer security, the scopes, the Idempotency-Key header and the replay
-/// marker on writes, and the common error responses.
-fn apply_conventions(document: &mut Value) {
-    if let Some(info) = document.get_mut("info") {
-        info["description"] = json!(API_DESCRIPTION);
-    }
-    document["components"]["securitySchemes"] = json!({
-        "api_key": {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "An API key (`ptk_...`), created with `patron keys create`."
-        }
-    });
-    // Responses always carry every field (`null` when there is no value): say so, so that
-    // clients may rely on it and the contract test checks it.
-    if let Some(schemas) = document
-        .pointer_mut("/components/schemas")
-        .and_then(Value::as_object_mut)
-    {
-        for (name, schema) in schemas.iter_mut() {
-            if !(name.ends_with("Out") || name.ends_with("Page")) {
-                continue;
-            }
-            let fields: Vec<Value> = schema
-                .get("properties")
-                .and_then(Value::as_object)
-                .map(|properties| properties.keys().cloned().map(Value::String).collect())
-                .unwrap_or_default();
-            schema["required"] = Value::Array(fields);
-        }
-    }
-    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
-        return;
-    };
-    for (path, item) in paths.iter_mut() {
-        let Some(item) = item.as_object_mut() else {
-            continue;
-        };
-        for (method, operation) in item.iter_mut() {
-            if !path.starts_with("/v1/") {
-                operation["security"] = json!([]);
-                continue;
-            }
-            operation["security"] = json!([{ "api_key": [] }]);
-            let id = operation
-                .get("operationId")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            if let Some((_, scopes)) = OPERATION_SCOPES.iter().find(|(op, _)| *op == id) {
-                let description = operation
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let scope_line = format!("Scopes: {scopes}.");
-                operation["description"] = json!(if description.is_empty() {
-                    scope_line
-                } else {
-                    format!("{description}\n\n{scope_line}")
-                });
-            }
-            let writes = matches!(method.as_str(), "post" | "patch" | "put");
-            // A PUT or DELETE that runs through `mutate` takes a key too (the program's PUT is
-            // idempotent by its text).
-            let idempotent = matches!(method.as_str(), "post" | "patch")
-                || matches!(id.as_str(), "set_member_tier" | "remove_member_tier");
-            if idempotent {
-                let parameters = operation
-                    .as_object_mut()
-                    .map(|op| op.entry("parameters").or_insert_with(|| json!([])));
-                if let Some(Value::Array(parameters)) = parameters {
-                    parameters.push(json!({
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": false,
-                        "description": "Makes the call safe to retry: the same key with the same request answers the stored response (with `Idempotent-Replayed: true`) and has no new effect; with another request it is refused (422). Keys are kept at least 24 hours, per club.",
-                        "schema": { "type": "string", "minLength": 1, "maxLength": 255 }
-                    }));
-                }
-            }
-            let Some(responses) = operation
-                .get_mut("responses")
-                .and_then(Value::as_object_mut)
-            else {
-                continue;
-            };
-            if idempotent {
-                for (status, response) in responses.iter_mut() {
-                    if status.starts_with('2') {
-                        response["headers"]["Idempotent-Replayed"] = json!({
-                            "description": "`true` when this is the stored response of an earlier identical request",
-                            "schema": { "type": "string", "enum": ["true"] }
-                        });
-                    }
-                }
-            }
-            let mut common: Vec<(&str, &str)> = vec![
-                (
-                    "400",
-                    "`malformed_body`, `unknown_field`, `missing_field`, `invalid_type`, `invalid_parameter`, `invalid_idempotency_key`, `malformed_request`",
-                ),
-                (
-                    "401",
-                    "`unauthenticated`: no key, or an unknown or revoked one",
-                ),
-                ("403", "`insufficient_scope`"),
-                ("414", "`uri_too_long`: the path and query are over 64 KiB"),
-                ("429", "`rate_limited`: see `Retry-After`"),
-                (
-                    "431",
-                    "`headers_too_large`: over 100 header fields, or about 400 KiB of them",
-                ),
-                ("500", "`internal_error`"),
-                ("503", "`unavailable`: see `Retry-After`"),
-            ];
-            if writes {
-                common.push(("413", "`body_too_large`"));
-                common.push(("415", "`unsupported_media_type`"));
-            }
-            if idempotent {
-                common.push((
-                    "409",
-                    "`idempotency_key_in_flight`: the same key is still running",
-                ));
-                common.push((
-                    "422",
-                    "`idempotency_key_reused`: the key was used for another request",
-                ));
-            }
-            for (status, description) in common {
-                match responses.get_mut(status) {
-                    Some(existing) => {
-                        let before = existing
-                            .get("description")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string();
-                        existing["description"] = json!(format!("{before}; {description}"));
-                    }
-                    None => {
-                        responses.insert(status.to_string(), problem_response(description));
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// The OpenAPI document, as JSON.
 pub(crate) fn openapi_document() -> Value {
     let (_, api) = api_router().split_for_parts();
     let mut document = serde_json::to_value(&api).unwrap_or(Value::Null);
-    apply_conventions(&mut document);
+    conventions::apply(&mut document);
     bounds::apply(&mut document);
     document
 }
