@@ -11,12 +11,13 @@
 //! rate_limit_per_key_per_second = 1000
 //! rate_limit_per_ip_per_second = 2000
 //! page_size_max = 100
+//! request_timeout_seconds = 30
 //! ```
 //!
 //! Unknown keys are refused with their line and column, so a misspelt key is not silently
 //! ignored. The server limits can also come from `PATRON_BODY_LIMIT_BYTES`,
 //! `PATRON_RATE_LIMIT_PER_KEY_PER_SECOND`, `PATRON_RATE_LIMIT_PER_IP_PER_SECOND` and
-//! `PATRON_PAGE_SIZE_MAX`, which win over the file.
+//! `PATRON_PAGE_SIZE_MAX` and `PATRON_REQUEST_TIMEOUT_SECONDS`, which win over the file.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -38,6 +39,7 @@ const KNOWN_KEYS: &[&str] = &[
     "rate_limit_per_key_per_second",
     "rate_limit_per_ip_per_second",
     "page_size_max",
+    "request_timeout_seconds",
     "jobs_interval_seconds",
     "jobs_lease_seconds",
 ];
@@ -85,6 +87,7 @@ const LIMIT_KEYS: &[&str] = &[
     "rate_limit_per_key_per_second",
     "rate_limit_per_ip_per_second",
     "page_size_max",
+    "request_timeout_seconds",
 ];
 
 /// Where a setting's value came from (for `--log-level debug` and error messages).
@@ -115,6 +118,7 @@ pub struct Limits {
     pub rate_limit_per_key_per_second: Option<u32>,
     pub rate_limit_per_ip_per_second: Option<u32>,
     pub page_size_max: Option<u32>,
+    pub request_timeout_seconds: Option<u32>,
 }
 
 impl Limits {
@@ -133,6 +137,13 @@ impl Limits {
                     return Err("must be at least 1".into());
                 }
                 self.page_size_max = Some(n);
+            }
+            "request_timeout_seconds" => {
+                let n = small()?;
+                if !(1..=3600).contains(&n) {
+                    return Err("must be 1 to 3600 seconds".into());
+                }
+                self.request_timeout_seconds = Some(n);
             }
             other => return Err(format!("unknown limit `{other}`")),
         }
@@ -218,6 +229,9 @@ impl Settings {
         }
         if let Some(n) = limits.page_size_max {
             config.page_size_max = n;
+        }
+        if let Some(n) = limits.request_timeout_seconds {
+            config.request_timeout = std::time::Duration::from_secs(u64::from(n));
         }
         config
     }

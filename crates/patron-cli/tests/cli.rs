@@ -598,6 +598,19 @@ fn the_database_url_comes_from_flag_then_environment_then_config_file() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PATRON_PAGE_SIZE_MAX"));
+    let out = Command::new(env!("CARGO_BIN_EXE_patron"))
+        .args(["migrate"])
+        .current_dir(&dir.0)
+        .env("PATRON_REQUEST_TIMEOUT_SECONDS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("PATRON_REQUEST_TIMEOUT_SECONDS=\"0\": must be 1 to 3600 seconds"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
