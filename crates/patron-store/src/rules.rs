@@ -272,16 +272,13 @@ pub(crate) async fn credit_grant(
         ctx.now,
         expiry::inactivity_expires_at(&program.expiry, ctx.now, &cal),
     );
-    let id = ledger::credit_posted(
-        c,
-        ctx,
-        wallet,
-        "issuance",
+    let credit = ledger::Credit {
+        from_kind: "issuance",
         transfer,
-        expiry::lot_expires_at(&program.expiry, ctx.now, &cal),
-        Some(activity),
-    )
-    .await?;
+        expires_at: expiry::lot_expires_at(&program.expiry, ctx.now, &cal),
+        activity: Some(activity),
+    };
+    let id = ledger::credit_posted(c, ctx, wallet, credit).await?;
     Ok(Some(id))
 }
 
