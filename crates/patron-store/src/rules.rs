@@ -548,6 +548,16 @@ pub(crate) async fn pay_referral(
     Ok(())
 }
 
+/// A refund of a purchase, as [`claw_back_referral`] sees it: the eligible amounts (in minor
+/// units) of the purchase, of its earlier refunds and of this one.
+pub(crate) struct ReferralRefund<'a> {
+    pub purchase_id: &'a str,
+    pub refund_id: &'a str,
+    pub original_eligible_minor: i64,
+    pub eligible_refunded_before: i64,
+    pub eligible_refund_minor: i64,
+}
+
 /// The refund of a purchase that paid a referral takes the referrer's points back in the same
 /// proportion as the newcomer's (docs/LEDGER.md#refunds: target = round(earned × cumulative
 /// refunded / original) on the eligible amounts, only the difference from what was settled
@@ -556,17 +566,19 @@ pub(crate) async fn pay_referral(
 /// `unlimited` may leave the referrer in debt. The referral stays used: a refunded first
 /// purchase does not make the next purchase pay the referral again. Called under the
 /// newcomer's wallet lock; takes the referrer's after it (the purchase's order).
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn claw_back_referral(
     c: &mut Conn,
     ctx: LedgerCtx,
     program: &Program,
-    purchase_id: &str,
-    refund_id: &str,
-    original_eligible_minor: i64,
-    eligible_refunded_before: i64,
-    eligible_refund_minor: i64,
+    refund: ReferralRefund<'_>,
 ) -> Result<(), StoreError> {
+    let ReferralRefund {
+        purchase_id,
+        refund_id,
+        original_eligible_minor,
+        eligible_refunded_before,
+        eligible_refund_minor,
+    } = refund;
     use patron_domain::clawback::{self, ClawbackInput, EarnState};
     let row = sqlx::query(
         "SELECT member_id, referrer_id, referrer_points, settled_points FROM referral_rewards \
