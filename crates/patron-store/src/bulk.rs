@@ -17,7 +17,7 @@ use sqlx::query::Query;
 use crate::batch::{ROWS_PER_STATEMENT, placeholders_on};
 use crate::members::NewMember;
 use crate::tenants::TenantId;
-use crate::{Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
+use crate::{Backend, Conn, Rejection, Store, StoreError, conn, time, unit_of_work};
 
 /// The values of `field` among `candidates` that some member of the tenant already has.
 ///
@@ -220,129 +220,212 @@ impl Store {
         let backend = self.backend();
         unit_of_work!(self, |tx| {
             async {
-            let verdicts = screen(&mut tx, tenant, batch).await?;
-            let accepted: Vec<&NewMember> =
-                batch.iter().zip(&verdicts).filter(|(_, v)| v.is_none()).map(|(m, _)| m).collect();
-            let at = time::to_db(now);
-
-            let codes = unused_referral_codes(&mut tx, tenant, accepted.len()).await?;
-            for (chunk, codes) in accepted
-                .chunks(ROWS_PER_STATEMENT)
-                .zip(codes.chunks(ROWS_PER_STATEMENT))
-            {
-                let sql = format!(
-                    "INSERT INTO members (tenant_id, id, external_id, status, name, phone, email, birthday, locale, \
-                     time_zone, channel, attributes, tier, tier_since, enrolled_at, updated_at, referral_code) VALUES {}",
-                    placeholders_on(backend, chunk.len(), 17)
-                );
-                let mut query = sqlx::query(&sql);
-                for (m, code) in chunk.iter().zip(codes) {
-                    let p = &m.profile;
-                    query = query
-                        .bind(tenant.0)
-                        .bind(&m.id)
-                        .bind(&p.external_id)
-                        .bind("active")
-                        .bind(&p.name)
-                        .bind(&p.phone)
-                        .bind(&p.email)
-                        .bind(&p.birthday)
-                        .bind(&p.locale)
-                        .bind(&p.time_zone)
-                        .bind(&m.channel)
-                        .bind(&p.attributes)
-                        .bind(&m.tier)
-                        .bind(at)
-                        .bind(at)
-                        .bind(at)
-                        .bind(code);
-                }
-                execute(&mut tx, query).await?;
-
-                let sql = format!("INSERT INTO accounts (tenant_id, kind, member_id) VALUES {}", placeholders_on(backend, chunk.len(), 3));
-                let mut query = sqlx::query(&sql);
-                for m in chunk {
-                    query = query.bind(tenant.0).bind("wallet").bind(&m.id);
-                }
-                execute(&mut tx, query).await?;
+                let verdicts = screen(&mut tx, tenant, batch).await?;
+                let accepted: Vec<&NewMember> = batch
+                    .iter()
+                    .zip(&verdicts)
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(m, _)| m)
+                    .collect();
+                let rows = Rows {
+                    backend,
+                    tenant,
+                    at: time::to_db(now),
+                };
+                rows.insert_members(&mut tx, &accepted).await?;
+                rows.issue_virtual_cards(&mut tx, &accepted).await?;
+                rows.bind_physical_cards(&mut tx, &accepted).await?;
+                rows.insert_consents(&mut tx, &accepted).await?;
+                Ok(batch
+                    .iter()
+                    .zip(verdicts)
+                    .map(|(m, verdict)| match verdict {
+                        None => Ok(m.id.clone()),
+                        Some(rejection) => Err(rejection),
+                    })
+                    .collect())
             }
-
-            // Virtual cards: reserve a run of serials with one counter update.
-            let virtual_members: Vec<&NewMember> = accepted.iter().copied().filter(|m| m.physical_card.is_none()).collect();
-            if !virtual_members.is_empty() {
-                let count = i64::try_from(virtual_members.len()).map_err(|_| StoreError::Corrupt("batch too large".into()))?;
-                let last: i64 = sqlx::query(
-                    "INSERT INTO counters (tenant_id, name, value) VALUES ($1, 'card_serial', $2) \
-                     ON CONFLICT (tenant_id, name) DO UPDATE SET value = counters.value + $2 RETURNING value",
-                )
-                .bind(tenant.0)
-                .bind(count)
-                .fetch_one(conn(&mut tx))
-                .await?
-                .try_get("value")?;
-                let first = last - count + 1;
-                let mut numbers = Vec::with_capacity(virtual_members.len());
-                for (offset, m) in virtual_members.iter().enumerate() {
-                    let serial = u64::try_from(first + offset as i64).map_err(|_| StoreError::Corrupt("negative card serial".into()))?;
-                    let number = card::card_number(&m.card_prefix, serial, card::CARD_NUMBER_LENGTH_DEFAULT).ok_or_else(|| {
-                        StoreError::Config(format!("card prefix {:?} leaves no room for serial {serial}", m.card_prefix))
-                    })?;
-                    numbers.push((number, &m.id));
-                }
-                for chunk in numbers.chunks(ROWS_PER_STATEMENT) {
-                    let sql = format!(
-                        "INSERT INTO cards (tenant_id, number, kind, status, member_id, issued_at, bound_at) VALUES {}",
-                        placeholders_on(backend, chunk.len(), 7)
-                    );
-                    let mut query = sqlx::query(&sql);
-                    for (number, member_id) in chunk {
-                        query = query.bind(tenant.0).bind(number).bind("virtual").bind("active").bind(*member_id).bind(at).bind(at);
-                    }
-                    execute(&mut tx, query).await?;
-                }
-            }
-            for m in accepted.iter().filter(|m| m.physical_card.is_some()) {
-                sqlx::query("UPDATE cards SET status = 'active', member_id = $3, bound_at = $4 WHERE tenant_id = $1 AND number = $2")
-                    .bind(tenant.0)
-                    .bind(&m.physical_card)
-                    .bind(&m.id)
-                    .bind(at)
-                    .execute(conn(&mut tx))
-                    .await?;
-            }
-
-            let consents: Vec<(&NewMember, &crate::members::ConsentInput)> =
-                accepted.iter().flat_map(|m| m.consents.iter().map(move |c| (*m, c))).collect();
-            for chunk in consents.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "INSERT INTO consents (tenant_id, member_id, channel, topic, granted, at, method, text_shown) VALUES {}",
-                    placeholders_on(backend, chunk.len(), 8)
-                );
-                let mut query = sqlx::query(&sql);
-                for (m, consent) in chunk {
-                    query = query
-                        .bind(tenant.0)
-                        .bind(&m.id)
-                        .bind(&consent.channel)
-                        .bind(&consent.topic)
-                        .bind(i64::from(consent.granted))
-                        .bind(at)
-                        .bind(&consent.method)
-                        .bind(&consent.text_shown);
-                }
-                execute(&mut tx, query).await?;
-            }
-
-            Ok(batch
-                .iter()
-                .zip(verdicts)
-                .map(|(m, verdict)| match verdict {
-                    None => Ok(m.id.clone()),
-                    Some(rejection) => Err(rejection),
-                })
-                .collect())
-        }
-        .await
+            .await
         })
+    }
+}
+
+/// What every row of an accepted batch is written with: the backend's placeholders, the
+/// tenant, and the instant of the enrollment (as stored).
+struct Rows {
+    backend: Backend,
+    tenant: TenantId,
+    at: i64,
+}
+
+impl Rows {
+    /// The members, each with a fresh referral code, and their wallets.
+    async fn insert_members(
+        &self,
+        c: &mut Conn,
+        accepted: &[&NewMember],
+    ) -> Result<(), StoreError> {
+        let (tenant, at) = (self.tenant, self.at);
+        let codes = unused_referral_codes(c, tenant, accepted.len()).await?;
+        for (chunk, codes) in accepted
+            .chunks(ROWS_PER_STATEMENT)
+            .zip(codes.chunks(ROWS_PER_STATEMENT))
+        {
+            let sql = format!(
+                "INSERT INTO members (tenant_id, id, external_id, status, name, phone, email, birthday, locale, \
+                 time_zone, channel, attributes, tier, tier_since, enrolled_at, updated_at, referral_code) VALUES {}",
+                placeholders_on(self.backend, chunk.len(), 17)
+            );
+            let mut query = sqlx::query(&sql);
+            for (m, code) in chunk.iter().zip(codes) {
+                let p = &m.profile;
+                query = query
+                    .bind(tenant.0)
+                    .bind(&m.id)
+                    .bind(&p.external_id)
+                    .bind("active")
+                    .bind(&p.name)
+                    .bind(&p.phone)
+                    .bind(&p.email)
+                    .bind(&p.birthday)
+                    .bind(&p.locale)
+                    .bind(&p.time_zone)
+                    .bind(&m.channel)
+                    .bind(&p.attributes)
+                    .bind(&m.tier)
+                    .bind(at)
+                    .bind(at)
+                    .bind(at)
+                    .bind(code);
+            }
+            execute(c, query).await?;
+
+            let sql = format!(
+                "INSERT INTO accounts (tenant_id, kind, member_id) VALUES {}",
+                placeholders_on(self.backend, chunk.len(), 3)
+            );
+            let mut query = sqlx::query(&sql);
+            for m in chunk {
+                query = query.bind(tenant.0).bind("wallet").bind(&m.id);
+            }
+            execute(c, query).await?;
+        }
+        Ok(())
+    }
+
+    /// Virtual cards for the members without a pre-printed one: reserve a run of serials
+    /// with one counter update.
+    async fn issue_virtual_cards(
+        &self,
+        c: &mut Conn,
+        accepted: &[&NewMember],
+    ) -> Result<(), StoreError> {
+        let (tenant, at) = (self.tenant, self.at);
+        let virtual_members: Vec<&NewMember> = accepted
+            .iter()
+            .copied()
+            .filter(|m| m.physical_card.is_none())
+            .collect();
+        if virtual_members.is_empty() {
+            return Ok(());
+        }
+        let count = i64::try_from(virtual_members.len())
+            .map_err(|_| StoreError::Corrupt("batch too large".into()))?;
+        let last: i64 = sqlx::query(
+            "INSERT INTO counters (tenant_id, name, value) VALUES ($1, 'card_serial', $2) \
+             ON CONFLICT (tenant_id, name) DO UPDATE SET value = counters.value + $2 RETURNING value",
+        )
+        .bind(tenant.0)
+        .bind(count)
+        .fetch_one(conn(c))
+        .await?
+        .try_get("value")?;
+        let first = last - count + 1;
+        let mut numbers = Vec::with_capacity(virtual_members.len());
+        for (offset, m) in virtual_members.iter().enumerate() {
+            let serial = u64::try_from(first + offset as i64)
+                .map_err(|_| StoreError::Corrupt("negative card serial".into()))?;
+            let number =
+                card::card_number(&m.card_prefix, serial, card::CARD_NUMBER_LENGTH_DEFAULT)
+                    .ok_or_else(|| {
+                        StoreError::Config(format!(
+                            "card prefix {:?} leaves no room for serial {serial}",
+                            m.card_prefix
+                        ))
+                    })?;
+            numbers.push((number, &m.id));
+        }
+        for chunk in numbers.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO cards (tenant_id, number, kind, status, member_id, issued_at, bound_at) VALUES {}",
+                placeholders_on(self.backend, chunk.len(), 7)
+            );
+            let mut query = sqlx::query(&sql);
+            for (number, member_id) in chunk {
+                query = query
+                    .bind(tenant.0)
+                    .bind(number)
+                    .bind("virtual")
+                    .bind("active")
+                    .bind(*member_id)
+                    .bind(at)
+                    .bind(at);
+            }
+            execute(c, query).await?;
+        }
+        Ok(())
+    }
+
+    /// The pre-printed cards, bound to their members.
+    async fn bind_physical_cards(
+        &self,
+        c: &mut Conn,
+        accepted: &[&NewMember],
+    ) -> Result<(), StoreError> {
+        for m in accepted.iter().filter(|m| m.physical_card.is_some()) {
+            sqlx::query(
+                "UPDATE cards SET status = 'active', member_id = $3, bound_at = $4 \
+                 WHERE tenant_id = $1 AND number = $2",
+            )
+            .bind(self.tenant.0)
+            .bind(&m.physical_card)
+            .bind(&m.id)
+            .bind(self.at)
+            .execute(conn(c))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The consents given at enrollment.
+    async fn insert_consents(
+        &self,
+        c: &mut Conn,
+        accepted: &[&NewMember],
+    ) -> Result<(), StoreError> {
+        let consents: Vec<(&NewMember, &crate::members::ConsentInput)> = accepted
+            .iter()
+            .flat_map(|m| m.consents.iter().map(move |c| (*m, c)))
+            .collect();
+        for chunk in consents.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO consents (tenant_id, member_id, channel, topic, granted, at, method, text_shown) VALUES {}",
+                placeholders_on(self.backend, chunk.len(), 8)
+            );
+            let mut query = sqlx::query(&sql);
+            for (m, consent) in chunk {
+                query = query
+                    .bind(self.tenant.0)
+                    .bind(&m.id)
+                    .bind(&consent.channel)
+                    .bind(&consent.topic)
+                    .bind(i64::from(consent.granted))
+                    .bind(self.at)
+                    .bind(&consent.method)
+                    .bind(&consent.text_shown);
+            }
+            execute(c, query).await?;
+        }
+        Ok(())
     }
 }

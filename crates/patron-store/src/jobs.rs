@@ -17,7 +17,9 @@ use sqlx::any::AnyRow;
 
 use crate::ledger::LedgerCtx;
 use crate::members::lock_wallet_with_member;
-use crate::rules::{RuleGrant, credit_grant, limit_periods, record_awards, usage_in};
+use crate::rules::{
+    Awards, Grant, RuleGrant, credit_grant, limit_periods, record_awards, usage_in,
+};
 use crate::tenants::TenantId;
 use crate::{Conn, Store, StoreError, conn, time, unit_of_work};
 
@@ -552,28 +554,22 @@ impl Store {
             }
             crate::ledger::expire_due(&mut tx, ctx, &mut wallet).await?;
             let document_id = format!("{member_id}:{source_id}");
-            credit_grant(
-                &mut tx,
-                ctx,
-                program,
-                &mut wallet,
-                source_type,
-                source_type,
-                &document_id,
-                grant.points,
-            )
-            .await?;
-            record_awards(
-                &mut tx,
-                ctx,
+            let credit = Grant {
+                reason: source_type,
+                document_type: source_type,
+                document_id: &document_id,
+                points: grant.points,
+            };
+            credit_grant(&mut tx, ctx, program, &mut wallet, credit).await?;
+            let awards = Awards {
                 member_id,
                 source_type,
                 source_id,
-                &grant.awards,
-                &periods,
-                now,
-            )
-            .await?;
+                awards: &grant.awards,
+                periods: &periods,
+                occurred_at: now,
+            };
+            record_awards(&mut tx, ctx, awards).await?;
             Ok(grant.points)
         }
         .await

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyArguments;
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, Row};
 
@@ -129,9 +129,251 @@ fn bind_windows<'q>(
     query
 }
 
-fn index_of(row: &sqlx::any::AnyRow, len: usize) -> Result<Option<usize>, StoreError> {
+fn index_of(row: &AnyRow, len: usize) -> Result<Option<usize>, StoreError> {
     let idx: i64 = row.try_get("idx")?;
     Ok(usize::try_from(idx).ok().filter(|i| *i < len))
+}
+
+/// The shared parts of the period queries: `$1` the tenant, `$2` the store (always bound),
+/// then the windows' `VALUES` list from `$3`.
+struct Periods<'a> {
+    store: &'a Store,
+    tenant: TenantId,
+    windows: &'a [MetricWindow],
+    store_id: Option<&'a str>,
+    cte: String,
+}
+
+/// A member's purchase that counts for activity: linked to a member and not fully refunded.
+const COUNTED: &str = "p.member_id IS NOT NULL AND p.total_minor > p.refunded_minor";
+
+impl Periods<'_> {
+    fn store_filter(&self, alias: &str) -> String {
+        if self.store_id.is_some() {
+            format!(" AND {alias}.store_id = $2")
+        } else {
+            // Every query binds $2; this keeps it referenced on both backends.
+            " AND $2 = $2".to_owned()
+        }
+    }
+
+    /// Runs `sql` (which starts with the windows' CTE) with the tenant, the store and the
+    /// windows bound; yields each row with the index of its window.
+    async fn rows(&self, sql: &str) -> Result<Vec<(usize, AnyRow)>, StoreError> {
+        let query = sqlx::query(sql)
+            .bind(self.tenant.0)
+            .bind(self.store_id.unwrap_or(""));
+        let rows = bind_windows(query, self.windows)
+            .fetch_all(self.store.pool())
+            .await?;
+        let mut indexed = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(i) = index_of(&row, self.windows.len())? {
+                indexed.push((i, row));
+            }
+        }
+        Ok(indexed)
+    }
+
+    /// Revenue: purchases by when they occurred.
+    async fn revenue(&self, out: &mut [PeriodCounts]) -> Result<(), StoreError> {
+        let sql = format!(
+            "{}SELECT w.idx, \
+             CAST(COALESCE(SUM(p.total_minor - p.refunded_minor), 0) AS BIGINT) AS revenue, \
+             CAST(COALESCE(SUM(CASE WHEN p.member_id IS NOT NULL THEN p.total_minor - p.refunded_minor ELSE 0 END), 0) AS BIGINT) AS identified, \
+             CAST(COUNT(*) AS BIGINT) AS purchases, CAST(COUNT(p.member_id) AS BIGINT) AS identified_purchases \
+             FROM w JOIN purchases p ON p.tenant_id = $1 AND p.occurred_at >= w.s AND p.occurred_at < w.e{} \
+             GROUP BY w.idx",
+            self.cte,
+            self.store_filter("p")
+        );
+        for (i, row) in self.rows(&sql).await? {
+            out[i].revenue_minor = row.try_get("revenue")?;
+            out[i].identified_revenue_minor = row.try_get("identified")?;
+            out[i].purchases = row.try_get("purchases")?;
+            out[i].identified_purchases = row.try_get("identified_purchases")?;
+        }
+        Ok(())
+    }
+
+    /// Active members in the current window (still members at the period's end).
+    async fn active_members(&self, out: &mut [PeriodCounts]) -> Result<(), StoreError> {
+        let sql = format!(
+            "{}SELECT w.idx, CAST(COUNT(DISTINCT p.member_id) AS BIGINT) AS n \
+             FROM w JOIN purchases p ON p.tenant_id = $1 AND {COUNTED} \
+             AND p.occurred_at >= w.a AND p.occurred_at < w.e{} \
+             WHERE EXISTS (SELECT 1 FROM members m WHERE m.tenant_id = $1 AND m.id = p.member_id \
+             AND m.enrolled_at < w.e AND (m.exited_at IS NULL OR m.exited_at >= w.e)) \
+             GROUP BY w.idx",
+            self.cte,
+            self.store_filter("p")
+        );
+        for (i, row) in self.rows(&sql).await? {
+            out[i].active_members = row.try_get("n")?;
+        }
+        Ok(())
+    }
+
+    /// Active in the previous window, and of those, without a purchase in the current one.
+    async fn churn(&self, out: &mut [PeriodCounts]) -> Result<(), StoreError> {
+        let sql = format!(
+            "{}SELECT w.idx, CAST(COUNT(DISTINCT p.member_id) AS BIGINT) AS previous, \
+             CAST(COUNT(DISTINCT CASE WHEN NOT EXISTS (SELECT 1 FROM purchases q WHERE q.tenant_id = $1 \
+             AND q.member_id = p.member_id AND q.total_minor > q.refunded_minor \
+             AND q.occurred_at >= w.a AND q.occurred_at < w.e{}) THEN p.member_id END) AS BIGINT) AS churned \
+             FROM w JOIN purchases p ON p.tenant_id = $1 AND {COUNTED} \
+             AND p.occurred_at >= w.pa AND p.occurred_at < w.a{} \
+             GROUP BY w.idx",
+            self.cte,
+            self.store_filter("q"),
+            self.store_filter("p")
+        );
+        for (i, row) in self.rows(&sql).await? {
+            out[i].previous_active_members = row.try_get("previous")?;
+            out[i].churned_members = row.try_get("churned")?;
+        }
+        Ok(())
+    }
+
+    /// Members: enrolled and exited before the first period, then per period, rolled forward.
+    async fn membership(
+        &self,
+        first_start: Timestamp,
+        out: &mut [PeriodCounts],
+    ) -> Result<(), StoreError> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS enrolled, \
+             CAST(COUNT(CASE WHEN exited_at IS NOT NULL AND exited_at < $2 THEN 1 END) AS BIGINT) AS exited \
+             FROM members WHERE tenant_id = $1 AND enrolled_at < $2",
+        )
+        .bind(self.tenant.0)
+        .bind(time::to_db(first_start))
+        .fetch_one(self.store.pool())
+        .await?;
+        let mut members: i64 =
+            row.try_get::<i64, _>("enrolled")? - row.try_get::<i64, _>("exited")?;
+        for (column, target) in [("enrolled_at", 0), ("exited_at", 1)] {
+            let sql = format!(
+                "{}SELECT w.idx, CAST(COUNT(*) AS BIGINT) AS n FROM w JOIN members m \
+                 ON m.tenant_id = $1 AND m.{column} >= w.s AND m.{column} < w.e \
+                 WHERE $2 = $2 GROUP BY w.idx",
+                self.cte
+            );
+            for (i, row) in self.rows(&sql).await? {
+                let count: i64 = row.try_get("n")?;
+                if target == 0 {
+                    out[i].enrollments = count;
+                } else {
+                    out[i].exits = count;
+                }
+            }
+        }
+        for period in out.iter_mut() {
+            members += period.enrollments - period.exits;
+            period.members_at_end = members;
+        }
+        Ok(())
+    }
+
+    /// Coupon events per campaign, and the period's totals over its campaigns.
+    async fn coupons(&self, out: &mut [PeriodCounts]) -> Result<(), StoreError> {
+        let sql = format!(
+            "{}SELECT w.idx, c.event, c.promotion_id, c.reward_id, CAST(COUNT(*) AS BIGINT) AS n \
+             FROM w JOIN coupon_events c ON c.tenant_id = $1 AND c.at >= w.s AND c.at < w.e \
+             WHERE $2 = $2 AND c.event IN ('issued', 'redeemed', 'released') \
+             GROUP BY w.idx, c.event, c.promotion_id, c.reward_id",
+            self.cte
+        );
+        let mut campaigns: Vec<BTreeMap<CampaignKey, CampaignCounts>> =
+            vec![BTreeMap::new(); out.len()];
+        for (i, row) in self.rows(&sql).await? {
+            let event: String = row.try_get("event")?;
+            let promotion_id: Option<String> = row.try_get("promotion_id")?;
+            let reward_id: Option<String> = row.try_get("reward_id")?;
+            let count: i64 = row.try_get("n")?;
+            let entry = campaigns[i]
+                .entry((promotion_id.clone(), reward_id.clone()))
+                .or_insert_with(|| CampaignCounts {
+                    promotion_id,
+                    reward_id,
+                    issued: 0,
+                    redeemed: 0,
+                    released: 0,
+                });
+            match event.as_str() {
+                "issued" => entry.issued += count,
+                "redeemed" => entry.redeemed += count,
+                _ => entry.released += count,
+            }
+        }
+        for (period, campaigns) in out.iter_mut().zip(campaigns) {
+            for mut campaign in campaigns.into_values() {
+                period.coupons_issued += campaign.issued;
+                period.coupons_released += campaign.released;
+                period.coupons_redeemed += campaign.redeemed - campaign.released;
+                campaign.redeemed -= campaign.released;
+                period.campaigns.push(campaign);
+            }
+        }
+        Ok(())
+    }
+
+    /// Points: the members' posted balances before the first period, then the flows between
+    /// wallets and each system account per period, rolled forward.
+    async fn points(
+        &self,
+        first_start: Timestamp,
+        out: &mut [PeriodCounts],
+    ) -> Result<(), StoreError> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN c.member_id IS NOT NULL THEN t.amount ELSE 0 END), 0) AS BIGINT) AS credits, \
+             CAST(COALESCE(SUM(CASE WHEN d.member_id IS NOT NULL THEN t.amount ELSE 0 END), 0) AS BIGINT) AS debits \
+             FROM transfers t JOIN accounts c ON c.id = t.credit_account JOIN accounts d ON d.id = t.debit_account \
+             WHERE t.tenant_id = $1 AND t.kind IN ('posted', 'post_pending') AND t.created_at < $2",
+        )
+        .bind(self.tenant.0)
+        .bind(time::to_db(first_start))
+        .fetch_one(self.store.pool())
+        .await?;
+        let mut outstanding: i64 =
+            row.try_get::<i64, _>("credits")? - row.try_get::<i64, _>("debits")?;
+        let sql = format!(
+            "{}SELECT w.idx, s.kind, \
+             CAST(COALESCE(SUM(CASE WHEN t.debit_account = s.id THEN t.amount ELSE 0 END), 0) AS BIGINT) AS to_wallets, \
+             CAST(COALESCE(SUM(CASE WHEN t.credit_account = s.id THEN t.amount ELSE 0 END), 0) AS BIGINT) AS from_wallets \
+             FROM w JOIN transfers t ON t.tenant_id = $1 AND t.kind IN ('posted', 'post_pending') \
+             AND t.created_at >= w.s AND t.created_at < w.e \
+             JOIN accounts s ON s.tenant_id = $1 AND s.member_id IS NULL \
+             AND (s.id = t.debit_account OR s.id = t.credit_account) \
+             WHERE $2 = $2 GROUP BY w.idx, s.kind",
+            self.cte
+        );
+        for (i, row) in self.rows(&sql).await? {
+            let kind: String = row.try_get("kind")?;
+            let net: i64 =
+                row.try_get::<i64, _>("to_wallets")? - row.try_get::<i64, _>("from_wallets")?;
+            let flow = &mut out[i].points;
+            match kind.as_str() {
+                "issuance" => flow.issued += net,
+                "redemption" => flow.redeemed -= net,
+                "expiry" => flow.expired -= net,
+                "clawback" => flow.clawed_back -= net,
+                "forfeit" => flow.forfeited -= net,
+                "adjustment" => flow.adjusted += net,
+                _ => flow.other += net,
+            }
+        }
+        for period in out.iter_mut() {
+            let flow = &mut period.points;
+            flow.opening = outstanding;
+            outstanding +=
+                flow.issued - flow.redeemed - flow.expired - flow.clawed_back - flow.forfeited
+                    + flow.adjusted
+                    + flow.other;
+            flow.closing = outstanding;
+        }
+        Ok(())
+    }
 }
 
 impl Store {
@@ -145,208 +387,24 @@ impl Store {
         windows: &[MetricWindow],
         store_id: Option<&str>,
     ) -> Result<Vec<PeriodCounts>, StoreError> {
-        let n = windows.len();
-        let mut out = vec![PeriodCounts::default(); n];
-        let (Some(first), Some(_)) = (windows.first(), windows.last()) else {
+        let mut out = vec![PeriodCounts::default(); windows.len()];
+        let Some(first) = windows.first() else {
             return Ok(out);
         };
-        let store_filter = |alias: &str| {
-            if store_id.is_some() {
-                format!(" AND {alias}.store_id = $2")
-            } else {
-                // Every query binds $2; this keeps it referenced on both backends.
-                " AND $2 = $2".to_owned()
-            }
+        let periods = Periods {
+            store: self,
+            tenant,
+            windows,
+            store_id,
+            // $1 tenant, $2 the store (always bound, so the window placeholders start at 3).
+            cte: windows_cte(3, windows.len()),
         };
-        // $1 tenant, $2 the store (always bound, so the window placeholders start at 3).
-        let cte = windows_cte(3, n);
-        let store_bind = store_id.unwrap_or("");
-
-        // Revenue: purchases by when they occurred.
-        let sql = format!(
-            "{cte}SELECT w.idx, \
-             CAST(COALESCE(SUM(p.total_minor - p.refunded_minor), 0) AS BIGINT) AS revenue, \
-             CAST(COALESCE(SUM(CASE WHEN p.member_id IS NOT NULL THEN p.total_minor - p.refunded_minor ELSE 0 END), 0) AS BIGINT) AS identified, \
-             CAST(COUNT(*) AS BIGINT) AS purchases, CAST(COUNT(p.member_id) AS BIGINT) AS identified_purchases \
-             FROM w JOIN purchases p ON p.tenant_id = $1 AND p.occurred_at >= w.s AND p.occurred_at < w.e{} \
-             GROUP BY w.idx",
-            store_filter("p")
-        );
-        let query = bind_windows(sqlx::query(&sql).bind(tenant.0).bind(store_bind), windows);
-        for row in query.fetch_all(self.pool()).await? {
-            if let Some(i) = index_of(&row, n)? {
-                out[i].revenue_minor = row.try_get("revenue")?;
-                out[i].identified_revenue_minor = row.try_get("identified")?;
-                out[i].purchases = row.try_get("purchases")?;
-                out[i].identified_purchases = row.try_get("identified_purchases")?;
-            }
-        }
-
-        // Active members in the current window (still members at the period's end).
-        let counted = "p.member_id IS NOT NULL AND p.total_minor > p.refunded_minor";
-        let sql = format!(
-            "{cte}SELECT w.idx, CAST(COUNT(DISTINCT p.member_id) AS BIGINT) AS n \
-             FROM w JOIN purchases p ON p.tenant_id = $1 AND {counted} \
-             AND p.occurred_at >= w.a AND p.occurred_at < w.e{} \
-             WHERE EXISTS (SELECT 1 FROM members m WHERE m.tenant_id = $1 AND m.id = p.member_id \
-             AND m.enrolled_at < w.e AND (m.exited_at IS NULL OR m.exited_at >= w.e)) \
-             GROUP BY w.idx",
-            store_filter("p")
-        );
-        let query = bind_windows(sqlx::query(&sql).bind(tenant.0).bind(store_bind), windows);
-        for row in query.fetch_all(self.pool()).await? {
-            if let Some(i) = index_of(&row, n)? {
-                out[i].active_members = row.try_get("n")?;
-            }
-        }
-
-        // Active in the previous window, and of those, without a purchase in the current one.
-        let sql = format!(
-            "{cte}SELECT w.idx, CAST(COUNT(DISTINCT p.member_id) AS BIGINT) AS previous, \
-             CAST(COUNT(DISTINCT CASE WHEN NOT EXISTS (SELECT 1 FROM purchases q WHERE q.tenant_id = $1 \
-             AND q.member_id = p.member_id AND q.total_minor > q.refunded_minor \
-             AND q.occurred_at >= w.a AND q.occurred_at < w.e{}) THEN p.member_id END) AS BIGINT) AS churned \
-             FROM w JOIN purchases p ON p.tenant_id = $1 AND {counted} \
-             AND p.occurred_at >= w.pa AND p.occurred_at < w.a{} \
-             GROUP BY w.idx",
-            store_filter("q"),
-            store_filter("p")
-        );
-        let query = bind_windows(sqlx::query(&sql).bind(tenant.0).bind(store_bind), windows);
-        for row in query.fetch_all(self.pool()).await? {
-            if let Some(i) = index_of(&row, n)? {
-                out[i].previous_active_members = row.try_get("previous")?;
-                out[i].churned_members = row.try_get("churned")?;
-            }
-        }
-
-        // Members: enrolled and exited before the first period, then per period.
-        let row = sqlx::query(
-            "SELECT CAST(COUNT(*) AS BIGINT) AS enrolled, \
-             CAST(COUNT(CASE WHEN exited_at IS NOT NULL AND exited_at < $2 THEN 1 END) AS BIGINT) AS exited \
-             FROM members WHERE tenant_id = $1 AND enrolled_at < $2",
-        )
-        .bind(tenant.0)
-        .bind(time::to_db(first.start))
-        .fetch_one(self.pool())
-        .await?;
-        let mut members: i64 =
-            row.try_get::<i64, _>("enrolled")? - row.try_get::<i64, _>("exited")?;
-        for (column, target) in [("enrolled_at", 0), ("exited_at", 1)] {
-            let sql = format!(
-                "{cte}SELECT w.idx, CAST(COUNT(*) AS BIGINT) AS n FROM w JOIN members m \
-                 ON m.tenant_id = $1 AND m.{column} >= w.s AND m.{column} < w.e \
-                 WHERE $2 = $2 GROUP BY w.idx"
-            );
-            let query = bind_windows(sqlx::query(&sql).bind(tenant.0).bind(store_bind), windows);
-            for row in query.fetch_all(self.pool()).await? {
-                if let Some(i) = index_of(&row, n)? {
-                    let count: i64 = row.try_get("n")?;
-                    if target == 0 {
-                        out[i].enrollments = count;
-                    } else {
-                        out[i].exits = count;
-                    }
-                }
-            }
-        }
-        for period in &mut out {
-            members += period.enrollments - period.exits;
-            period.members_at_end = members;
-        }
-
-        // Coupon events per campaign.
-        let sql = format!(
-            "{cte}SELECT w.idx, c.event, c.promotion_id, c.reward_id, CAST(COUNT(*) AS BIGINT) AS n \
-             FROM w JOIN coupon_events c ON c.tenant_id = $1 AND c.at >= w.s AND c.at < w.e \
-             WHERE $2 = $2 AND c.event IN ('issued', 'redeemed', 'released') \
-             GROUP BY w.idx, c.event, c.promotion_id, c.reward_id"
-        );
-        let query = bind_windows(sqlx::query(&sql).bind(tenant.0).bind(store_bind), windows);
-        let mut campaigns: Vec<BTreeMap<CampaignKey, CampaignCounts>> = vec![BTreeMap::new(); n];
-        for row in query.fetch_all(self.pool()).await? {
-            if let Some(i) = index_of(&row, n)? {
-                let event: String = row.try_get("event")?;
-                let promotion_id: Option<String> = row.try_get("promotion_id")?;
-                let reward_id: Option<String> = row.try_get("reward_id")?;
-                let count: i64 = row.try_get("n")?;
-                let entry = campaigns[i]
-                    .entry((promotion_id.clone(), reward_id.clone()))
-                    .or_insert_with(|| CampaignCounts {
-                        promotion_id,
-                        reward_id,
-                        issued: 0,
-                        redeemed: 0,
-                        released: 0,
-                    });
-                match event.as_str() {
-                    "issued" => entry.issued += count,
-                    "redeemed" => entry.redeemed += count,
-                    _ => entry.released += count,
-                }
-            }
-        }
-        for (period, campaigns) in out.iter_mut().zip(campaigns) {
-            for mut campaign in campaigns.into_values() {
-                period.coupons_issued += campaign.issued;
-                period.coupons_released += campaign.released;
-                period.coupons_redeemed += campaign.redeemed - campaign.released;
-                campaign.redeemed -= campaign.released;
-                period.campaigns.push(campaign);
-            }
-        }
-
-        // Points: the members' posted balances before the first period, then the flows
-        // between wallets and each system account per period.
-        let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(CASE WHEN c.member_id IS NOT NULL THEN t.amount ELSE 0 END), 0) AS BIGINT) AS credits, \
-             CAST(COALESCE(SUM(CASE WHEN d.member_id IS NOT NULL THEN t.amount ELSE 0 END), 0) AS BIGINT) AS debits \
-             FROM transfers t JOIN accounts c ON c.id = t.credit_account JOIN accounts d ON d.id = t.debit_account \
-             WHERE t.tenant_id = $1 AND t.kind IN ('posted', 'post_pending') AND t.created_at < $2",
-        )
-        .bind(tenant.0)
-        .bind(time::to_db(first.start))
-        .fetch_one(self.pool())
-        .await?;
-        let mut outstanding: i64 =
-            row.try_get::<i64, _>("credits")? - row.try_get::<i64, _>("debits")?;
-        let sql = format!(
-            "{cte}SELECT w.idx, s.kind, \
-             CAST(COALESCE(SUM(CASE WHEN t.debit_account = s.id THEN t.amount ELSE 0 END), 0) AS BIGINT) AS to_wallets, \
-             CAST(COALESCE(SUM(CASE WHEN t.credit_account = s.id THEN t.amount ELSE 0 END), 0) AS BIGINT) AS from_wallets \
-             FROM w JOIN transfers t ON t.tenant_id = $1 AND t.kind IN ('posted', 'post_pending') \
-             AND t.created_at >= w.s AND t.created_at < w.e \
-             JOIN accounts s ON s.tenant_id = $1 AND s.member_id IS NULL \
-             AND (s.id = t.debit_account OR s.id = t.credit_account) \
-             WHERE $2 = $2 GROUP BY w.idx, s.kind"
-        );
-        let query = bind_windows(sqlx::query(&sql).bind(tenant.0).bind(store_bind), windows);
-        for row in query.fetch_all(self.pool()).await? {
-            if let Some(i) = index_of(&row, n)? {
-                let kind: String = row.try_get("kind")?;
-                let net: i64 =
-                    row.try_get::<i64, _>("to_wallets")? - row.try_get::<i64, _>("from_wallets")?;
-                let flow = &mut out[i].points;
-                match kind.as_str() {
-                    "issuance" => flow.issued += net,
-                    "redemption" => flow.redeemed -= net,
-                    "expiry" => flow.expired -= net,
-                    "clawback" => flow.clawed_back -= net,
-                    "forfeit" => flow.forfeited -= net,
-                    "adjustment" => flow.adjusted += net,
-                    _ => flow.other += net,
-                }
-            }
-        }
-        for period in &mut out {
-            let flow = &mut period.points;
-            flow.opening = outstanding;
-            outstanding +=
-                flow.issued - flow.redeemed - flow.expired - flow.clawed_back - flow.forfeited
-                    + flow.adjusted
-                    + flow.other;
-            flow.closing = outstanding;
-        }
+        periods.revenue(&mut out).await?;
+        periods.active_members(&mut out).await?;
+        periods.churn(&mut out).await?;
+        periods.membership(first.start, &mut out).await?;
+        periods.coupons(&mut out).await?;
+        periods.points(first.start, &mut out).await?;
         Ok(out)
     }
 

@@ -454,16 +454,13 @@ impl Store {
                 let transfer_id = if points > 0 {
                     let expires_at =
                         expiry::lot_expires_at(&program.expiry, now, &program.calendar());
-                    ledger::credit_posted(
-                        c,
-                        ctx,
-                        &mut wallet,
-                        "adjustment",
+                    let credit = ledger::Credit {
+                        from_kind: "adjustment",
                         transfer,
                         expires_at,
-                        Some((now, inactivity(program, now))),
-                    )
-                    .await?
+                        activity: Some((now, inactivity(program, now))),
+                    };
+                    ledger::credit_posted(c, ctx, &mut wallet, credit).await?
                 } else {
                     let to = ledger::system_account(c, tenant, "adjustment").await?;
                     ledger::debit(c, ctx, &mut wallet, to, transfer, false)

@@ -32,6 +32,14 @@ pub struct RewardCancellation {
     pub balance: Balance,
 }
 
+/// The redemption row as locked for cancelling it.
+struct LockedRedemption {
+    reward_id: String,
+    points: i64,
+    transfer_id: Option<i64>,
+    coupon_code: String,
+}
+
 async fn cancel_in(
     c: &mut Conn,
     ctx: LedgerCtx,
@@ -53,79 +61,27 @@ async fn cancel_in(
     if !member.is_active() {
         return Err(Rejection::MemberExited { member_id }.into());
     }
-    let sql = format!(
-        "SELECT reward_id, points, transfer_id, coupon_code, cancelled_at FROM reward_redemptions \
-         WHERE tenant_id = $1 AND id = $2{}",
-        ctx.backend.for_update()
-    );
-    let row = sqlx::query(&sql)
-        .bind(ctx.tenant.0)
-        .bind(redemption_id)
-        .fetch_one(conn(c))
-        .await?;
-    let reward_id: String = row.try_get("reward_id")?;
-    let points: i64 = row.try_get("points")?;
-    let transfer_id: Option<i64> = row.try_get("transfer_id")?;
-    let coupon_code: String = row.try_get("coupon_code")?;
-    if row.try_get::<Option<i64>, _>("cancelled_at")?.is_some() {
-        return Err(Rejection::RedemptionResolved {
-            redemption_id: redemption_id.to_string(),
-            status: "cancelled".into(),
-        }
-        .into());
-    }
-    let sql = format!(
-        "SELECT display, uses, state, promotion_id FROM coupons WHERE tenant_id = $1 AND code = $2{}",
-        ctx.backend.for_update()
-    );
-    let coupon = sqlx::query(&sql)
-        .bind(ctx.tenant.0)
-        .bind(&coupon_code)
-        .fetch_one(conn(c))
-        .await?;
-    let display: String = coupon.try_get("display")?;
-    // Used (even once, and not released by an order cancelled): the member had the benefit.
-    if coupon.try_get::<i64, _>("uses")? > 0 {
-        return Err(Rejection::CouponRefused {
-            coupon: display,
-            reason: "used".into(),
-        }
-        .into());
-    }
+    let redemption = lock_open_redemption(c, ctx, redemption_id).await?;
+    let (display, promotion_id) = lock_unused_coupon(c, ctx, &redemption.coupon_code).await?;
     ledger::expire_due(c, ctx, &mut wallet).await?;
-
-    // The points: a reversing transfer from the redemption account, restoring the lots the
-    // debit took (a debt left by an `unlimited` clawback is paid from them first).
-    if let (Some(debit_id), true) = (transfer_id, points > 0) {
-        let from = ledger::system_account(c, ctx.tenant, "redemption").await?;
-        let transfer = NewTransfer::posted(
-            format!("reward_cancel:{redemption_id}"),
-            from,
-            wallet.account_id,
-            points,
-            code::REVERSAL,
-        )
-        .member(&member_id)
-        .document("reward_redemption", redemption_id);
-        let debt_before = wallet.debt();
-        let id = ledger::insert_transfer(c, ctx, &transfer).await?;
-        let restored =
-            ledger::restore_lots(c, ctx, &mut wallet, debit_id, id, points, debt_before).await?;
-        ledger::apply_totals(
+    if let (Some(debit_id), true) = (redemption.transfer_id, redemption.points > 0) {
+        give_points_back(
             c,
+            ctx,
             &mut wallet,
-            ledger::TotalsDelta {
-                credits_posted: points,
-                ..Default::default()
-            },
+            &member_id,
+            redemption_id,
+            debit_id,
+            redemption.points,
         )
         .await?;
-        if restored != points {
-            return Err(StoreError::Corrupt(format!(
-                "cancelling {redemption_id} restored {restored} of {points} points (debt {debt_before})"
-            )));
-        }
     }
+    let LockedRedemption {
+        reward_id,
+        points,
+        coupon_code,
+        ..
+    } = redemption;
     // The stock (partner vouchers count their pool instead: the code was shown to the member,
     // so it is not handed out again).
     sqlx::query(
@@ -140,9 +96,7 @@ async fn cancel_in(
         c,
         ctx,
         &coupon_code,
-        coupon
-            .try_get::<Option<String>, _>("promotion_id")?
-            .as_deref(),
+        promotion_id.as_deref(),
         Some(&reward_id),
         Some(&member_id),
     )
@@ -163,6 +117,107 @@ async fn cancel_in(
         cancelled_at: ctx.now,
         balance: balance_in(c, ctx, &wallet).await?,
     })
+}
+
+/// Locks the redemption row; refused with `RedemptionResolved` when it was cancelled already.
+async fn lock_open_redemption(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    redemption_id: &str,
+) -> Result<LockedRedemption, StoreError> {
+    let sql = format!(
+        "SELECT reward_id, points, transfer_id, coupon_code, cancelled_at FROM reward_redemptions \
+         WHERE tenant_id = $1 AND id = $2{}",
+        ctx.backend.for_update()
+    );
+    let row = sqlx::query(&sql)
+        .bind(ctx.tenant.0)
+        .bind(redemption_id)
+        .fetch_one(conn(c))
+        .await?;
+    let redemption = LockedRedemption {
+        reward_id: row.try_get("reward_id")?,
+        points: row.try_get("points")?,
+        transfer_id: row.try_get("transfer_id")?,
+        coupon_code: row.try_get("coupon_code")?,
+    };
+    if row.try_get::<Option<i64>, _>("cancelled_at")?.is_some() {
+        return Err(Rejection::RedemptionResolved {
+            redemption_id: redemption_id.to_string(),
+            status: "cancelled".into(),
+        }
+        .into());
+    }
+    Ok(redemption)
+}
+
+/// Locks the redemption's coupon: its display form and promotion. Refused with
+/// `CouponRefused { reason: "used" }` once it was used (even once, and not released by an
+/// order cancelled): the member had the benefit.
+async fn lock_unused_coupon(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    coupon_code: &str,
+) -> Result<(String, Option<String>), StoreError> {
+    let sql = format!(
+        "SELECT display, uses, state, promotion_id FROM coupons WHERE tenant_id = $1 AND code = $2{}",
+        ctx.backend.for_update()
+    );
+    let coupon = sqlx::query(&sql)
+        .bind(ctx.tenant.0)
+        .bind(coupon_code)
+        .fetch_one(conn(c))
+        .await?;
+    let display: String = coupon.try_get("display")?;
+    if coupon.try_get::<i64, _>("uses")? > 0 {
+        return Err(Rejection::CouponRefused {
+            coupon: display,
+            reason: "used".into(),
+        }
+        .into());
+    }
+    Ok((display, coupon.try_get("promotion_id")?))
+}
+
+/// The points: a reversing transfer from the redemption account, restoring the lots the
+/// debit `debit_id` took (a debt left by an `unlimited` clawback is paid from them first).
+async fn give_points_back(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    wallet: &mut ledger::Wallet,
+    member_id: &str,
+    redemption_id: &str,
+    debit_id: i64,
+    points: i64,
+) -> Result<(), StoreError> {
+    let from = ledger::system_account(c, ctx.tenant, "redemption").await?;
+    let transfer = NewTransfer::posted(
+        format!("reward_cancel:{redemption_id}"),
+        from,
+        wallet.account_id,
+        points,
+        code::REVERSAL,
+    )
+    .member(member_id)
+    .document("reward_redemption", redemption_id);
+    let debt_before = wallet.debt();
+    let id = ledger::insert_transfer(c, ctx, &transfer).await?;
+    let restored = ledger::restore_lots(c, ctx, wallet, debit_id, id, points, debt_before).await?;
+    ledger::apply_totals(
+        c,
+        wallet,
+        ledger::TotalsDelta {
+            credits_posted: points,
+            ..Default::default()
+        },
+    )
+    .await?;
+    if restored != points {
+        return Err(StoreError::Corrupt(format!(
+            "cancelling {redemption_id} restored {restored} of {points} points (debt {debt_before})"
+        )));
+    }
+    Ok(())
 }
 
 impl Store {

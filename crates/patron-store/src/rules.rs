@@ -156,44 +156,39 @@ pub(crate) async fn release_limits_if_reversed(
     Ok(())
 }
 
+/// The rules that fired on one occasion (a purchase, an event, the enrollment...), as
+/// [`record_awards`] and [`push_awards`] write them.
+pub(crate) struct Awards<'a> {
+    pub member_id: &'a str,
+    pub source_type: &'a str,
+    pub source_id: &'a str,
+    pub awards: &'a [RuleAward],
+    /// The period key of each rule with a limit, by rule id.
+    pub periods: &'a BTreeMap<String, String>,
+    pub occurred_at: Timestamp,
+}
+
 /// Records the firings of one occasion (one row each).
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_awards(
     c: &mut Conn,
     ctx: LedgerCtx,
-    member_id: &str,
-    source_type: &str,
-    source_id: &str,
-    awards: &[RuleAward],
-    periods: &BTreeMap<String, String>,
-    occurred_at: Timestamp,
+    awards: Awards<'_>,
 ) -> Result<(), StoreError> {
     let mut batch = Batch::new();
-    push_awards(
-        &mut batch,
-        ctx,
+    push_awards(&mut batch, ctx, awards);
+    batch.run(c, ctx.backend).await
+}
+
+/// [`record_awards`] as a statement of the caller's `batch` (none when nothing fired).
+pub(crate) fn push_awards(batch: &mut Batch, ctx: LedgerCtx, occasion: Awards<'_>) {
+    let Awards {
         member_id,
         source_type,
         source_id,
         awards,
         periods,
         occurred_at,
-    );
-    batch.run(c, ctx.backend).await
-}
-
-/// [`record_awards`] as a statement of the caller's `batch` (none when nothing fired).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn push_awards(
-    batch: &mut Batch,
-    ctx: LedgerCtx,
-    member_id: &str,
-    source_type: &str,
-    source_id: &str,
-    awards: &[RuleAward],
-    periods: &BTreeMap<String, String>,
-    occurred_at: Timestamp,
-) {
+    } = occasion;
     if awards.is_empty() {
         return;
     }
@@ -247,19 +242,30 @@ pub(crate) async fn awards_of(
         .collect()
 }
 
+/// Points a rule gave outside a purchase: the transfer code (the reason), the document it
+/// answers and the points.
+pub(crate) struct Grant<'a> {
+    pub reason: &'a str,
+    pub document_type: &'a str,
+    pub document_id: &'a str,
+    pub points: i64,
+}
+
 /// Credits points a rule gave outside a purchase (an event, the join gift): posted at once,
 /// with a lot under the program's expiry policy. Returns the transfer id.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn credit_grant(
     c: &mut Conn,
     ctx: LedgerCtx,
     program: &Program,
     wallet: &mut ledger::Wallet,
-    reason: &str,
-    document_type: &str,
-    document_id: &str,
-    points: i64,
+    grant: Grant<'_>,
 ) -> Result<Option<i64>, StoreError> {
+    let Grant {
+        reason,
+        document_type,
+        document_id,
+        points,
+    } = grant;
     if points <= 0 {
         return Ok(None);
     }
@@ -272,16 +278,13 @@ pub(crate) async fn credit_grant(
         ctx.now,
         expiry::inactivity_expires_at(&program.expiry, ctx.now, &cal),
     );
-    let id = ledger::credit_posted(
-        c,
-        ctx,
-        wallet,
-        "issuance",
+    let credit = ledger::Credit {
+        from_kind: "issuance",
         transfer,
-        expiry::lot_expires_at(&program.expiry, ctx.now, &cal),
-        Some(activity),
-    )
-    .await?;
+        expires_at: expiry::lot_expires_at(&program.expiry, ctx.now, &cal),
+        activity: Some(activity),
+    };
+    let id = ledger::credit_posted(c, ctx, wallet, credit).await?;
     Ok(Some(id))
 }
 
@@ -387,17 +390,13 @@ async fn post_event_in(
     let usage = usage_in(c, ctx.tenant, &member.id, &periods).await?;
     let grant = decide(&member, &usage);
     ledger::expire_due(c, ctx, &mut wallet).await?;
-    let transfer_id = credit_grant(
-        c,
-        ctx,
-        program,
-        &mut wallet,
-        code::EVENT,
-        "event",
-        &event.id,
-        grant.points,
-    )
-    .await?;
+    let credit = Grant {
+        reason: code::EVENT,
+        document_type: "event",
+        document_id: &event.id,
+        points: grant.points,
+    };
+    let transfer_id = credit_grant(c, ctx, program, &mut wallet, credit).await?;
     sqlx::query(
         "INSERT INTO events (tenant_id, id, member_id, type, occurred_at, properties, points, transfer_id, \
          request_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -414,17 +413,15 @@ async fn post_event_in(
     .bind(time::to_db(ctx.now))
     .execute(conn(c))
     .await?;
-    record_awards(
-        c,
-        ctx,
-        &member.id,
-        "event",
-        &event.id,
-        &grant.awards,
-        &periods,
-        event.occurred_at,
-    )
-    .await?;
+    let awards = Awards {
+        member_id: &member.id,
+        source_type: "event",
+        source_id: &event.id,
+        awards: &grant.awards,
+        periods: &periods,
+        occurred_at: event.occurred_at,
+    };
+    record_awards(c, ctx, awards).await?;
     let balance = balance_in(c, ctx, &wallet).await?;
     Ok(EventReceipt {
         event_id: event.id.clone(),
@@ -502,17 +499,13 @@ pub(crate) async fn pay_referral(
     let mut transfer_id = None;
     if points > 0 {
         ledger::expire_due(c, ctx, &mut wallet).await?;
-        transfer_id = credit_grant(
-            c,
-            ctx,
-            program,
-            &mut wallet,
-            REFERRAL,
-            "purchase",
-            purchase_id,
+        let credit = Grant {
+            reason: REFERRAL,
+            document_type: "purchase",
+            document_id: purchase_id,
             points,
-        )
-        .await?;
+        };
+        transfer_id = credit_grant(c, ctx, program, &mut wallet, credit).await?;
         let locale = referrer
             .profile
             .locale
@@ -528,17 +521,15 @@ pub(crate) async fn pay_referral(
             points,
         };
         let periods = BTreeMap::new();
-        record_awards(
-            c,
-            ctx,
-            &referrer.id,
-            "referral",
-            purchase_id,
-            std::slice::from_ref(&award),
-            &periods,
+        let awards = Awards {
+            member_id: &referrer.id,
+            source_type: "referral",
+            source_id: purchase_id,
+            awards: std::slice::from_ref(&award),
+            periods: &periods,
             occurred_at,
-        )
-        .await?;
+        };
+        record_awards(c, ctx, awards).await?;
     }
     sqlx::query(
         "INSERT INTO referral_rewards (tenant_id, member_id, referrer_id, purchase_id, rule_id, referrer_points, \
@@ -557,6 +548,16 @@ pub(crate) async fn pay_referral(
     Ok(())
 }
 
+/// A refund of a purchase, as [`claw_back_referral`] sees it: the eligible amounts (in minor
+/// units) of the purchase, of its earlier refunds and of this one.
+pub(crate) struct ReferralRefund<'a> {
+    pub purchase_id: &'a str,
+    pub refund_id: &'a str,
+    pub original_eligible_minor: i64,
+    pub eligible_refunded_before: i64,
+    pub eligible_refund_minor: i64,
+}
+
 /// The refund of a purchase that paid a referral takes the referrer's points back in the same
 /// proportion as the newcomer's (docs/LEDGER.md#refunds: target = round(earned × cumulative
 /// refunded / original) on the eligible amounts, only the difference from what was settled
@@ -565,17 +566,19 @@ pub(crate) async fn pay_referral(
 /// `unlimited` may leave the referrer in debt. The referral stays used: a refunded first
 /// purchase does not make the next purchase pay the referral again. Called under the
 /// newcomer's wallet lock; takes the referrer's after it (the purchase's order).
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn claw_back_referral(
     c: &mut Conn,
     ctx: LedgerCtx,
     program: &Program,
-    purchase_id: &str,
-    refund_id: &str,
-    original_eligible_minor: i64,
-    eligible_refunded_before: i64,
-    eligible_refund_minor: i64,
+    refund: ReferralRefund<'_>,
 ) -> Result<(), StoreError> {
+    let ReferralRefund {
+        purchase_id,
+        refund_id,
+        original_eligible_minor,
+        eligible_refunded_before,
+        eligible_refund_minor,
+    } = refund;
     use patron_domain::clawback::{self, ClawbackInput, EarnState};
     let row = sqlx::query(
         "SELECT member_id, referrer_id, referrer_points, settled_points FROM referral_rewards \

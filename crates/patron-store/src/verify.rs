@@ -49,8 +49,26 @@ impl Store {
         tenant: TenantId,
         now: Timestamp,
     ) -> Result<VerifyReport, StoreError> {
-        let pool = self.pool();
         let mut report = VerifyReport::default();
+        self.verify_accounts(tenant, &mut report).await?;
+        self.verify_lots(tenant, now, &mut report).await?;
+        self.verify_pending(tenant, &mut report).await?;
+        self.verify_clawbacks(tenant, &mut report).await?;
+        let transfers =
+            sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM transfers WHERE tenant_id = $1")
+                .bind(tenant.0)
+                .fetch_one(self.pool())
+                .await?;
+        report.transfers = u64::try_from(transfers.try_get::<i64, _>("n")?).unwrap_or(0);
+        Ok(report)
+    }
+
+    /// Invariants 1 and 2 over every account, and the per-wallet checks of `verify_wallet`.
+    async fn verify_accounts(
+        &self,
+        tenant: TenantId,
+        report: &mut VerifyReport,
+    ) -> Result<(), StoreError> {
         // Per-account recomputation: posted rows count fully; a post/void row removes its
         // pending transfer's amount from the pending side and (post) adds its own amount.
         let recomputed = sqlx::query(
@@ -64,7 +82,7 @@ impl Store {
              FROM accounts a WHERE a.tenant_id = $1 ORDER BY a.id",
         )
         .bind(tenant.0)
-        .fetch_all(pool)
+        .fetch_all(self.pool())
         .await?;
         let (mut sum_posted, mut sum_pending) = (0i64, 0i64);
         for row in &recomputed {
@@ -72,12 +90,13 @@ impl Store {
             let id: i64 = row.try_get("id")?;
             let kind: String = row.try_get("kind")?;
             let member_id: Option<String> = row.try_get("member_id")?;
-            let (cp, dp, cpend, dpend): (i64, i64, i64, i64) = (
+            let computed = [
                 row.try_get("cp")?,
                 row.try_get("dp")?,
                 row.try_get("cpend")?,
                 row.try_get("dpend")?,
-            );
+            ];
+            let [cp, dp, cpend, dpend] = computed;
             sum_posted += cp - dp;
             sum_pending += cpend - dpend;
             let subject = match &member_id {
@@ -99,51 +118,8 @@ impl Store {
                 row.try_get("credits_pending")?,
                 row.try_get("debits_pending")?,
             ];
-            let names = [
-                "credits_posted",
-                "debits_posted",
-                "credits_pending",
-                "debits_pending",
-            ];
-            for ((name, stored), computed) in names.iter().zip(stored).zip([cp, dp, cpend, dpend]) {
-                if stored != computed {
-                    report.fail(
-                        &subject,
-                        format!("{name} stored {stored}, transfers say {computed}"),
-                    );
-                }
-            }
-            // Invariant 7 per wallet: unexpired remainders − debt = spendable.
-            let spendable = cp - dp - dpend;
-            let lots = sqlx::query(
-                "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) AS open FROM lots WHERE account_id = $1 AND remaining > 0",
-            )
-            .bind(id)
-            .fetch_one(pool)
-            .await?;
-            let open: i64 = lots.try_get("open")?;
-            let debt = (-spendable).max(0);
-            if open - debt != spendable {
-                report.fail(
-                    &subject,
-                    format!("lots hold {open}, debt {debt}, but spendable is {spendable}"),
-                );
-            }
-            if spendable < 0 {
-                // A debt may only come from a clawback allowed to go negative.
-                let clawbacks = sqlx::query(
-                    "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM transfers WHERE debit_account = $1 AND code = 'clawback'",
-                )
-                .bind(id)
-                .fetch_one(pool)
+            self.verify_wallet(id, &subject, stored, computed, report)
                 .await?;
-                if clawbacks.try_get::<i64, _>("n")? == 0 {
-                    report.fail(
-                        &subject,
-                        format!("spendable {spendable} below zero without a clawback"),
-                    );
-                }
-            }
         }
         if sum_posted != 0 || sum_pending != 0 {
             report.fail(
@@ -151,16 +127,82 @@ impl Store {
                 format!("accounts do not sum to zero: posted {sum_posted}, pending {sum_pending}"),
             );
         }
+        Ok(())
+    }
 
-        // Lots: remaining = amount + movements, 0 ≤ remaining ≤ amount, nothing left past expiry
-        // in a wallet whose due lots should have been expired by `now` is reported as due.
+    /// One wallet: its stored totals against the recomputed ones (credits and debits, posted
+    /// then pending), invariant 7 (unexpired remainders − debt = spendable) and invariant 3
+    /// (a debt only from a clawback allowed to go negative).
+    async fn verify_wallet(
+        &self,
+        id: i64,
+        subject: &str,
+        stored: [i64; 4],
+        computed: [i64; 4],
+        report: &mut VerifyReport,
+    ) -> Result<(), StoreError> {
+        let names = [
+            "credits_posted",
+            "debits_posted",
+            "credits_pending",
+            "debits_pending",
+        ];
+        for ((name, stored), computed) in names.iter().zip(stored).zip(computed) {
+            if stored != computed {
+                report.fail(
+                    subject,
+                    format!("{name} stored {stored}, transfers say {computed}"),
+                );
+            }
+        }
+        let [cp, dp, _, dpend] = computed;
+        let spendable = cp - dp - dpend;
+        let lots = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) AS open FROM lots WHERE account_id = $1 AND remaining > 0",
+        )
+        .bind(id)
+        .fetch_one(self.pool())
+        .await?;
+        let open: i64 = lots.try_get("open")?;
+        let debt = (-spendable).max(0);
+        if open - debt != spendable {
+            report.fail(
+                subject,
+                format!("lots hold {open}, debt {debt}, but spendable is {spendable}"),
+            );
+        }
+        if spendable < 0 {
+            let clawbacks = sqlx::query(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM transfers WHERE debit_account = $1 AND code = 'clawback'",
+            )
+            .bind(id)
+            .fetch_one(self.pool())
+            .await?;
+            if clawbacks.try_get::<i64, _>("n")? == 0 {
+                report.fail(
+                    subject,
+                    format!("spendable {spendable} below zero without a clawback"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Lots: remaining = amount + movements, 0 ≤ remaining ≤ amount; open lots past their
+    /// expiry are counted, not failed (the expiry job may not have run yet).
+    async fn verify_lots(
+        &self,
+        tenant: TenantId,
+        now: Timestamp,
+        report: &mut VerifyReport,
+    ) -> Result<(), StoreError> {
         let lots = sqlx::query(
             "SELECT l.id, l.amount, l.remaining, l.expires_at, \
              CAST(COALESCE((SELECT SUM(m.amount) FROM lot_movements m WHERE m.lot_id = l.id), 0) AS BIGINT) AS moved \
              FROM lots l WHERE l.tenant_id = $1 ORDER BY l.id",
         )
         .bind(tenant.0)
-        .fetch_all(pool)
+        .fetch_all(self.pool())
         .await?;
         for row in &lots {
             report.lots += 1;
@@ -181,49 +223,54 @@ impl Store {
                 );
             }
         }
-        // Nothing unexpired may be left past its expiry once the expiry job has run: lots
-        // past due are reported as a count, not an error (the job may not have run yet).
         let due = sqlx::query(
             "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM lots WHERE tenant_id = $1 AND remaining > 0 AND expires_at <= $2",
         )
         .bind(tenant.0)
         .bind(time::to_db(now))
-        .fetch_one(pool)
+        .fetch_one(self.pool())
         .await?;
         report.lots_past_due = u64::try_from(due.try_get::<i64, _>("n")?).unwrap_or(0);
+        Ok(())
+    }
 
-        // Pending transfers: resolved at most once (also a unique index), posted ≤ held.
+    /// Pending transfers: resolved at most once (also a unique index), posted ≤ held.
+    async fn verify_pending(
+        &self,
+        tenant: TenantId,
+        report: &mut VerifyReport,
+    ) -> Result<(), StoreError> {
         let over = sqlx::query(
             "SELECT r.id, r.amount, p.amount AS held FROM transfers r JOIN transfers p ON p.id = r.pending_id \
              WHERE r.tenant_id = $1 AND r.kind = 'post_pending' AND r.amount > p.amount",
         )
         .bind(tenant.0)
-        .fetch_all(pool)
+        .fetch_all(self.pool())
         .await?;
         for row in over {
             let id: i64 = row.try_get("id")?;
             report.fail(format!("transfer {id}"), "posted more than was held");
         }
+        Ok(())
+    }
 
-        // Clawbacks never exceed earnings.
+    /// Clawbacks never exceed earnings.
+    async fn verify_clawbacks(
+        &self,
+        tenant: TenantId,
+        report: &mut VerifyReport,
+    ) -> Result<(), StoreError> {
         let purchases = sqlx::query(
             "SELECT id, points, settled_points, clawed_back_points FROM purchases WHERE tenant_id = $1 \
              AND (settled_points > points OR clawed_back_points > settled_points)",
         )
         .bind(tenant.0)
-        .fetch_all(pool)
+        .fetch_all(self.pool())
         .await?;
         for row in purchases {
             let id: String = row.try_get("id")?;
             report.fail(format!("purchase {id}"), "clawed back more than it earned");
         }
-
-        let transfers =
-            sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM transfers WHERE tenant_id = $1")
-                .bind(tenant.0)
-                .fetch_one(pool)
-                .await?;
-        report.transfers = u64::try_from(transfers.try_get::<i64, _>("n")?).unwrap_or(0);
-        Ok(report)
+        Ok(())
     }
 }

@@ -260,18 +260,31 @@ pub(crate) async fn open_lots(tx: &mut Conn, wallet: &Wallet) -> Result<Vec<LotV
         .collect()
 }
 
+/// A posted credit from a system account: what [`credit_posted`] writes.
+pub(crate) struct Credit<'a> {
+    /// The kind of the system account the points come from (`issuance`, `adjustment`...).
+    pub from_kind: &'a str,
+    pub transfer: NewTransfer<'a>,
+    /// The lot's expiry.
+    pub expires_at: Option<Timestamp>,
+    /// The member activity it counts as, when it does: (at, the inactivity deadline).
+    pub activity: Option<(Timestamp, Option<Timestamp>)>,
+}
+
 /// A posted credit into a wallet from a system account, with its lot (and, when given, the
 /// member activity it counts as).
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn credit_posted(
     tx: &mut Conn,
     ctx: LedgerCtx,
     wallet: &mut Wallet,
-    from_kind: &str,
-    transfer: NewTransfer<'_>,
-    expires_at: Option<Timestamp>,
-    activity: Option<(Timestamp, Option<Timestamp>)>,
+    credit: Credit<'_>,
 ) -> Result<i64, StoreError> {
+    let Credit {
+        from_kind,
+        transfer,
+        expires_at,
+        activity,
+    } = credit;
     let transfer = NewTransfer {
         credit: wallet.account_id,
         kind: kind::POSTED,
@@ -341,21 +354,23 @@ pub(super) fn push_transfer_from_system(
 /// [`next_transfer_id_sql`]), the totals and the lot all go into `batch`. A wallet in debt
 /// takes the unbatched path, since its lot also records the debt paid, which needs the lot's
 /// id; the transfer then gets an id of its own, which is returned.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn credit_posted_batched(
     tx: &mut Conn,
     batch: &mut Batch,
     ctx: LedgerCtx,
     wallet: &mut Wallet,
-    from_kind: &str,
-    transfer: NewTransfer<'_>,
+    credit: Credit<'_>,
     id: i64,
-    expires_at: Option<Timestamp>,
-    activity: Option<(Timestamp, Option<Timestamp>)>,
 ) -> Result<i64, StoreError> {
-    if wallet.debt() > 0 || transfer.amount <= 0 {
-        return credit_posted(tx, ctx, wallet, from_kind, transfer, expires_at, activity).await;
+    if wallet.debt() > 0 || credit.transfer.amount <= 0 {
+        return credit_posted(tx, ctx, wallet, credit).await;
     }
+    let Credit {
+        from_kind,
+        transfer,
+        expires_at,
+        activity,
+    } = credit;
     let transfer = NewTransfer {
         credit: wallet.account_id,
         kind: kind::POSTED,

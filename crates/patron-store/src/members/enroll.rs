@@ -148,28 +148,22 @@ async fn join_gift(
     let periods = rules::limit_periods(program, TriggerKind::Enrollment, ctx.now);
     let usage = rules::usage_in(tx, ctx.tenant, member_id, &periods).await?;
     let grant = decide(&member, &usage);
-    rules::credit_grant(
-        tx,
-        ctx,
-        program,
-        &mut wallet,
-        code::JOIN,
-        "enrollment",
+    let credit = rules::Grant {
+        reason: code::JOIN,
+        document_type: "enrollment",
+        document_id: member_id,
+        points: grant.points,
+    };
+    rules::credit_grant(tx, ctx, program, &mut wallet, credit).await?;
+    let awards = rules::Awards {
         member_id,
-        grant.points,
-    )
-    .await?;
-    rules::record_awards(
-        tx,
-        ctx,
-        member_id,
-        "enrollment",
-        member_id,
-        &grant.awards,
-        &periods,
-        ctx.now,
-    )
-    .await?;
+        source_type: "enrollment",
+        source_id: member_id,
+        awards: &grant.awards,
+        periods: &periods,
+        occurred_at: ctx.now,
+    };
+    rules::record_awards(tx, ctx, awards).await?;
     Ok(member)
 }
 

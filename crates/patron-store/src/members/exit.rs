@@ -23,100 +23,130 @@ impl Store {
         claims: &[Claim],
         now: Timestamp,
     ) -> Result<Idempotent<ExitReceipt>, StoreError> {
-        let backend = self.backend();
+        let ctx = LedgerCtx {
+            tenant,
+            backend: self.backend(),
+            now,
+        };
         idempotent_unit!(
             self,
             tenant,
             claims,
             now,
             async |c: &mut Conn, _tail: &mut Batch| {
-                let ctx = LedgerCtx {
-                    tenant,
-                    backend,
-                    now,
-                };
-                // The wallet lock before the status, so two racing exits cannot both see an
-                // active member (every unit of work on the member takes this lock first).
-                let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
-                let member = member_in_tx(c, tenant, member_id).await?;
-                if !member.is_active() {
-                    return Err(Rejection::MemberExited {
-                        member_id: member_id.to_string(),
-                    }
-                    .into());
-                }
-                ledger::expire_due(c, ctx, &mut wallet).await?;
-                let (pending_voided, holds_released) =
-                    resolve_open_pending(c, ctx, &mut wallet).await?;
-                // Released holds give points back to their lots, which may have expired while
-                // held: expire those now, or the forfeit below would try to take points that
-                // no unexpired lot holds (and keep_until_expiry would leave them past due).
-                ledger::expire_due(c, ctx, &mut wallet).await?;
-                let mut points_forfeited = 0;
-                let spendable = wallet.spendable();
-                if forfeit && spendable > 0 {
-                    let to = ledger::system_account(c, tenant, "forfeit").await?;
-                    let transfer = NewTransfer::posted(
-                        format!("exit:{member_id}"),
-                        0,
-                        0,
-                        spendable,
-                        code::FORFEIT,
-                    )
-                    .member(member_id)
-                    .document("member_exit", member_id);
-                    ledger::debit(c, ctx, &mut wallet, to, transfer, false).await?;
-                    points_forfeited = spendable;
-                }
-                crate::erasure::erase_copies(c, tenant, &member).await?;
-                sqlx::query(
-                    "UPDATE members SET status = 'exited', external_id = NULL, name = NULL, phone = NULL, email = NULL, \
-                     birthday = NULL, time_zone = NULL, attributes = '{}', exited_at = $3, updated_at = $3 \
-                     WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(tenant.0)
-                .bind(member_id)
-                .bind(time::to_db(now))
-                .execute(conn(c))
-                .await?;
-                sqlx::query(
-                    "UPDATE cards SET status = 'blocked', blocked_at = $3 WHERE tenant_id = $1 AND member_id = $2 AND status = 'active'",
-                )
-                .bind(tenant.0)
-                .bind(member_id)
-                .bind(time::to_db(now))
-                .execute(conn(c))
-                .await?;
-                // Their benefits end with their membership: a coupon in their name could
-                // otherwise still be used at a till after the points were settled.
-                let coupons_voided = crate::coupons::void_member_coupons(c, ctx, member_id).await?;
-                let receipt = ExitReceipt {
-                    member_id: member_id.to_string(),
-                    exited_at: now,
-                    points_forfeited,
-                    pending_voided,
-                    holds_released,
-                    points_kept: wallet.spendable().max(0),
-                    coupons_voided,
-                };
-                let details = format!(
-                    "personal data erased; forfeited {points_forfeited}, kept {}, pending voided {pending_voided}, holds released {holds_released}, coupons voided {coupons_voided}",
-                    receipt.points_kept
-                );
-                audit(
-                    c,
-                    tenant,
-                    now,
-                    actor,
-                    "member.exit",
-                    &format!("member:{member_id}"),
-                    &details,
-                )
-                .await?;
-                Ok(receipt)
+                exit_in(c, ctx, member_id, forfeit, actor).await
             }
         )
     }
+}
+
+/// The exit in the caller's unit of work.
+async fn exit_in(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    member_id: &str,
+    forfeit: bool,
+    actor: &str,
+) -> Result<ExitReceipt, StoreError> {
+    let (tenant, now) = (ctx.tenant, ctx.now);
+    // The wallet lock before the status, so two racing exits cannot both see an
+    // active member (every unit of work on the member takes this lock first).
+    let mut wallet = ledger::lock_wallets(c, ctx, &[member_id]).await?.remove(0);
+    let member = member_in_tx(c, tenant, member_id).await?;
+    if !member.is_active() {
+        return Err(Rejection::MemberExited {
+            member_id: member_id.to_string(),
+        }
+        .into());
+    }
+    ledger::expire_due(c, ctx, &mut wallet).await?;
+    let (pending_voided, holds_released) = resolve_open_pending(c, ctx, &mut wallet).await?;
+    // Released holds give points back to their lots, which may have expired while
+    // held: expire those now, or the forfeit below would try to take points that
+    // no unexpired lot holds (and keep_until_expiry would leave them past due).
+    ledger::expire_due(c, ctx, &mut wallet).await?;
+    let points_forfeited = if forfeit {
+        forfeit_spendable(c, ctx, &mut wallet, member_id).await?
+    } else {
+        0
+    };
+    close_membership(c, ctx, member_id, &member).await?;
+    // Their benefits end with their membership: a coupon in their name could
+    // otherwise still be used at a till after the points were settled.
+    let coupons_voided = crate::coupons::void_member_coupons(c, ctx, member_id).await?;
+    let receipt = ExitReceipt {
+        member_id: member_id.to_string(),
+        exited_at: now,
+        points_forfeited,
+        pending_voided,
+        holds_released,
+        points_kept: wallet.spendable().max(0),
+        coupons_voided,
+    };
+    let details = format!(
+        "personal data erased; forfeited {points_forfeited}, kept {}, pending voided {pending_voided}, holds released {holds_released}, coupons voided {coupons_voided}",
+        receipt.points_kept
+    );
+    audit(
+        c,
+        tenant,
+        now,
+        actor,
+        "member.exit",
+        &format!("member:{member_id}"),
+        &details,
+    )
+    .await?;
+    Ok(receipt)
+}
+
+/// Moves the wallet's spendable points (if any) to the forfeit account; returns how many.
+async fn forfeit_spendable(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    wallet: &mut ledger::Wallet,
+    member_id: &str,
+) -> Result<i64, StoreError> {
+    let spendable = wallet.spendable();
+    if spendable <= 0 {
+        return Ok(0);
+    }
+    let to = ledger::system_account(c, ctx.tenant, "forfeit").await?;
+    let transfer = NewTransfer::posted(format!("exit:{member_id}"), 0, 0, spendable, code::FORFEIT)
+        .member(member_id)
+        .document("member_exit", member_id);
+    ledger::debit(c, ctx, wallet, to, transfer, false).await?;
+    Ok(spendable)
+}
+
+/// Erases the member's personal data (and its copies), marks them exited and blocks their
+/// active cards.
+async fn close_membership(
+    c: &mut Conn,
+    ctx: LedgerCtx,
+    member_id: &str,
+    member: &Member,
+) -> Result<(), StoreError> {
+    crate::erasure::erase_copies(c, ctx.tenant, member).await?;
+    sqlx::query(
+        "UPDATE members SET status = 'exited', external_id = NULL, name = NULL, phone = NULL, email = NULL, \
+         birthday = NULL, time_zone = NULL, attributes = '{}', exited_at = $3, updated_at = $3 \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(ctx.tenant.0)
+    .bind(member_id)
+    .bind(time::to_db(ctx.now))
+    .execute(conn(c))
+    .await?;
+    sqlx::query(
+        "UPDATE cards SET status = 'blocked', blocked_at = $3 WHERE tenant_id = $1 AND member_id = $2 AND status = 'active'",
+    )
+    .bind(ctx.tenant.0)
+    .bind(member_id)
+    .bind(time::to_db(ctx.now))
+    .execute(conn(c))
+    .await?;
+    Ok(())
 }
 
 /// Voids every unresolved pending credit into the wallet and releases every hold on it.

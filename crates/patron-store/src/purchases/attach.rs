@@ -217,17 +217,15 @@ async fn attach_in(
     };
     write_attachment(c, ctx, purchase_id, member_id, &earned).await?;
     stats::record_purchase(c, ctx, &program.tz(), purchase_id).await?;
-    rules::record_awards(
-        c,
-        ctx,
+    let awards = rules::Awards {
         member_id,
-        "purchase",
-        purchase_id,
-        &earn.awards,
-        &periods,
-        purchase.occurred_at,
-    )
-    .await?;
+        source_type: "purchase",
+        source_id: purchase_id,
+        awards: &earn.awards,
+        periods: &periods,
+        occurred_at: purchase.occurred_at,
+    };
+    rules::record_awards(c, ctx, awards).await?;
     if let Some(referral) = &earn.referral {
         rules::pay_referral(
             c,

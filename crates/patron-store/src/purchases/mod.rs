@@ -253,18 +253,13 @@ async fn credit_earn(
         }
         Earning::Posted => {
             let activity = (ctx.now, inactivity_deadline(program, ctx.now));
-            let id = ledger::credit_posted_batched(
-                c,
-                batch,
-                ctx,
-                wallet,
-                "issuance",
+            let credit = ledger::Credit {
+                from_kind: "issuance",
                 transfer,
-                id,
-                lot_expiry(program, ctx.now),
-                Some(activity),
-            )
-            .await?;
+                expires_at: lot_expiry(program, ctx.now),
+                activity: Some(activity),
+            };
+            let id = ledger::credit_posted_batched(c, batch, ctx, wallet, credit, id).await?;
             Ok(Some(id))
         }
     }

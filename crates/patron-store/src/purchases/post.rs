@@ -511,16 +511,15 @@ async fn post_member_purchase(
     };
     push_purchase_rows(tail, ctx, purchase, &earned);
     stats::push_new_purchase(tail, ctx, &program.tz(), purchase)?;
-    rules::push_awards(
-        tail,
-        ctx,
-        &member_id,
-        "purchase",
-        &purchase.id,
-        &plan.awards,
-        &periods,
-        purchase.occurred_at,
-    );
+    let awards = rules::Awards {
+        member_id: &member_id,
+        source_type: "purchase",
+        source_id: &purchase.id,
+        awards: &plan.awards,
+        periods: &periods,
+        occurred_at: purchase.occurred_at,
+    };
+    rules::push_awards(tail, ctx, awards);
     let (tier, balance) = match read {
         Some(read) => receipt_from_read(tail, posting, &member, &wallet, read, &earned),
         None => write_then_read(c, tail, posting, &member, &wallet, &plan).await?,

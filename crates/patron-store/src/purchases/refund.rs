@@ -143,17 +143,14 @@ async fn write_refund(
         if let Some(state) = write_points(c, ctx, refund, loaded, wallet, plan).await? {
             (earn_state, earn_transfer_id) = state;
         }
-        rules::claw_back_referral(
-            c,
-            ctx,
-            program,
-            &purchase.id,
-            &refund.id,
-            purchase.eligible_minor,
-            plan.eligible_refunded_before,
-            plan.eligible_refund_minor,
-        )
-        .await?;
+        let referral = rules::ReferralRefund {
+            purchase_id: &purchase.id,
+            refund_id: &refund.id,
+            original_eligible_minor: purchase.eligible_minor,
+            eligible_refunded_before: plan.eligible_refunded_before,
+            eligible_refund_minor: plan.eligible_refund_minor,
+        };
+        rules::claw_back_referral(c, ctx, program, referral).await?;
         let forgiven = plan.clawback.forgiven;
         rules::release_limits_if_reversed(c, ctx, &purchase.id, plan.fully_refunded, forgiven)
             .await?;

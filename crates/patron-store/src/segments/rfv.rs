@@ -98,105 +98,11 @@ impl Store {
         })?;
         for batch in rows.chunks(ROWS_PER_TRANSACTION) {
             unit_of_work!(self, |tx| {
-                async {
-                    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-                        let sql = format!(
-                            "INSERT INTO rfv_members (tenant_id, run_id, member_id, recency_days, frequency, \
-                             monetary_minor, r, f, m, segment) VALUES {}",
-                            placeholders_on(backend, chunk.len(), 10)
-                        );
-                        let mut query = sqlx::query(&sql);
-                        for row in chunk {
-                            query = query
-                                .bind(tenant.0)
-                                .bind(run_id)
-                                .bind(&row.member_id)
-                                .bind(row.recency_days)
-                                .bind(row.frequency)
-                                .bind(row.monetary_minor)
-                                .bind(row.r)
-                                .bind(row.f)
-                                .bind(row.m)
-                                .bind(&row.segment);
-                        }
-                        query.execute(&mut *tx).await?;
-                    }
-                    Ok(())
-                }
-                .await
+                insert_rfv_rows(&mut tx, backend, tenant, run_id, batch).await
             })?;
         }
         let events: u64 = unit_of_work!(self, |tx| {
-            async {
-                sqlx::query("UPDATE rfv_runs SET completed_at = $3 WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.0)
-                    .bind(run_id)
-                    .bind(time::to_db(now))
-                    .execute(&mut *tx)
-                    .await?;
-                // The previous complete run by (as_of_day, id); none later than this one.
-                let later = sqlx::query(
-                    "SELECT id FROM rfv_runs WHERE tenant_id = $1 AND completed_at IS NOT NULL AND id <> $2 \
-                     AND (as_of_day > $3 OR (as_of_day = $3 AND id > $2)) LIMIT 1",
-                )
-                .bind(tenant.0)
-                .bind(run_id)
-                .bind(as_of_day)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if later.is_some() {
-                    return Ok(0);
-                }
-                let previous = sqlx::query(
-                    "SELECT id FROM rfv_runs WHERE tenant_id = $1 AND completed_at IS NOT NULL AND id <> $2 \
-                     ORDER BY as_of_day DESC, id DESC LIMIT 1",
-                )
-                .bind(tenant.0)
-                .bind(run_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let previous: Option<i64> = match previous {
-                    Some(row) => Some(row.try_get("id")?),
-                    None => None,
-                };
-                let run_text = run_id.to_string();
-                let first = if previous.is_none() { "true" } else { "false" };
-                // Segment codes are [a-z0-9_]: no JSON escaping is needed.
-                let left = sqlx::query(
-                    "INSERT INTO member_events (tenant_id, member_id, type, occurred_at, properties) \
-                     SELECT $1, p.member_id, 'segment.left', $4, \
-                     '{\"segment\":\"' || p.segment || '\",\"source\":\"rfv\",\"run_id\":' || $5 || ',\"to\":' || \
-                     CASE WHEN c.segment IS NULL THEN 'null' ELSE '\"' || c.segment || '\"' END || '}' \
-                     FROM rfv_members p LEFT JOIN rfv_members c ON c.run_id = $2 AND c.member_id = p.member_id \
-                     WHERE p.run_id = $3 AND (c.segment IS NULL OR c.segment <> p.segment) ORDER BY p.member_id"
-                )
-                .bind(tenant.0)
-                .bind(run_id)
-                .bind(previous.unwrap_or(-1))
-                .bind(time::to_db(now))
-                .bind(&run_text)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let entered = sqlx::query(&format!(
-                    "INSERT INTO member_events (tenant_id, member_id, type, occurred_at, properties) \
-                     SELECT $1, c.member_id, 'segment.entered', $4, \
-                     '{{\"segment\":\"' || c.segment || '\",\"source\":\"rfv\",\"run_id\":' || $5 || ',\"from\":' || \
-                     CASE WHEN p.segment IS NULL THEN 'null' ELSE '\"' || p.segment || '\"' END || ',\"first_run\":{first}}}' \
-                     FROM rfv_members c LEFT JOIN rfv_members p ON p.run_id = $3 AND p.member_id = c.member_id \
-                     WHERE c.run_id = $2 AND (p.segment IS NULL OR p.segment <> c.segment) ORDER BY c.member_id"
-                ))
-                .bind(tenant.0)
-                .bind(run_id)
-                .bind(previous.unwrap_or(-1))
-                .bind(time::to_db(now))
-                .bind(&run_text)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                Ok(left + entered)
-            }
-            .await
+            complete_rfv_run(&mut tx, tenant, run_id, as_of_day, now).await
         })?;
         Ok(RfvSaved {
             run: RfvRun {
@@ -324,4 +230,127 @@ impl Store {
     }
 
     // ----- Rule segments ---------------------------------------------------------------------
+}
+
+/// Writes one batch of a run's rows, `ROWS_PER_STATEMENT` to a multi-row `INSERT`.
+async fn insert_rfv_rows(
+    tx: &mut crate::Conn,
+    backend: Backend,
+    tenant: TenantId,
+    run_id: i64,
+    batch: &[RfvRow],
+) -> Result<(), StoreError> {
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO rfv_members (tenant_id, run_id, member_id, recency_days, frequency, \
+             monetary_minor, r, f, m, segment) VALUES {}",
+            placeholders_on(backend, chunk.len(), 10)
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = query
+                .bind(tenant.0)
+                .bind(run_id)
+                .bind(&row.member_id)
+                .bind(row.recency_days)
+                .bind(row.frequency)
+                .bind(row.monetary_minor)
+                .bind(row.r)
+                .bind(row.f)
+                .bind(row.m)
+                .bind(&row.segment);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Marks a run complete and, when no later complete run exists, records the segment moves
+/// against the previous complete run; returns the number of events written.
+async fn complete_rfv_run(
+    tx: &mut crate::Conn,
+    tenant: TenantId,
+    run_id: i64,
+    as_of_day: i64,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    sqlx::query("UPDATE rfv_runs SET completed_at = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.0)
+        .bind(run_id)
+        .bind(time::to_db(now))
+        .execute(&mut *tx)
+        .await?;
+    // The previous complete run by (as_of_day, id); none later than this one.
+    let later = sqlx::query(
+        "SELECT id FROM rfv_runs WHERE tenant_id = $1 AND completed_at IS NOT NULL AND id <> $2 \
+         AND (as_of_day > $3 OR (as_of_day = $3 AND id > $2)) LIMIT 1",
+    )
+    .bind(tenant.0)
+    .bind(run_id)
+    .bind(as_of_day)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if later.is_some() {
+        return Ok(0);
+    }
+    let previous = sqlx::query(
+        "SELECT id FROM rfv_runs WHERE tenant_id = $1 AND completed_at IS NOT NULL AND id <> $2 \
+         ORDER BY as_of_day DESC, id DESC LIMIT 1",
+    )
+    .bind(tenant.0)
+    .bind(run_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let previous: Option<i64> = match previous {
+        Some(row) => Some(row.try_get("id")?),
+        None => None,
+    };
+    record_rfv_moves(tx, tenant, run_id, previous, now).await
+}
+
+/// The `segment.left` and `segment.entered` events between the previous run (if any) and
+/// this one, by two set-based statements; returns how many were written.
+async fn record_rfv_moves(
+    tx: &mut crate::Conn,
+    tenant: TenantId,
+    run_id: i64,
+    previous: Option<i64>,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let run_text = run_id.to_string();
+    let first = if previous.is_none() { "true" } else { "false" };
+    // Segment codes are [a-z0-9_]: no JSON escaping is needed.
+    let left = sqlx::query(
+        "INSERT INTO member_events (tenant_id, member_id, type, occurred_at, properties) \
+         SELECT $1, p.member_id, 'segment.left', $4, \
+         '{\"segment\":\"' || p.segment || '\",\"source\":\"rfv\",\"run_id\":' || $5 || ',\"to\":' || \
+         CASE WHEN c.segment IS NULL THEN 'null' ELSE '\"' || c.segment || '\"' END || '}' \
+         FROM rfv_members p LEFT JOIN rfv_members c ON c.run_id = $2 AND c.member_id = p.member_id \
+         WHERE p.run_id = $3 AND (c.segment IS NULL OR c.segment <> p.segment) ORDER BY p.member_id"
+    )
+    .bind(tenant.0)
+    .bind(run_id)
+    .bind(previous.unwrap_or(-1))
+    .bind(time::to_db(now))
+    .bind(&run_text)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let entered = sqlx::query(&format!(
+        "INSERT INTO member_events (tenant_id, member_id, type, occurred_at, properties) \
+         SELECT $1, c.member_id, 'segment.entered', $4, \
+         '{{\"segment\":\"' || c.segment || '\",\"source\":\"rfv\",\"run_id\":' || $5 || ',\"from\":' || \
+         CASE WHEN p.segment IS NULL THEN 'null' ELSE '\"' || p.segment || '\"' END || ',\"first_run\":{first}}}' \
+         FROM rfv_members c LEFT JOIN rfv_members p ON p.run_id = $3 AND p.member_id = c.member_id \
+         WHERE c.run_id = $2 AND (p.segment IS NULL OR p.segment <> c.segment) ORDER BY c.member_id"
+    ))
+    .bind(tenant.0)
+    .bind(run_id)
+    .bind(previous.unwrap_or(-1))
+    .bind(time::to_db(now))
+    .bind(&run_text)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(left + entered)
 }
