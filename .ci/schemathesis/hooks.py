@@ -43,6 +43,7 @@ UNSTATABLE = [
     ("invalid_value", r"tier", "a tier of the club's program"),
     ("invalid_value", r"until", "a real date or instant, in the future"),
     ("insufficient_points", r"points", "the member's balance"),
+    ("reward_unavailable", r"reward_id", "the member's tier, segments, the reward's stock, window and limits"),
     ("transfer_to_self", r"to_member_id", "the sender's own id"),
     ("self_referral", r"referral_code|email|phone", "the referrer's own code, e-mail or phone"),
     ("invalid_value", r"return_codes", "codes are returned for batches of at most 1000"),

@@ -62,6 +62,10 @@ impl SoftBenefit {
         ("other", SoftBenefit::Other),
     ];
 
+    /// The words alone, in the same order (the API documents them).
+    pub const WORDS: &'static [&'static str] =
+        &["birthday_gift", "priority_service", "event_invite", "other"];
+
     /// The benefit's word.
     pub fn code(self) -> &'static str {
         match self {
@@ -318,6 +322,12 @@ pub fn eligibility(reward: &Reward, facts: &Facts<'_>) -> Decision {
 mod tests {
 
     use super::*;
+
+    #[test]
+    fn the_soft_benefit_words_are_the_codes_words() {
+        let words: Vec<&str> = SoftBenefit::CODES.iter().map(|(word, _)| *word).collect();
+        assert_eq!(words, SoftBenefit::WORDS);
+    }
 
     #[test]
     fn every_reward_kind_code_reads_back_as_its_kind() {

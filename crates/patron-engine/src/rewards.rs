@@ -125,6 +125,49 @@ fn check_limit(field: &str, limit: Option<&PeriodLimit>) -> Result<(), EngineErr
 
 /// The benefit as stored: checked, its percent (if any) read in any digits and written in
 /// ASCII, since the store reads it back with a plain decimal parser.
+/// Every member a benefit carries is checked, whichever kind reads it: a value the kind does
+/// not use is still refused when it is malformed, as the API's document says.
+fn check_benefit_members(benefit: &CouponBenefit) -> Result<(), EngineError> {
+    use patron_domain::limits::AMOUNT_MINOR_CEILING;
+    for (field, value) in [
+        ("amount_minor", benefit.amount_minor),
+        ("cap_minor", benefit.cap_minor),
+    ] {
+        if value.is_some_and(|v| !(1..=AMOUNT_MINOR_CEILING).contains(&v)) {
+            return Err(EngineError::invalid(
+                format!("benefit.{field}"),
+                format!("must be 1 to {AMOUNT_MINOR_CEILING}"),
+            ));
+        }
+    }
+    if let Some(sku) = &benefit.sku {
+        patron_domain::text::check_identifier(sku, patron_domain::text::IDENTIFIER_CHARS_MAX)
+            .map_err(|e| EngineError::invalid("benefit.sku", e.to_string()))?;
+    }
+    if let Some(word) = &benefit.benefit
+        && !rewards::SoftBenefit::WORDS.contains(&word.as_str())
+    {
+        return Err(EngineError::invalid(
+            "benefit.benefit",
+            format!("must be one of {}", rewards::SoftBenefit::WORDS.join(", ")),
+        ));
+    }
+    if let Some(percent) = &benefit.percent {
+        use patron_domain::rust_decimal::Decimal;
+        match patron_domain::text::number::parse_decimal(percent) {
+            Ok(p) if p > Decimal::ZERO && p <= Decimal::from(100) => {}
+            Ok(_) => {
+                return Err(EngineError::invalid(
+                    "benefit.percent",
+                    "must be a number above 0 and at most 100",
+                ));
+            }
+            Err(e) => return Err(EngineError::invalid("benefit.percent", e.to_string())),
+        }
+    }
+    Ok(())
+}
+
 fn check_benefit(benefit: &CouponBenefit) -> Result<CouponBenefit, EngineError> {
     use patron_domain::rust_decimal::Decimal;
     let invalid =
@@ -133,6 +176,7 @@ fn check_benefit(benefit: &CouponBenefit) -> Result<CouponBenefit, EngineError> 
     if !PROMOTION_BENEFIT_KINDS.contains(&benefit.kind.as_str()) {
         return invalid("kind", "must be discount, free_product or soft_benefit");
     }
+    check_benefit_members(benefit)?;
     match RewardKindCode::from_code(&benefit.kind) {
         Some(RewardKindCode::Discount) => match (&benefit.amount_minor, &benefit.percent) {
             (Some(amount), None) if *amount > 0 => ok(),

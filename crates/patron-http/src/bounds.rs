@@ -18,6 +18,7 @@
 //! need the `u` flag), anchored at both ends.
 
 use patron_domain::limits::{AMOUNT_MINOR_CEILING, POINTS_CEILING};
+use patron_domain::rewards::SoftBenefit;
 use patron_domain::shared::Locale;
 use patron_domain::text::{self, number::NUMBER_CHARS_MAX};
 use patron_domain::{card, coupon};
@@ -155,7 +156,7 @@ pub const BODY_BOUNDS: &[(&str, &str, Bound)] = &[
     ("BenefitBody", "amount_minor", POSITIVE_AMOUNT),
     ("BenefitBody", "cap_minor", POSITIVE_AMOUNT),
     ("BenefitBody", "sku", ID),
-    ("BenefitBody", "benefit", Bound::Code(64)),
+    ("BenefitBody", "benefit", Bound::OneOf(SoftBenefit::WORDS)),
     ("BenefitBody", "kind", Bound::OneOf(PROMOTION_BENEFIT_KINDS)),
     ("BenefitBody", "percent", Bound::Percent),
     ("CaptureBody", "points", POINTS),
