@@ -536,8 +536,19 @@ fn merge(schema: &mut Value, bound: Bound) {
         }
         return;
     }
+    let nullable = schema
+        .get("type")
+        .and_then(Value::as_array)
+        .is_some_and(|types| types.iter().any(|t| t == "null"));
     if let Some(object) = schema.as_object_mut() {
-        for (key, value) in keywords(bound) {
+        for (key, mut value) in keywords(bound) {
+            // `enum` speaks of every type: a member that may be null lists null among its values.
+            if key == "enum"
+                && nullable
+                && let Some(values) = value.as_array_mut()
+            {
+                values.push(Value::Null);
+            }
             object.insert(key, value);
         }
     }
