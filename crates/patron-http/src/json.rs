@@ -370,10 +370,12 @@ pub struct Strict<'a> {
 
 /// The integer a number written with a fraction or an exponent stands for (`80.0`, `1e3`):
 /// JSON Schema counts it an integer, so the API does too, as long as the number was read
-/// exactly (at most 2^53 in magnitude, where every integer has its own `f64`).
+/// exactly: below 2^53 in magnitude, where every integer has its own `f64` (the parser
+/// rounds to the nearest, `float_roundtrip`). At 2^53 and beyond, `9007199254740993.0` would
+/// read as its neighbour.
 fn exact_integer(value: f64) -> Option<i128> {
     const EXACT: f64 = 9_007_199_254_740_992.0;
-    (value.fract() == 0.0 && value.abs() <= EXACT).then_some(value as i128)
+    (value.fract() == 0.0 && value.abs() < EXACT).then_some(value as i128)
 }
 
 /// An integer type's name in JSON's words, with its range.
@@ -768,4 +770,40 @@ pub fn query<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
         text: true,
     })
     .map_err(|error| error.problem(Code::InvalidParameter, "the query string", "parameter"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Count {
+        n: i64,
+    }
+
+    fn read(text: &str) -> Option<i64> {
+        super::body::<Count>(text.as_bytes()).ok().map(|c| c.n)
+    }
+
+    #[test]
+    fn integers_are_read_as_json_schema_reads_them() {
+        assert_eq!(read(r#"{"n": 80}"#), Some(80));
+        assert_eq!(read(r#"{"n": 80.0}"#), Some(80));
+        assert_eq!(read(r#"{"n": 1e3}"#), Some(1000));
+        assert_eq!(read(r#"{"n": -41331.0}"#), Some(-41331));
+        // Near 2^51 the parser must round to the nearest: the default one was one unit off.
+        assert_eq!(
+            read(r#"{"n": 2251799813685247.0}"#),
+            Some(2_251_799_813_685_247)
+        );
+        assert_eq!(read(r#"{"n": 80.5}"#), None);
+        assert_eq!(read(r#"{"n": 1e300}"#), None);
+        // From 2^53 on, a float no longer names one integer: 2^53 + 1 would read as 2^53.
+        assert_eq!(read(r#"{"n": 9007199254740993.0}"#), None);
+        assert_eq!(read(r#"{"n": 9007199254740992.0}"#), None);
+        assert_eq!(
+            read(r#"{"n": 9007199254740991.0}"#),
+            Some(9_007_199_254_740_991)
+        );
+    }
 }
