@@ -64,7 +64,7 @@ pub struct PromotionRequest {
 /// The coupon benefit `reward` gives for `points` spent; a cash value is in units of
 /// 10^-`minor_unit` of the currency (the catalog, which states no currency, passes 0).
 pub fn benefit_of(reward: &Reward, points: i64, minor_unit: u32) -> CouponBenefit {
-    patron_store::rewards::benefit_of(reward, points, minor_unit)
+    patron_domain::posting::benefit_of(reward, points, minor_unit).into()
 }
 
 /// The canonical forms a typed code may stand for, or why it cannot be a code: a code of
@@ -125,6 +125,19 @@ fn check_limit(field: &str, limit: Option<&PeriodLimit>) -> Result<(), EngineErr
 
 /// The benefit as stored: checked, its percent (if any) read in any digits and written in
 /// ASCII, since the store reads it back with a plain decimal parser.
+/// A discount's percent, read in any digits: above 0 and at most 100.
+fn read_percent(percent: &str) -> Result<patron_domain::rust_decimal::Decimal, EngineError> {
+    use patron_domain::rust_decimal::Decimal;
+    match patron_domain::text::number::parse_decimal(percent) {
+        Ok(p) if p > Decimal::ZERO && p <= Decimal::from(100) => Ok(p),
+        Ok(_) => Err(EngineError::invalid(
+            "benefit.percent",
+            "must be a number above 0 and at most 100",
+        )),
+        Err(e) => Err(EngineError::invalid("benefit.percent", e.to_string())),
+    }
+}
+
 /// Every member a benefit carries is checked, whichever kind reads it: a value the kind does
 /// not use is still refused when it is malformed, as the API's document says.
 fn check_benefit_members(benefit: &CouponBenefit) -> Result<(), EngineError> {
@@ -153,23 +166,12 @@ fn check_benefit_members(benefit: &CouponBenefit) -> Result<(), EngineError> {
         ));
     }
     if let Some(percent) = &benefit.percent {
-        use patron_domain::rust_decimal::Decimal;
-        match patron_domain::text::number::parse_decimal(percent) {
-            Ok(p) if p > Decimal::ZERO && p <= Decimal::from(100) => {}
-            Ok(_) => {
-                return Err(EngineError::invalid(
-                    "benefit.percent",
-                    "must be a number above 0 and at most 100",
-                ));
-            }
-            Err(e) => return Err(EngineError::invalid("benefit.percent", e.to_string())),
-        }
+        read_percent(percent)?;
     }
     Ok(())
 }
 
 fn check_benefit(benefit: &CouponBenefit) -> Result<CouponBenefit, EngineError> {
-    use patron_domain::rust_decimal::Decimal;
     let invalid =
         |field: &str, message: &str| Err(EngineError::invalid(format!("benefit.{field}"), message));
     let ok = || Ok(benefit.clone());
@@ -178,28 +180,20 @@ fn check_benefit(benefit: &CouponBenefit) -> Result<CouponBenefit, EngineError> 
     }
     check_benefit_members(benefit)?;
     match RewardKindCode::from_code(&benefit.kind) {
+        // The members are checked above: what is left is which of them the kind needs.
         Some(RewardKindCode::Discount) => match (&benefit.amount_minor, &benefit.percent) {
-            (Some(amount), None) if *amount > 0 => ok(),
-            (None, Some(percent)) => match patron_domain::text::number::parse_decimal(percent) {
-                Ok(p) if p > Decimal::ZERO && p <= Decimal::from(100) => Ok(CouponBenefit {
-                    percent: Some(p.normalize().to_string()),
-                    ..benefit.clone()
-                }),
-                Ok(_) => invalid("percent", "must be a number above 0 and at most 100"),
-                Err(e) => Err(EngineError::invalid("benefit.percent", e.to_string())),
-            },
+            (Some(_), None) => ok(),
+            (None, Some(percent)) => Ok(CouponBenefit {
+                percent: Some(read_percent(percent)?.normalize().to_string()),
+                ..benefit.clone()
+            }),
             _ => invalid(
                 "amount_minor",
                 "a discount has a positive amount_minor or a percent, not both",
             ),
         },
-        Some(RewardKindCode::FreeProduct) => match benefit.sku.as_deref().map(|sku| {
-            patron_domain::text::check_identifier(sku, patron_domain::text::IDENTIFIER_CHARS_MAX)
-        }) {
-            Some(Ok(())) => ok(),
-            Some(Err(e)) => Err(EngineError::invalid("benefit.sku", e.to_string())),
-            None => invalid("sku", "a free product needs a sku"),
-        },
+        Some(RewardKindCode::FreeProduct) if benefit.sku.is_some() => ok(),
+        Some(RewardKindCode::FreeProduct) => invalid("sku", "a free product needs a sku"),
         Some(RewardKindCode::SoftBenefit) => ok(),
         _ => invalid("kind", "must be discount, free_product or soft_benefit"),
     }

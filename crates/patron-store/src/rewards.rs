@@ -65,11 +65,6 @@ impl From<patron_domain::posting::Benefit> for CouponBenefit {
     }
 }
 
-/// The coupon benefit a reward gives for `points` spent (`patron_domain::posting::benefit_of`).
-pub fn benefit_of(reward: &Reward, points: i64, minor_unit: u32) -> CouponBenefit {
-    patron_domain::posting::benefit_of(reward, points, minor_unit).into()
-}
-
 async fn stock_issued(
     c: &mut Conn,
     ctx: LedgerCtx,
