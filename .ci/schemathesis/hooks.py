@@ -42,6 +42,8 @@ UNSTATABLE = [
     ("wrong_currency", r"currency", "the program's currency"),
     ("invalid_value", r"tier", "a tier of the club's program"),
     ("invalid_value", r"until", "a real date or instant, in the future"),
+    ("idempotency_key_reused", r"Idempotency-Key",
+     "keys are the client's to keep unique; the stateful phase sends drawn keys map_case never sees"),
     ("insufficient_points", r"points", "the member's balance"),
     ("capture_too_large", r"points", "what the hold holds"),
     ("refund_too_large", r"lines(\[\d+\](\.(quantity|line_no))?)?", "what is left of the purchase"),
